@@ -1,0 +1,1 @@
+"""Explanation methods and clustering strategies (siblings of ``metrics``; never import it)."""

@@ -1,0 +1,100 @@
+"""The contracts a plugin author implements: Explainer and Clusterer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class UnsupportedModelError(TypeError):
+    """An explainer was asked to explain a model kind it does not support."""
+
+
+class Explainer:
+    """Maps a batch to signed relevance at input resolution.
+
+    ``explain(model, x, target) -> [B, V, H, W]`` float32, colour channels summed,
+    ``x`` in the model's normalised input space. ``V = 1`` unless ``multiview``.
+    Configure once (``__init__`` keyword options from the suite), call many times.
+    ``setup`` is called once per trained model before ``explain`` for methods that need
+    auxiliary training (ClaDec decoders) or statistics (CRP concept sets).
+    """
+
+    name: ClassVar[str] = ""
+    model_kinds: ClassVar[tuple[str, ...]] = ("classifier",)
+    multiview: ClassVar[bool] = False
+    version: ClassVar[str] = "1"  # bump when the maps change: invalidates cached maps
+
+    def __init__(self, **options: Any):
+        if options:
+            raise TypeError(f"explainer {self.name!r} takes no options, got {sorted(options)}")
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """Everything that determines the maps (hashed into cache keys)."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def check_model(self, model: nn.Module) -> None:
+        kind = getattr(model, "kind", None)
+        if kind not in self.model_kinds:
+            raise UnsupportedModelError(
+                f"explainer {self.name!r} explains {', '.join(self.model_kinds)} models, not {kind!r}"
+            )
+
+    def setup(self, model: nn.Module, data: Any, workspace: Any) -> None:
+        """Optional one-off preparation per model (default: nothing)."""
+
+    def explain(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@dataclass
+class ClusteringResult:
+    """Labels of one clustering plus the cluster flagged as the artifact without labels."""
+
+    labels: np.ndarray  # [N] int
+    flagged: int  # the cluster flagged without looking at ground truth
+    info: dict = field(default_factory=dict)  # e.g. {"eigengap_k": 3}
+
+    @property
+    def flagged_mask(self) -> np.ndarray:
+        return self.labels == self.flagged
+
+
+def flag_cluster(labels: np.ndarray, rule: str = "smaller") -> int:
+    """The cluster flagged as artifact without labels. Rules: ``smaller`` (default), ``larger``."""
+    ids, counts = np.unique(labels, return_counts=True)
+    if rule == "smaller":
+        return int(ids[np.argmin(counts)])
+    if rule == "larger":
+        return int(ids[np.argmax(counts)])
+    raise ValueError(f"unknown flag rule {rule!r}; use 'smaller' or 'larger'")
+
+
+class Clusterer:
+    """scikit-learn style: parameters in ``__init__``, work in ``fit_predict``.
+
+    ``fit_predict(views)`` takes ``[N, V, D]`` (each view's map flattened) and returns
+    ``[N]`` labels; afterwards ``result_`` holds a :class:`ClusteringResult`.
+    ``input`` says what the runner feeds: ``"maps"`` (explanations) or
+    ``"activations"`` (penultimate activations, ``V = 1``).
+    """
+
+    name: ClassVar[str] = ""
+    input: ClassVar[str] = "maps"
+    version: ClassVar[str] = "1"
+
+    def __init__(self, n_clusters: int = 2, random_state: int = 0, flag_rule: str = "smaller"):
+        self.n_clusters = n_clusters
+        self.random_state = random_state
+        self.flag_rule = flag_rule
+
+    def get_params(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if not k.startswith("_") and not k.endswith("_")}
+
+    def fit_predict(self, views: np.ndarray) -> np.ndarray:
+        raise NotImplementedError

@@ -1,0 +1,1 @@
+"""Built-ins register on import."""

@@ -1,0 +1,1 @@
+"""Metrics; importing this package registers the built-ins."""

@@ -1,0 +1,1 @@
+"""Models: backbones, the plain classifier, ProtoPNet, ClaDec decoders, training recipes."""
