@@ -1,0 +1,219 @@
+"""Suite configuration: TOML files validated before any work starts.
+
+A suite names scenarios, models and their training budgets, explainers, clusterers,
+metrics (each with options), seeds and the device. Built-in suites ship in
+``hansbench/suites``; a user's suite may ``extends = "quick"`` (or a path) and
+override any field. Every error names the key path and what would be valid.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from hansbench.registry import REGISTRIES, UnknownNameError
+
+MODEL_KINDS = ("classifier", "protopnet")
+SCENARIO_KEYS = {
+    "name", "dataset", "poisoning", "fraction", "artifact", "image_size", "n_train", "n_test",
+    "affected_class", "target_class", "dataset_options", "artifact_options",
+}
+TOP_LEVEL = {"suite", "data", "scenarios", "models", "explainers", "clusterers", "metrics", "clustering", "timing"}
+
+
+class SuiteError(ValueError):
+    """A suite that cannot run; the message names the key path and the fix."""
+
+
+@dataclass
+class Suite:
+    name: str
+    seeds: list[int]
+    device: str
+    scenarios: list[dict[str, Any]]
+    models: dict[str, dict[str, Any]]
+    explainers: dict[str, dict[str, Any]]
+    clusterers: dict[str, dict[str, Any]]
+    metrics: dict[str, dict[str, Any]]
+    clustering: dict[str, Any] = field(default_factory=dict)
+    timing: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def map_size(self) -> int | None:
+        return self.clustering.get("map_size")
+
+
+def builtin_suites() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("hansbench.suites").iterdir() if p.name.endswith(".toml"))
+
+
+def _read(ref: str | Path) -> tuple[dict, Path | None]:
+    """Parse a suite given as a built-in name or a path."""
+    path = Path(ref)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise SuiteError(f"suite file {str(path)!r} not found")
+        text, origin = path.read_text(), path
+    else:
+        names = builtin_suites()
+        if str(ref) not in names:
+            raise SuiteError(f"unknown suite {str(ref)!r}: give a .toml path or one of the built-in suites {names}")
+        text, origin = resources.files("hansbench.suites").joinpath(f"{ref}.toml").read_text(), None
+    try:
+        return tomllib.loads(text), origin
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteError(f"suite {str(ref)!r} is not valid TOML: {exc}") from None
+
+
+def _merge(base: dict, override: dict) -> dict:
+    """Deep-merge tables; arrays and scalars in ``override`` replace those in ``base``."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_raw(ref: str | Path, _seen: tuple = ()) -> dict:
+    raw, origin = _read(ref)
+    parent = raw.get("suite", {}).get("extends")
+    if parent:
+        if parent in _seen:
+            raise SuiteError(f"suite.extends forms a cycle: {' -> '.join(map(str, _seen + (parent,)))}")
+        if origin is not None and not Path(parent).is_absolute() and Path(parent).suffix == ".toml":
+            parent = str(origin.parent / parent)
+        base = load_raw(parent, _seen + (str(ref),))
+        raw = _merge(base, raw)
+        raw["suite"].pop("extends", None)
+    return raw
+
+
+def load_suite(ref: str | Path = "quick", overrides: dict | None = None) -> Suite:
+    """Read, merge and validate a suite; raises :class:`SuiteError` before any work."""
+    raw = load_raw(ref)
+    if overrides:
+        raw = _merge(raw, overrides)
+    return validate(raw)
+
+
+def _table(raw: dict, key: str, default: Any = None) -> Any:
+    value = raw.get(key, {} if default is None else default)
+    if not isinstance(value, dict):
+        raise SuiteError(f"{key}: expected a table, got {type(value).__name__}")
+    return value
+
+
+def _check_options(path: str, cls: Any, options: Any) -> dict:
+    """Options must be a table whose keys the plugin's __init__ accepts."""
+    if not isinstance(options, dict):
+        raise SuiteError(f"{path}: expected a table of options (use {{}} for defaults), got {options!r}")
+    params = inspect.signature(cls.__init__).parameters if isinstance(cls, type) else inspect.signature(cls).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        accepted = [n for n in params if n not in ("self", "args", "kwargs")]
+        for key in options:
+            if key not in accepted:
+                raise SuiteError(f"{path}.{key}: unknown option; {path} accepts {accepted or 'no options'}")
+    try:
+        if isinstance(cls, type):
+            cls(**options)
+    except (TypeError, ValueError) as exc:
+        raise SuiteError(f"{path}: {exc}") from None
+    return options
+
+
+def _named_section(raw: dict, key: str) -> dict[str, dict]:
+    registry = REGISTRIES[key]
+    section = _table(raw, key)
+    out = {}
+    for name, options in section.items():
+        try:
+            cls = registry.get(name)
+        except UnknownNameError as exc:
+            raise SuiteError(f"{key}.{name}: {exc}") from None
+        out[name] = _check_options(f"{key}.{name}", cls, options)
+    return out
+
+
+def validate(raw: dict) -> Suite:
+    unknown = set(raw) - TOP_LEVEL
+    if unknown:
+        raise SuiteError(f"unknown top-level key(s) {sorted(unknown)}; a suite has {sorted(TOP_LEVEL)}")
+    meta = _table(raw, "suite")
+    seeds = meta.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
+        raise SuiteError(f"suite.seeds: expected a non-empty list of integers, got {seeds!r}")
+    device = meta.get("device", "auto")
+    if device not in ("auto", "cpu") and not str(device).startswith("cuda"):
+        raise SuiteError(f"suite.device: {device!r}; use 'auto', 'cpu' or 'cuda[:N]'")
+
+    defaults = _table(raw, "data")
+    scenarios = raw.get("scenarios", [])
+    if not isinstance(scenarios, list) or not scenarios:
+        raise SuiteError("scenarios: a suite needs at least one [[scenarios]] entry")
+    resolved = []
+    for i, sc in enumerate(scenarios):
+        sc = {**defaults, **sc}
+        bad = set(sc) - SCENARIO_KEYS
+        if bad:
+            raise SuiteError(f"scenarios[{i}]: unknown key(s) {sorted(bad)}; accepted: {sorted(SCENARIO_KEYS)}")
+        for key, registry in (("dataset", "datasets"), ("artifact", "artifacts")):
+            if key in sc:
+                try:
+                    REGISTRIES[registry].check(sc[key])
+                except UnknownNameError as exc:
+                    raise SuiteError(f"scenarios[{i}].{key}: {exc}") from None
+        frac = sc.get("fraction", 1.0)
+        if not isinstance(frac, (int, float)) or not 0 <= frac <= 1:
+            raise SuiteError(f"scenarios[{i}].fraction: {frac!r}; expected a share between 0 and 1")
+        size = sc.get("image_size", 32)
+        if not isinstance(size, int) or not 16 <= size <= 512:
+            raise SuiteError(f"scenarios[{i}].image_size: {size!r}; expected an integer pixel size (32..224 typical)")
+        if not sc.get("name"):
+            sc["name"] = f"{sc.get('poisoning', 'CH')}-{round(100 * frac)}"
+        resolved.append(sc)
+    names = [s["name"] for s in resolved]
+    if len(set(names)) != len(names):
+        raise SuiteError(f"scenarios: names must be unique, got {names}")
+
+    models = _table(raw, "models")
+    if not models:
+        raise SuiteError(f"models: train at least one of {list(MODEL_KINDS)}, e.g. [models.classifier]")
+    for kind, cfg in models.items():
+        if kind not in MODEL_KINDS:
+            raise SuiteError(f"models.{kind}: unknown model kind; use one of {list(MODEL_KINDS)}")
+        if not isinstance(cfg, dict):
+            raise SuiteError(f"models.{kind}: expected a table")
+        _check_recipe(f"models.{kind}", kind, cfg)
+
+    return Suite(
+        name=meta.get("name", "custom"),
+        description=meta.get("description", ""),
+        seeds=seeds,
+        device=device,
+        scenarios=resolved,
+        models=models,
+        explainers=_named_section(raw, "explainers"),
+        clusterers=_named_section(raw, "clusterers"),
+        metrics=_named_section(raw, "metrics"),
+        clustering=_table(raw, "clustering"),
+        timing=_table(raw, "timing"),
+        raw=raw,
+    )
+
+
+def _check_recipe(path: str, kind: str, cfg: dict) -> None:
+    from hansbench.models.training import recipe_from_config  # models validate their own keys
+
+    try:
+        recipe_from_config(kind, cfg)
+    except (TypeError, ValueError) as exc:
+        raise SuiteError(f"{path}: {exc}") from None

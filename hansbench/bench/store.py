@@ -1,0 +1,122 @@
+"""The results store: one SQLite database per results directory.
+
+Tables: ``runs`` (suite, config, commit, versions, device, times), ``jobs`` (key,
+status, error with traceback, seconds) and ``rows`` (flat metric records). A job's rows
+and its status are written in one transaction: a crash loses at most the job in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sqlite3
+import subprocess
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+ROW_COLUMNS = [
+    "scenario", "seed", "model", "explainer", "clusterer", "metric", "split", "stage", "detail",
+    "value", "unit", "higher_is_better",
+]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, suite TEXT, config TEXT, git_commit TEXT, versions TEXT,
+    device TEXT, started REAL, finished REAL, status TEXT
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    key TEXT PRIMARY KEY, run_id INTEGER, kind TEXT, scenario TEXT, seed INTEGER, model TEXT,
+    explainer TEXT, clusterer TEXT, metric TEXT, status TEXT, error TEXT, seconds REAL, finished REAL
+);
+CREATE TABLE IF NOT EXISTS rows (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, job_key TEXT REFERENCES jobs(key), scenario TEXT, seed INTEGER,
+    model TEXT, explainer TEXT, clusterer TEXT, metric TEXT, split TEXT, stage TEXT, detail TEXT,
+    value REAL, unit TEXT, higher_is_better INTEGER
+);
+CREATE INDEX IF NOT EXISTS rows_job ON rows(job_key);
+"""
+
+PACKAGES = ("torch", "torchvision", "captum", "zennit", "zennit-crp", "scikit-learn", "numpy", "scipy", "hansbench")
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+class ResultsStore:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path)
+        self.conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def start_run(self, suite: str, config: dict, device: str) -> int:
+        with self.conn:
+            cur = self.conn.execute(
+                "INSERT INTO runs (suite, config, git_commit, versions, device, started, status) VALUES (?,?,?,?,?,?,?)",
+                (suite, json.dumps(config, default=str), _git_commit(), json.dumps(_versions()), device, time.time(),
+                 "running"),
+            )
+        return int(cur.lastrowid)
+
+    def finish_run(self, run_id: int, status: str) -> None:
+        with self.conn:
+            self.conn.execute("UPDATE runs SET finished=?, status=? WHERE id=?", (time.time(), status, run_id))
+
+    def is_done(self, key: str) -> bool:
+        row = self.conn.execute("SELECT status FROM jobs WHERE key=?", (key,)).fetchone()
+        return bool(row and row[0] == "done")
+
+    def record_job(
+        self, key: str, run_id: int, ids: dict, rows: Iterable[dict], *, seconds: float, error: str | None = None
+    ) -> None:
+        """Write a job's status and rows atomically (replacing an earlier failed attempt)."""
+        rows = list(rows)
+        with self.conn:
+            self.conn.execute("DELETE FROM rows WHERE job_key=?", (key,))
+            self.conn.execute(
+                "INSERT OR REPLACE INTO jobs (key, run_id, kind, scenario, seed, model, explainer, clusterer, metric,"
+                " status, error, seconds, finished) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (key, run_id, ids.get("kind", ""), ids.get("scenario", ""), ids.get("seed", 0), ids.get("model", ""),
+                 ids.get("explainer", ""), ids.get("clusterer", ""), ids.get("metric", ""),
+                 "failed" if error else "done", error, seconds, time.time()),
+            )
+            self.conn.executemany(
+                "INSERT INTO rows (job_key, " + ", ".join(ROW_COLUMNS) + ") VALUES (?" + ",?" * len(ROW_COLUMNS) + ")",
+                [(key, *({**ids, **r}.get(c, "") for c in ROW_COLUMNS)) for r in rows],
+            )
+
+    def rows(self, job_keys: Iterable[str] | None = None) -> pd.DataFrame:
+        """Metric rows, optionally only those of the given jobs (the current suite's)."""
+        df = pd.read_sql_query("SELECT job_key, " + ", ".join(ROW_COLUMNS) + " FROM rows ORDER BY id", self.conn)
+        if job_keys is not None:
+            df = df[df["job_key"].isin(set(job_keys))]
+        df = df.drop(columns="job_key")
+        df["higher_is_better"] = df["higher_is_better"].astype(bool)
+        return df.reset_index(drop=True)
+
+    def failures(self, job_keys: Iterable[str]) -> pd.DataFrame:
+        df = pd.read_sql_query("SELECT * FROM jobs WHERE status='failed'", self.conn)
+        return df[df["key"].isin(set(job_keys))]

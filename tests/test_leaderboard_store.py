@@ -1,0 +1,85 @@
+"""Leaderboard ranking follows each metric's direction; writers escape; the store is atomic per job."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from hansbench.bench.cache import Workspace, hash_key
+from hansbench.bench.leaderboard import build_tables, method_table, to_latex, write_leaderboard
+from hansbench.bench.store import ROW_COLUMNS, ResultsStore
+
+
+def rows(records):
+    base = dict(scenario="CH-50", seed=0, model="classifier", clusterer="", split="", stage="", detail="", unit="")
+    return pd.DataFrame([{**base, **r} for r in records])[ROW_COLUMNS]
+
+
+def test_mean_rank_uses_metric_direction():
+    df = rows([
+        dict(explainer="a", metric="good-up", value=0.9, higher_is_better=True),
+        dict(explainer="b", metric="good-up", value=0.1, higher_is_better=True),
+        dict(explainer="a", metric="good-down", value=5.0, higher_is_better=False),
+        dict(explainer="b", metric="good-down", value=1.0, higher_is_better=False),
+        dict(explainer="c", metric="good-up", value=0.5, higher_is_better=True),
+        dict(explainer="c", metric="good-down", value=0.5, higher_is_better=False),
+    ])
+    t = method_table(df).frame.set_index("explainer")
+    assert t.loc["a", "good-up ↑"] == 0.9
+    # c: rank 2 on good-up, rank 1 on good-down -> best mean rank
+    assert t["mean rank ↓"].idxmin() == "c"
+    assert t.loc["a", "mean rank ↓"] == pytest.approx((1 + 3) / 2)
+
+
+def test_detection_table_has_table_ii_shape():
+    df = rows([
+        dict(explainer="prp", clusterer="spray", metric="cluster-acc", value=64.5, higher_is_better=True),
+        dict(explainer="prp", clusterer="spray", metric="cluster-f1", value=0.45, higher_is_better=True),
+        dict(explainer="prp", clusterer="coreg", metric="cluster-acc", value=99.0, higher_is_better=True),
+        dict(explainer="prp", clusterer="coreg", metric="cluster-f1", value=0.99, higher_is_better=True),
+    ])
+    t = [t for t in build_tables(df)["CH-50"] if t.title.startswith("Cluster")][0].frame
+    assert list(t.columns[-2:]) == ["coreg", "spray"]
+    assert t.iloc[0]["spray"] == "64.5 / 0.45"
+
+
+def test_writers_escape_html_and_latex(tmp_path):
+    evil = "<script>alert(1)</script>"
+    df = rows([dict(explainer=evil, metric="m_1%", value=1.0, higher_is_better=True),
+               dict(explainer="x", metric="m_1%", value=2.0, higher_is_better=True)])
+    paths = write_leaderboard(df, tmp_path, suite="<b>s</b>")
+    page = paths["leaderboard.html"].read_text()
+    assert "<script>" not in page and "&lt;script&gt;" in page and "<b>s</b>" not in page
+    tex = to_latex(method_table(df).frame, "cap_%")
+    assert r"m\_1\%" in tex and r"\toprule" in tex and r"cap\_\%" in tex
+
+
+def test_store_job_is_atomic_and_replaces_failed_attempt(tmp_path):
+    store = ResultsStore(tmp_path / "r.sqlite")
+    run = store.start_run("s", {}, "cpu")
+    ids = dict(scenario="CH", seed=0, model="classifier", explainer="e", clusterer="", metric="m")
+    store.record_job("k1", run, ids, [], seconds=0.1, error="Traceback: boom")
+    assert not store.is_done("k1")
+    row = dict(metric="m", value=1.5, unit="", higher_is_better=True, split="", stage="", detail="")
+    store.record_job("k1", run, ids, [row, row], seconds=0.1)
+    assert store.is_done("k1") and len(store.rows(["k1"])) == 2
+    with pytest.raises(Exception):
+        store.record_job("k2", run, ids, [row, {"metric": object()}], seconds=0.1)  # unbindable value
+    assert not store.is_done("k2") and len(store.rows(["k2"])) == 0
+
+
+def test_cache_keys_depend_on_content(tmp_path):
+    a, b = torch.zeros(3), torch.zeros(3)
+    assert hash_key({"x": a}) == hash_key({"x": b})
+    b[1] = 1
+    assert hash_key({"x": a}) != hash_key({"x": b})
+    assert hash_key({"a": 1, "b": 2}) == hash_key({"b": 2, "a": 1})
+    ws = Workspace(tmp_path)
+    calls = []
+    out1 = ws.cached_tensors({"k": 1}, lambda: calls.append(1) or {"t": torch.arange(3)})
+    out2 = ws.cached_tensors({"k": 1}, lambda: calls.append(1) or {"t": torch.arange(5)})
+    assert calls == [1] and torch.equal(out1["t"], out2["t"])
+    m1 = ws.cached_module({"m": 1}, lambda: torch.nn.Linear(2, 2), skeleton=lambda: torch.nn.Linear(2, 2))
+    m2 = ws.cached_module({"m": 1}, lambda: pytest.fail("retrained"), skeleton=lambda: torch.nn.Linear(2, 2))
+    assert torch.equal(m1.weight, m2.weight)

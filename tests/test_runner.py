@@ -1,0 +1,167 @@
+"""One path end to end on a tiny suite: train, explain, cluster, score, write; resume; no lost results."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pandas as pd
+import pytest
+
+from hansbench.bench.cli import main
+from hansbench.bench.config import load_suite
+from hansbench.bench.runner import Runner
+
+TINY = """
+[suite]
+name = "tiny"
+seeds = [0]
+device = "auto"
+[data]
+dataset = "signs"
+artifact = "postit"
+image_size = 24
+n_train = 240
+n_test = 60
+[[scenarios]]
+name = "CH-50"
+poisoning = "CH"
+fraction = 0.5
+[[scenarios]]
+name = "BD-20"
+poisoning = "BD"
+fraction = 0.2
+target_class = "speed limit"
+[models.classifier]
+backbone = "small-resnet"
+backbone_options = { widths = [8, 16] }
+epochs = 2
+[explainers]
+gradcam = {}
+[clusterers]
+spray = {}
+[metrics]
+cluster-detection = {}
+[timing]
+batch_size = 4
+repeats = 1
+warmup = 0
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    suite_path = root / "tiny.toml"
+    suite_path.write_text(TINY)
+    out = root / "out"
+    code = main(["run", "--suite", str(suite_path), "--out", str(out), "--no-progress"])
+    return suite_path, out, code
+
+
+def test_run_writes_store_csv_and_leaderboard(tiny_run):
+    _, out, code = tiny_run
+    assert code == 0
+    df = pd.read_csv(out / "metrics.csv", keep_default_na=False)
+    for col in ("scenario", "seed", "explainer", "clusterer", "metric", "value"):
+        assert col in df.columns
+    assert set(df.scenario) == {"CH-50", "BD-20"}
+    det = df[df.metric == "cluster-acc"]
+    assert len(det) == 2 and (det.explainer == "gradcam").all() and (det.clusterer == "spray").all()
+    assert det.value.astype(float).between(0, 100).all()
+    assert {"ms-per-image", "gradient-units"} <= set(df.metric)
+    board = (out / "leaderboard.md").read_text()
+    assert "CH-50" in board and "Cluster detection" in board and "spray" in board
+    assert (out / "leaderboard.html").is_file() and (out / "leaderboard.tex").is_file()
+    with sqlite3.connect(out / "results.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM runs WHERE status='done'").fetchone()[0] == 1
+
+
+def test_second_run_recomputes_nothing(tiny_run):
+    suite_path, out, _ = tiny_run
+    runner = Runner(load_suite(suite_path), out, progress=False)
+    summary = runner.run()
+    assert summary.done == 0 and summary.skipped == len(summary.job_keys) > 0
+    assert runner.ws.misses == 0  # no model trained, no map computed
+
+
+def test_crash_mid_run_loses_nothing_finished(tiny_run, tmp_path, monkeypatch):
+    """A failing job is recorded with its traceback; the finished ones stay; a rerun completes it."""
+    suite_path, _, _ = tiny_run
+    out = tmp_path / "crash"
+    runner = Runner(load_suite(suite_path), out, progress=False)
+    plan = runner.plan()
+    jobs = [j for _, js in plan for j in js]
+    victim = jobs[-1]
+    monkeypatch.setattr(runner, "plan", lambda: plan)
+    original = victim.run
+    victim.run = lambda: (_ for _ in ()).throw(RuntimeError("boom"))
+    summary = runner.run()
+    assert len(summary.failed) == 1 and "boom" in summary.failed[0][1]
+    assert summary.done == len(jobs) - 1
+    with sqlite3.connect(out / "results.sqlite") as db:
+        err = db.execute("SELECT error FROM jobs WHERE status='failed'").fetchone()[0]
+    assert "RuntimeError: boom" in err and "Traceback" in err
+    victim.run = original
+    again = runner.run()
+    assert again.done == 1 and not again.failed
+
+
+def test_interrupt_keeps_finished_jobs(tiny_run, tmp_path, monkeypatch):
+    suite_path, _, _ = tiny_run
+    out = tmp_path / "interrupt"
+    runner = Runner(load_suite(suite_path), out, progress=False)
+    plan = runner.plan()
+    jobs = [j for _, js in plan for j in js]
+    jobs[2].run = lambda: (_ for _ in ()).throw(KeyboardInterrupt())
+    monkeypatch.setattr(runner, "plan", lambda: plan)
+    summary = runner.run()
+    assert summary.interrupted and summary.done == 2
+    assert len(runner.store.rows([j.key for j in jobs[:2]])) > 0
+
+
+def test_invalid_suite_fails_before_work(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(TINY.replace("gradcam = {}", "gradkam = {}"))
+    assert main(["run", "--suite", str(bad), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "explainers.gradkam" in err and "gradcam" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_plugin_runs_in_a_suite(tmp_path, monkeypatch):
+    """An entry-point plugin is usable by name in a suite."""
+    import sys
+    import types
+    from importlib.metadata import EntryPoint
+
+    from hansbench import registry
+    from hansbench.methods.base import Explainer
+
+    module = types.ModuleType("plugin_for_suite")
+
+    def register() -> None:
+        @registry.explainers.register("abs-input", replace=True)
+        class AbsInput(Explainer):
+            """Absolute input (a plugin's toy explainer)."""
+
+            model_kinds = ("classifier",)
+
+            def explain(self, model, x, target):
+                return x.abs().sum(1, keepdim=True)
+
+    module.register = register
+    monkeypatch.setitem(sys.modules, "plugin_for_suite", module)
+    ep = EntryPoint(name="abs-input", value="plugin_for_suite:register", group=registry.PLUGIN_GROUP)
+    monkeypatch.setattr(registry, "entry_points", lambda group: [ep])
+    registry.reset_for_tests()
+    try:
+        text = TINY.replace("gradcam = {}", '"abs-input" = {}').replace(
+            '[[scenarios]]\nname = "BD-20"\npoisoning = "BD"\nfraction = 0.2\ntarget_class = "speed limit"\n', "")
+        p = tmp_path / "plugin.toml"
+        p.write_text(text)
+        assert main(["run", "--suite", str(p), "--out", str(tmp_path / "o"), "--no-progress"]) == 0
+        df = pd.read_csv(tmp_path / "o" / "metrics.csv", keep_default_na=False)
+        assert (df[df.metric == "cluster-f1"].explainer == "abs-input").all()
+    finally:
+        registry.explainers._entries.pop("abs-input", None)
+        registry.reset_for_tests()
