@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pandas as pd
 import pytest
 import torch
@@ -64,7 +66,7 @@ def test_store_job_is_atomic_and_replaces_failed_attempt(tmp_path):
     row = dict(metric="m", value=1.5, unit="", higher_is_better=True, split="", stage="", detail="")
     store.record_job("k1", run, ids, [row, row], seconds=0.1)
     assert store.is_done("k1") and len(store.rows(["k1"])) == 2
-    with pytest.raises(Exception):
+    with pytest.raises(sqlite3.ProgrammingError):
         store.record_job("k2", run, ids, [row, {"metric": object()}], seconds=0.1)  # unbindable value
     assert not store.is_done("k2") and len(store.rows(["k2"])) == 0
 
@@ -80,6 +82,6 @@ def test_cache_keys_depend_on_content(tmp_path):
     out1 = ws.cached_tensors({"k": 1}, lambda: calls.append(1) or {"t": torch.arange(3)})
     out2 = ws.cached_tensors({"k": 1}, lambda: calls.append(1) or {"t": torch.arange(5)})
     assert calls == [1] and torch.equal(out1["t"], out2["t"])
-    m1 = ws.cached_module({"m": 1}, lambda: torch.nn.Linear(2, 2), skeleton=lambda: torch.nn.Linear(2, 2))
-    m2 = ws.cached_module({"m": 1}, lambda: pytest.fail("retrained"), skeleton=lambda: torch.nn.Linear(2, 2))
+    m1 = ws.cached_module({"m": 1}, lambda: torch.nn.Linear(2, 2), init=lambda: torch.nn.Linear(2, 2))
+    m2 = ws.cached_module({"m": 1}, lambda: pytest.fail("retrained"), init=lambda: torch.nn.Linear(2, 2))
     assert torch.equal(m1.weight, m2.weight)

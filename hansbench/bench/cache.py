@@ -12,8 +12,9 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -81,17 +82,17 @@ class Workspace:
         self,
         key_parts: dict,
         build: Callable[[], nn.Module],
-        skeleton: Callable[[], nn.Module] | None = None,
+        init: Callable[[], nn.Module] | None = None,
     ) -> nn.Module:
-        """The module ``build()`` trains, or its cached weights loaded into ``skeleton()``.
+        """The module ``build()`` trains, or its cached state dict loaded into ``init()``.
 
-        Without a skeleton a cache hit still needs an architecture, so ``build`` must
-        then be cheap to call untrained; pass ``skeleton`` whenever training is costly.
+        ``init`` returns the untrained architecture; without it nothing can be loaded
+        safely (no full pickles), so ``build`` runs every time.
         """
         key = hash_key(key_parts)
         path = self._path("modules", key)
-        if path.is_file() and skeleton is not None:
-            module = skeleton()
+        if path.is_file() and init is not None:
+            module = init()
             module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
             self.hits += 1
             return module.to(self.device).eval()

@@ -23,6 +23,10 @@ SCENARIO_KEYS = {
     "name", "dataset", "poisoning", "fraction", "artifact", "image_size", "n_train", "n_test",
     "affected_class", "target_class", "dataset_options", "artifact_options",
 }
+# Keys of an explainer/clusterer/metric table that the runner reads as filters instead of
+# passing them on as options: which model kinds / explainers / clusterers it runs with.
+FILTER_KEYS = {"explainers": ("models",), "clusterers": ("models", "explainers"),
+               "metrics": ("models", "explainers", "clusterers")}
 TOP_LEVEL = {"suite", "data", "scenarios", "models", "explainers", "clusterers", "metrics", "clustering", "timing"}
 
 
@@ -40,10 +44,17 @@ class Suite:
     explainers: dict[str, dict[str, Any]]
     clusterers: dict[str, dict[str, Any]]
     metrics: dict[str, dict[str, Any]]
+    filters: dict[str, dict[str, dict[str, list[str]]]] = field(default_factory=dict)
     clustering: dict[str, Any] = field(default_factory=dict)
     timing: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
+
+    def allows(self, section: str, name: str, *, model: str = "", explainer: str = "", clusterer: str = "") -> bool:
+        """Whether the suite's filters let ``name`` run with this model kind / explainer / clusterer."""
+        filt = self.filters.get(section, {}).get(name, {})
+        combo = {"models": model, "explainers": explainer, "clusterers": clusterer}
+        return all(not combo[key] or combo[key] in allowed for key, allowed in filt.items())
 
     @property
     def map_size(self) -> int | None:
@@ -130,7 +141,8 @@ def _check_options(path: str, cls: Any, options: Any) -> dict:
     return options
 
 
-def _named_section(raw: dict, key: str) -> dict[str, dict]:
+def _named_section(raw: dict, key: str, filters: dict) -> dict[str, dict]:
+    """Validate ``[key]``: registered names, accepted options; filter keys go to ``filters[key]``."""
     registry = REGISTRIES[key]
     section = _table(raw, key)
     out = {}
@@ -139,6 +151,17 @@ def _named_section(raw: dict, key: str) -> dict[str, dict]:
             cls = registry.get(name)
         except UnknownNameError as exc:
             raise SuiteError(f"{key}.{name}: {exc}") from None
+        if not isinstance(options, dict):
+            raise SuiteError(f"{key}.{name}: expected a table of options (use {{}} for defaults), got {options!r}")
+        options = dict(options)
+        filt = {}
+        for fkey in FILTER_KEYS[key]:
+            if fkey in options:
+                value = options.pop(fkey)
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise SuiteError(f"{key}.{name}.{fkey}: expected a list of names, got {value!r}")
+                filt[fkey] = value
+        filters.setdefault(key, {})[name] = filt
         out[name] = _check_options(f"{key}.{name}", cls, options)
     return out
 
@@ -194,6 +217,16 @@ def validate(raw: dict) -> Suite:
             raise SuiteError(f"models.{kind}: expected a table")
         _check_recipe(f"models.{kind}", kind, cfg)
 
+    filters: dict = {}
+    named = {key: _named_section(raw, key, filters) for key in ("explainers", "clusterers", "metrics")}
+    for section, entries in filters.items():
+        for name, filt in entries.items():
+            for fkey, values in filt.items():
+                known = list(MODEL_KINDS) if fkey == "models" else list(named[fkey]) + (
+                    ["activations"] if fkey == "explainers" else [])
+                for v in values:
+                    if v not in known:
+                        raise SuiteError(f"{section}.{name}.{fkey}: {v!r} is not in this suite; use one of {known}")
     return Suite(
         name=meta.get("name", "custom"),
         description=meta.get("description", ""),
@@ -201,9 +234,10 @@ def validate(raw: dict) -> Suite:
         device=device,
         scenarios=resolved,
         models=models,
-        explainers=_named_section(raw, "explainers"),
-        clusterers=_named_section(raw, "clusterers"),
-        metrics=_named_section(raw, "metrics"),
+        explainers=named["explainers"],
+        clusterers=named["clusterers"],
+        metrics=named["metrics"],
+        filters=filters,
         clustering=_table(raw, "clustering"),
         timing=_table(raw, "timing"),
         raw=raw,

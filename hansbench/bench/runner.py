@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from hansbench.bench.cache import Workspace, hash_key, tensor_digest
+from hansbench.bench.cache import Workspace, hash_key
 from hansbench.bench.config import Suite
 from hansbench.bench.device import resolve_device, seed_everything
 from hansbench.bench.store import ResultsStore
@@ -30,7 +31,7 @@ from hansbench.datasets.base import ScenarioData, Split
 from hansbench.datasets.scenarios import make_scenario
 from hansbench.methods.base import Clusterer, ClusteringResult, Explainer
 from hansbench.metrics.base import EvalContext, Metric
-from hansbench.models.training import build_model, train_model
+from hansbench.models.training import build_model, split_config, train_model
 from hansbench.registry import clusterers, explainers, metrics
 
 ACTIVATIONS = "activations"  # the explainer column of clusterings of penultimate activations
@@ -86,7 +87,7 @@ def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
 class ScenarioSession:
     """The lazily built resources of one (scenario, seed) and the jobs over them."""
 
-    def __init__(self, runner: "Runner", scenario: dict, seed: int):
+    def __init__(self, runner: Runner, scenario: dict, seed: int):
         self.runner, self.scenario, self.seed = runner, scenario, seed
         self.suite, self.ws, self.device = runner.suite, runner.ws, runner.device
         self.name = scenario["name"]
@@ -121,8 +122,7 @@ class ScenarioSession:
     def _train(self, kind: str, train: Split, key: dict) -> torch.nn.Module:
         data, cfg = self.data(), self.suite.models[kind]
         common = dict(num_classes=data.num_classes, mean=data.mean, std=data.std)
-        model_opts = {k: cfg[k] for k in ("backbone", "backbone_options", "prototypes_per_class", "prototype_dim")
-                      if k in cfg}
+        model_opts = split_config(kind, cfg)[0]
 
         def build() -> torch.nn.Module:
             self.runner.log(f"training {kind} for {self.name} seed {self.seed} on {len(train)} images")
@@ -130,7 +130,7 @@ class ScenarioSession:
             return train_model(kind, train, **common, config=cfg, seed=self.seed, device=self.device,
                                progress=self.runner.progress)
 
-        return self.ws.cached_module(key, build, skeleton=lambda: build_model(kind, **common, **model_opts)).eval()
+        return self.ws.cached_module(key, build, init=lambda: build_model(kind, **common, **model_opts)).eval()
 
     def retrain(self, kind: str) -> Callable[[Split, str], torch.nn.Module]:
         """ctx.train_model: a fresh model of ``kind`` on another training set, cached by content."""
@@ -224,25 +224,32 @@ class ScenarioSession:
     def jobs(self) -> list[Job]:
         out: list[Job] = []
         base = {"scenario": self.name, "seed": self.seed}
-        map_clusterers = [c for c in self.suite.clusterers if clusterers.get(c).input == "maps"]
-        act_clusterers = [c for c in self.suite.clusterers if clusterers.get(c).input == "activations"]
+        allows = self.suite.allows
         for kind in self.suite.models:
             mk = self.model_key(kind)
-            exps = [e for e in self.suite.explainers if kind in explainers.get(e).model_kinds]
+            exps = [e for e in self.suite.explainers
+                    if kind in explainers.get(e).model_kinds and allows("explainers", e, model=kind)]
+            map_clusterers = [c for c in self.suite.clusterers
+                              if clusterers.get(c).input == "maps" and allows("clusterers", c, model=kind)]
+            act_clusterers = [c for c in self.suite.clusterers
+                              if clusterers.get(c).input == "activations" and allows("clusterers", c, model=kind)]
             for mname, mopts in self.suite.metrics.items():
                 metric: Metric = metrics.get(mname)(**mopts)
                 mkey = {"metric": mname, "options": mopts, "version": metric.version}
+                if not allows("metrics", mname, model=kind):
+                    continue
                 if metric.level == "model" and metric.applies_to(kind):
                     ids = {**base, "model": kind, "explainer": "", "clusterer": "", "metric": mname}
                     out.append(self._metric_job({**mk, **mkey}, ids, metric, kind, "", ""))
                 for e in exps if metric.level == "explainer" else []:
-                    if metric.applies_to(kind, e):
+                    if metric.applies_to(kind, e) and allows("metrics", mname, explainer=e):
                         ids = {**base, "model": kind, "explainer": e, "clusterer": "", "metric": mname}
                         out.append(self._metric_job({**self.explainer_key(kind, e), **mkey}, ids, metric, kind, e, ""))
                 if metric.level == "clustering":
-                    pairs = [(e, c) for e in exps for c in map_clusterers] + [(ACTIVATIONS, c) for c in act_clusterers]
+                    pairs = [(e, c) for e in exps for c in map_clusterers
+                             if allows("clusterers", c, explainer=e)] + [(ACTIVATIONS, c) for c in act_clusterers]
                     for e, c in pairs:
-                        if metric.applies_to(kind, e, c):
+                        if metric.applies_to(kind, e, c) and allows("metrics", mname, explainer=e, clusterer=c):
                             ids = {**base, "model": kind, "explainer": e, "clusterer": c, "metric": mname}
                             key = {**mk, **mkey, "source": e, "clusterer": c, "copts": self.suite.clusterers[c]}
                             if e != ACTIVATIONS:

@@ -12,9 +12,9 @@ import platform
 import sqlite3
 import subprocess
 import time
+from collections.abc import Iterable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Iterable
 
 import pandas as pd
 

@@ -35,7 +35,7 @@ class Split:
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    def subset(self, index: torch.Tensor) -> "Split":
+    def subset(self, index: torch.Tensor) -> Split:
         """The samples at ``index`` (a bool mask or integer indices)."""
         return Split(*(getattr(self, f)[index] for f in ("images", "labels", "true_labels", "poisoned", "masks")))
 
@@ -80,6 +80,6 @@ class ScenarioData:
     def splits(self) -> dict[str, Split]:
         return {"train": self.train, "artifact_test": self.artifact_test, "clean_test": self.clean_test}
 
-    def with_train(self, train: Split) -> "ScenarioData":
+    def with_train(self, train: Split) -> ScenarioData:
         """The same scenario with another training set (data cleaning)."""
         return replace(self, train=train)

@@ -35,8 +35,8 @@ class Explainer:
 
     @property
     def options(self) -> dict[str, Any]:
-        """Everything that determines the maps (hashed into cache keys)."""
-        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        """Everything that determines the maps (hashed into cache keys); fitted ``x_`` state excluded."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_") and not k.endswith("_")}
 
     def check_model(self, model: nn.Module) -> None:
         kind = getattr(model, "kind", None)

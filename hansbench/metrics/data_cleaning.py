@@ -1,0 +1,135 @@
+"""Data cleaning + retraining (PRP conclusion; SpRAy paper's "un-Hans"): does removing what a
+clustering flagged fix the model?
+
+``data-cleaning`` removes the flagged cluster's training images, retrains a fresh model of the
+same kind with the same recipe (``ctx.train_model``, cached by content), and reports the
+affected class's and the overall accuracy on the artifact and clean test sets, the attack
+success rate for backdoors, and how many / how precisely poisoned images were removed.
+``data-cleaning-baselines`` brackets it: stage ``none`` (the poisoned model as is) and
+``oracle`` (exactly the truly poisoned images removed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import torch
+
+from hansbench.metrics._retraining import ASR, CLASS_ACC, OVERALL_ACC, indices_tag, require_train_model, stage_rows
+from hansbench.metrics.base import EvalContext, Metric
+from hansbench.registry import metrics
+
+VALUES = {
+    **CLASS_ACC,
+    **OVERALL_ACC,
+    **ASR,
+    "n-removed": ("count", False),
+    "precision-removed": ("%", True),  # share of removed images that were truly poisoned
+    "recall-removed": ("%", True),  # share of the poisoned images that were removed
+}
+
+
+def cleaning_rows(metric: Metric, ctx: EvalContext, removed: torch.Tensor, stage: str) -> list[dict]:
+    """Retrain without the train samples at ``removed`` and report the stage rows.
+
+    The training tag depends on the removed set only, so a clustering that removes exactly the
+    poisoned images shares the oracle's retrained model. Removing nothing is no intervention:
+    the context's model is scored as is (no retraining of an identical training set).
+    """
+    data = ctx.data
+    removed = torch.as_tensor(removed, dtype=torch.long).flatten().unique()
+    n = len(data.train)
+    if removed.numel() and (removed.min() < 0 or removed.max() >= n):
+        raise ValueError(f"removed train indices must be in 0..{n - 1}")
+    keep = torch.ones(n, dtype=torch.bool)
+    keep[removed] = False
+    if not keep.any():
+        raise ValueError(f"metric {metric.name!r}: cleaning would remove all {n} training images")
+    if removed.numel() == 0:
+        model = ctx.model
+    else:
+        train_model = require_train_model(ctx, metric.name)
+        model = train_model(data.train.subset(keep), indices_tag("data-cleaning", removed))
+    poisoned = data.train.poisoned
+    hits = poisoned[removed].sum().item()
+    rows = [metric.row("n-removed", removed.numel(), stage=stage)]
+    if removed.numel():
+        rows.append(metric.row("precision-removed", 100.0 * hits / removed.numel(), stage=stage))
+    if poisoned.any():
+        rows.append(metric.row("recall-removed", 100.0 * hits / poisoned.sum().item(), stage=stage))
+    return rows + stage_rows(metric, model, data, ctx.device, stage)
+
+
+def _normalise_pairs(pairs: Any) -> frozenset[tuple[str, str]] | None:
+    """``None``/``"all"`` -> None (every pair); else a set of (explainer, clusterer), ``"*"`` = any."""
+    if pairs is None or pairs == "all":
+        return None
+    if isinstance(pairs, str):
+        raise ValueError(f"pairs must be 'all' or a list of [explainer, clusterer] pairs, got {pairs!r}")
+    out = set()
+    for pair in pairs:
+        if isinstance(pair, str) or len(pair) != 2 or not all(isinstance(p, str) for p in pair):
+            raise ValueError(f"each pair must be [explainer, clusterer] (names or '*'), got {pair!r}")
+        out.add((pair[0], pair[1]))
+    return frozenset(out)
+
+
+@metrics.register("data-cleaning")
+class DataCleaning(Metric):
+    """Remove the training images of the flagged cluster, retrain, and measure whether the artifact's effect is gone.
+
+    Removed = ``ctx.cluster_index[clustering.flagged_mask]`` (the flagged cluster is chosen
+    without labels). Rows at stage ``cleaned``; compare with ``data-cleaning-baselines``.
+    ``pairs``: the (explainer, clusterer) pairs worth a retraining, ``"all"``/``None`` (default:
+    the suite's own restriction applies) or a list of ``[explainer, clusterer]`` with ``"*"`` wildcards.
+    """
+
+    level = "clustering"
+    needs_retraining = True
+    values = VALUES
+
+    def __init__(self, *, pairs: Iterable | str | None = None):
+        self._pairs = _normalise_pairs(pairs)
+        self.pairs = None if self._pairs is None else sorted([list(p) for p in self._pairs])
+
+    def selected(self, explainer: str, clusterer: str) -> bool:
+        """Whether the (explainer, clusterer) pair is to be cleaned-and-retrained."""
+        if self._pairs is None:
+            return True
+        return any(e in ("*", explainer) and c in ("*", clusterer) for e, c in self._pairs)
+
+    def applies_to(self, model_kind: str, explainer: str = "", clusterer: str = "") -> bool:
+        if not super().applies_to(model_kind, explainer, clusterer):
+            return False
+        if not explainer and not clusterer:
+            return True  # asked about the model kind alone
+        return self.selected(explainer, clusterer)
+
+    def evaluate(self, ctx: EvalContext) -> list[dict]:
+        if not self.selected(ctx.explainer, ctx.clusterer):
+            return []
+        if ctx.clustering is None or ctx.cluster_index is None:
+            raise ValueError("metric 'data-cleaning' needs ctx.clustering and ctx.cluster_index")
+        flagged = torch.as_tensor(np.asarray(ctx.clustering.flagged_mask, dtype=bool))
+        index = torch.as_tensor(ctx.cluster_index, dtype=torch.long).flatten().cpu()
+        if flagged.shape != index.shape:
+            raise ValueError(f"clustering has {flagged.numel()} labels for {index.numel()} clustered samples")
+        return cleaning_rows(self, ctx, index[flagged], "cleaned")
+
+
+@metrics.register("data-cleaning-baselines")
+class DataCleaningBaselines(Metric):
+    """The brackets of data cleaning: no cleaning (stage ``none``) and removing exactly the poisoned images (``oracle``)."""
+
+    level = "model"
+    needs_retraining = True
+    values = VALUES
+
+    def evaluate(self, ctx: EvalContext) -> list[dict]:
+        rows = cleaning_rows(self, ctx, torch.zeros(0, dtype=torch.long), "none")
+        oracle = torch.nonzero(ctx.data.train.poisoned).flatten()
+        if oracle.numel():
+            rows += cleaning_rows(self, ctx, oracle, "oracle")
+        return rows

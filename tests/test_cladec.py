@@ -1,0 +1,192 @@
+"""ClaDec: frozen classifier, decoder training, occlusion relevance, the explainer contract, caching."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from hansbench.bench.cache import hash_key
+import torch
+from torch import nn
+
+from hansbench.datasets.base import ScenarioData, Split
+from hansbench.methods.base import UnsupportedModelError
+from hansbench.models.classifier import Classifier
+from hansbench.registry import explainers
+
+MEAN, STD, NUM_CLASSES = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), 3  # as in conftest
+
+TARGET = torch.tensor([0, 1, 2, 1])
+FAST = {"epochs": 3, "batch_size": 16, "lr": 3e-3}
+
+
+def _data(n: int = 48, size: int = 16, seed: int = 0) -> ScenarioData:
+    g = torch.Generator().manual_seed(seed)
+    images = torch.rand(n, 3, size, size, generator=g)
+    labels = torch.arange(n) % NUM_CLASSES
+    split = Split(images, labels, labels.clone(), torch.zeros(n, dtype=torch.bool),
+                  torch.zeros(n, size, size, dtype=torch.bool))
+    return ScenarioData("tiny", split, split, split, ["a", "b", "c"], affected_class=0, mean=MEAN, std=STD)
+
+
+class FakeWorkspace:
+    """Stands in for the runner's workspace: builds, and round-trips through a state dict when it can."""
+
+    def __init__(self):
+        self.calls: list[dict] = []
+        self.store: dict[str, dict] = {}
+
+    def cached_module(self, key_parts, build, init=None):
+        self.calls.append(key_parts)
+        k = hash_key(key_parts)
+        if k not in self.store:
+            self.store[k] = {n: t.clone() for n, t in build().state_dict().items()}
+        module = init()
+        module.load_state_dict(self.store[k])
+        return module
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """One tiny classifier and a ClaDec set up on it, shared by the contract tests."""
+    from hansbench.models.backbones import build_backbone
+
+    torch.manual_seed(0)
+    model = Classifier(build_backbone("small-resnet", widths=(8, 16)), NUM_CLASSES, MEAN, STD)
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(8, 3, 16, 16))
+    model.eval()
+    occ = explainers.get("cladec")(**FAST)
+    occ.setup(model, _data(), None)
+    diff = explainers.get("cladec-diff")(**FAST)
+    diff._models = occ._models  # same options, same trained pair
+    return model, occ, diff
+
+
+def _state(model: nn.Module) -> dict:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_classifier_stays_frozen(mode, tiny_classifier):
+    model = tiny_classifier.train(mode == "train")
+    before = _state(model)
+    flags = [p.requires_grad for p in model.parameters()]
+    e = explainers.get("cladec")(**FAST)
+    e.setup(model, _data(), None)
+    after = model.state_dict()
+    for k in before:  # weights and BatchNorm running statistics (incl. num_batches_tracked)
+        assert torch.equal(before[k], after[k]), k
+    assert model.training == (mode == "train")  # mode restored
+    assert [p.requires_grad for p in model.parameters()] == flags
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_decoder_and_refae_losses_decrease(trained):
+    _, occ, _ = trained
+    h = occ.models_.history
+    assert len(h["cladec"]) == FAST["epochs"]
+    assert h["cladec"][-1] < 0.9 * h["cladec"][0]
+    assert h["refae"][-1] < 0.9 * h["refae"][0]
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_contract(which, trained, tiny_images):
+    model, *exps = trained
+    e = exps[which]
+    maps = e.explain(model, tiny_images, TARGET)
+    assert maps.shape == (4, 1, 16, 16) and maps.dtype == torch.float32
+    assert torch.isfinite(maps).all() and (maps >= 0).all() and maps.sum() > 0
+    assert torch.equal(maps, e.explain(model, tiny_images, TARGET))
+    single = torch.cat([e.explain(model, tiny_images[i:i + 1], TARGET[i:i + 1]) for i in range(4)])
+    torch.testing.assert_close(maps, single, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_cpu_cuda_agree(which, trained, tiny_images, devices):
+    if len(devices) < 2:
+        pytest.skip("no CUDA device")
+    model, *exps = trained
+    e = exps[which]
+    ref = e.explain(model, tiny_images, TARGET)
+    out = e.explain(copy.deepcopy(model).to(devices[1]), tiny_images.to(devices[1]), TARGET.to(devices[1]))
+    e.models_.cpu()
+    torch.testing.assert_close(out.cpu(), ref, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["cladec", "cladec-diff"])
+def test_wrong_kind_and_missing_setup(name, tiny_protopnet, tiny_classifier, tiny_images):
+    e = explainers.get(name)(**FAST)
+    with pytest.raises(UnsupportedModelError):
+        e.setup(tiny_protopnet, _data(), None)
+    with pytest.raises(UnsupportedModelError):
+        e.explain(tiny_protopnet, tiny_images, TARGET)
+    with pytest.raises(RuntimeError, match="setup"):
+        e.explain(tiny_classifier, tiny_images, TARGET)
+
+
+class _RegionBackbone(nn.Module):
+    """3x3 conv + 2x2 average pool whose output is zeroed outside its top-left 4x4 cells:
+    the features (hence the decoder's output) depend on input rows/cols 0..8 only."""
+
+    out_channels = 8
+
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2))
+        keep = torch.zeros(1, 1, 8, 8)
+        keep[..., :4, :4] = 1
+        self.register_buffer("keep", keep)
+
+    @property
+    def cam_layer(self):
+        return self.layers[-1]
+
+    def forward(self, x):
+        return self.layers(x) * self.keep
+
+
+def test_occlusion_relevance_sits_where_the_decoder_depends_on_the_input(tiny_images):
+    torch.manual_seed(0)
+    model = Classifier(_RegionBackbone(), NUM_CLASSES, MEAN, STD).eval()
+    e = explainers.get("cladec")(**FAST)
+    e.setup(model, _data(), None)
+    maps = e.explain(model, tiny_images, TARGET)[:, 0]
+    inside = maps[:, :8, :8].mean()
+    outside = maps[:, 12:, 12:]  # covered only by windows that leave the features untouched
+    assert inside > 0
+    assert outside.abs().max() <= 1e-6 * inside
+
+
+def test_occlusion_windows_cover_the_image():
+    e = explainers.get("cladec")()
+    m = e.windows(32, 32, torch.device("cpu"))
+    assert m.shape == (49, 32, 32)  # side 8, stride 4: 7 x 7 positions
+    assert (m.sum(dim=(1, 2)) == 64).all() and (m.sum(dim=0) >= 1).all()
+
+
+def test_workspace_caches_one_pair_for_both_maps(tiny_classifier, tiny_images):
+    ws = FakeWorkspace()
+    data = _data()
+    a, b = explainers.get("cladec")(**FAST), explainers.get("cladec-diff")(**FAST)
+    a.setup(tiny_classifier, data, ws)
+    b.setup(tiny_classifier, data, ws)
+    assert len(ws.store) == 1 and hash_key(ws.calls[0]) == hash_key(ws.calls[1])  # one trained pair, one key
+    direct = explainers.get("cladec-diff")(**FAST)
+    direct.setup(tiny_classifier, data, None)
+    torch.testing.assert_close(b.explain(tiny_classifier, tiny_images, TARGET),
+                               direct.explain(tiny_classifier, tiny_images, TARGET))  # load == train (seeded)
+    other = explainers.get("cladec")(**{**FAST, "epochs": 2})
+    other.setup(tiny_classifier, data, ws)
+    assert len(ws.store) == 2  # a training option is part of the key
+
+
+def test_named_layer(tiny_classifier, tiny_images):
+    e = explainers.get("cladec-diff")(layer="backbone.layers.3", epochs=1, batch_size=16)  # the first block
+    e.setup(tiny_classifier, _data(n=16), None)
+    maps = e.explain(tiny_classifier, tiny_images, TARGET)
+    assert maps.shape == (4, 1, 16, 16) and torch.isfinite(maps).all()
+    with pytest.raises(ValueError, match="backbone"):
+        explainers.get("cladec")(layer="fc").setup(tiny_classifier, _data(n=16), None)

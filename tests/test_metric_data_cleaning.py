@@ -1,0 +1,174 @@
+"""data-cleaning / data-cleaning-baselines on tiny linear scenarios where a 2x2 patch is the artifact.
+
+The model is a linear classifier on normalised pixels trained full-batch (milliseconds), so the
+retraining these metrics do is real but cheap. In the backdoor scenario the trigger is learnt as
+"class 1"; removing exactly the poisoned images must take that away.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from hansbench.datasets.base import ScenarioData, Split
+from hansbench.methods.base import ClusteringResult
+from hansbench.metrics.base import EvalContext
+from hansbench.registry import metrics
+
+H = W = 6
+MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+
+
+class Linear(nn.Module):
+    kind = "classifier"
+
+    def __init__(self, num_classes: int = 2):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1))
+        self.fc = nn.Linear(3 * H * W, num_classes)
+        self.num_classes = num_classes
+
+    def normalize(self, x01):
+        return (x01 - self.mean) / self.std
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+def train_linear(train: Split, seed: int = 0, steps: int = 150) -> Linear:
+    torch.manual_seed(seed)
+    model = Linear()
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    x = model.normalize(train.images)
+    for _ in range(steps):
+        loss = nn.functional.cross_entropy(model(x), train.labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+def make_split(true: torch.Tensor, stamped: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> Split:
+    n = len(true)
+    x = 0.5 + 0.2 * torch.randn(n, 3, H, W, generator=g)
+    x[:, 0] += 0.12 * (true == 0).float()[:, None, None]  # weak class signal spread over the image
+    x[:, 2] += 0.12 * (true == 1).float()[:, None, None]
+    x[stamped, :, 4:6, 4:6] = torch.tensor([1.0, 1.0, 0.0]).view(1, 3, 1, 1)
+    masks = torch.zeros(n, H, W, dtype=torch.bool)
+    masks[stamped, 4:6, 4:6] = True
+    return Split(x.clamp(0, 1), labels, true, stamped.clone(), masks)
+
+
+def scenario(kind: str, n: int = 120, fraction: float = 0.4) -> ScenarioData:
+    """``kind="bd"``: stamped stop images relabelled to 1; ``"ch"``: stamped, labels kept."""
+    g = torch.Generator().manual_seed(7)
+    true = torch.tensor([0] * n + [1] * n)
+    stamped = torch.zeros(2 * n, dtype=torch.bool)
+    stamped[: int(fraction * n)] = True
+    labels = true.clone()
+    if kind == "bd":
+        labels[stamped] = 1
+    test_true = torch.tensor([0] * 100 + [1] * 100)
+    art = test_true == 0
+    return ScenarioData(
+        name=kind, train=make_split(true, stamped, labels, g),
+        artifact_test=make_split(test_true, art, test_true.clone(), g),
+        clean_test=make_split(test_true, torch.zeros(200, dtype=torch.bool), test_true.clone(), g),
+        class_names=["stop", "other"], affected_class=0, target_class=1 if kind == "bd" else None,
+        mean=MEAN, std=STD)
+
+
+class Trainer:
+    """A ctx.train_model that counts its calls."""
+
+    def __init__(self):
+        self.tags: list[str] = []
+
+    def __call__(self, train: Split, tag: str) -> nn.Module:
+        self.tags.append(tag)
+        return train_linear(train)
+
+
+def ctx_for(data, clustering=None, cluster_index=None, explainer="lrp", clusterer="spray"):
+    return EvalContext(data=data, model=train_linear(data.train), seed=0, device=torch.device("cpu"),
+                       explainer=explainer, clusterer=clusterer, clustering=clustering,
+                       cluster_index=cluster_index, train_model=Trainer())
+
+
+def by_key(rows):
+    return {(r["metric"], r["split"], r["stage"]): r["value"] for r in rows}
+
+
+def perfect_clustering(data):
+    index = data.train.of_class(data.inspect_class)
+    truth = data.train.poisoned[index].numpy()
+    return ClusteringResult(labels=truth.astype(int), flagged=1), index
+
+
+def test_oracle_cleaning_removes_the_backdoor():
+    data = scenario("bd")
+    ctx = ctx_for(data)
+    v = by_key(metrics.get("data-cleaning-baselines")().evaluate(ctx))
+    assert len(ctx.train_model.tags) == 1  # only the oracle retrains; "none" is the model as is
+    assert v[("asr", "artifact_test", "none")] > 80  # the trigger was learnt
+    assert v[("asr", "artifact_test", "oracle")] < 20
+    assert v[("class-acc", "artifact_test", "oracle")] > v[("class-acc", "artifact_test", "none")] + 50
+    assert v[("n-removed", "", "oracle")] == data.train.poisoned.sum().item()
+    assert v[("precision-removed", "", "oracle")] == 100 and v[("recall-removed", "", "oracle")] == 100
+    assert v[("n-removed", "", "none")] == 0 and v[("recall-removed", "", "none")] == 0
+    assert ("asr", "clean_test", "none") not in v  # no trigger in the clean test
+
+
+def test_perfect_clustering_equals_oracle_cleaning():
+    for kind in ("ch", "bd"):
+        data = scenario(kind)
+        clustering, index = perfect_clustering(data)
+        ctx = ctx_for(data, clustering, index)
+        cleaned = {(m, s): x for (m, s, st), x in by_key(metrics.get("data-cleaning")().evaluate(ctx)).items()
+                   if st == "cleaned"}
+        oracle = {(m, s): x for (m, s, st), x in by_key(metrics.get("data-cleaning-baselines")().evaluate(ctx)).items()
+                  if st == "oracle"}
+        assert cleaned == oracle and len(cleaned) >= 7
+        assert ctx.train_model.tags[0] == ctx.train_model.tags[1]  # same removed set -> same (cached) retraining
+
+
+def test_imperfect_clustering_precision_and_recall():
+    data = scenario("ch")
+    index = data.train.of_class(0)
+    labels = data.train.poisoned[index].numpy().astype(int)
+    n_poisoned = int(labels.sum())
+    labels[n_poisoned: n_poisoned + 6] = 1  # six clean stop images flagged too
+    labels[:4] = 0  # four poisoned ones missed
+    ctx = ctx_for(data, ClusteringResult(labels=labels, flagged=1), index)
+    v = by_key(metrics.get("data-cleaning")().evaluate(ctx))
+    assert v[("n-removed", "", "cleaned")] == n_poisoned + 2
+    assert v[("precision-removed", "", "cleaned")] == pytest.approx(100 * (n_poisoned - 4) / (n_poisoned + 2))
+    assert v[("recall-removed", "", "cleaned")] == pytest.approx(100 * (n_poisoned - 4) / n_poisoned)
+    assert not any(k[0] == "asr" for k in v)  # Clever Hans: no attack success rate
+
+
+def test_pairs_selection():
+    metric = metrics.get("data-cleaning")(pairs=[["prp", "coreg"], ["*", "wmsc"]])
+    assert metric.selected("prp", "coreg") and metric.selected("lrp", "wmsc")
+    assert not metric.selected("lrp", "coreg")
+    assert metric.applies_to("protopnet", "lrp", "wmsc") and not metric.applies_to("protopnet", "lrp", "spray")
+    assert metrics.get("data-cleaning")(pairs="all").selected("x", "y")
+    data = scenario("ch")
+    clustering, index = perfect_clustering(data)
+    ctx = ctx_for(data, clustering, index, explainer="lrp", clusterer="spray")
+    assert metric.evaluate(ctx) == [] and ctx.train_model.tags == []
+    with pytest.raises(ValueError, match="explainer, clusterer"):
+        metrics.get("data-cleaning")(pairs=[["prp"]])
+
+
+def test_clear_errors():
+    data = scenario("ch")
+    with pytest.raises(ValueError, match="needs ctx.clustering"):
+        metrics.get("data-cleaning")().evaluate(ctx_for(data))
+    index = data.train.of_class(0)
+    bad = ClusteringResult(labels=np.zeros(len(index) - 1, dtype=int), flagged=0)
+    with pytest.raises(ValueError, match="labels for"):
+        metrics.get("data-cleaning")().evaluate(ctx_for(data, bad, index))
