@@ -8,8 +8,9 @@ explainer objects (``metrics`` and ``methods`` do not import each other).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn

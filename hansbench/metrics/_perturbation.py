@@ -1,0 +1,151 @@
+"""Shared batched machinery of the perturbation metrics (ordering, occlusion, insertion).
+
+Every perturbed image of every step of every image goes through the model in chunks of
+``batch_size`` images: the Python loop runs over chunks, never over steps or images.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import torch
+from torch import nn
+
+from hansbench.datasets.base import Split
+
+
+def model_device(model: nn.Module, fallback: torch.device) -> torch.device:
+    """The device of the model's parameters (or ``fallback`` for a parameter-free model)."""
+    for p in model.parameters():
+        return p.device
+    for b in model.buffers():
+        return b.device
+    return torch.device(fallback)
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode and no autograd for the duration, restoring the caller's mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
+
+
+def score_function(model: nn.Module) -> tuple[Callable[[torch.Tensor], torch.Tensor], int]:
+    """``f(x) -> [B, K (+P)]``: logits, followed by the prototype scores for ProtoPNet; and K.
+
+    One forward pass yields both, since a ProtoPNet's logits are ``last_layer(scores)``.
+    """
+    num_classes = int(model.num_classes) if hasattr(model, "num_classes") else -1
+    if getattr(model, "kind", None) == "protopnet":
+
+        def f(x: torch.Tensor) -> torch.Tensor:
+            s = model.scores(x)
+            return torch.cat([model.last_layer(s), s], dim=1)
+
+        return f, num_classes
+    return model, num_classes
+
+
+def descending_ranks(maps: torch.Tensor) -> torch.Tensor:
+    """Rank of every pixel in descending order of relevance: ``[..., H, W] -> [..., H*W]``.
+
+    Ties keep the pixel order (stable sort), so constant maps give a reproducible order.
+    """
+    flat = maps.flatten(-2)
+    order = torch.argsort(flat, dim=-1, descending=True, stable=True)
+    ranks = torch.empty_like(order)
+    ranks.scatter_(-1, order, torch.arange(flat.shape[-1], device=flat.device).expand_as(order))
+    return ranks
+
+
+def step_counts(n_pixels: int, n_steps: int) -> torch.Tensor:
+    """Pixels moved after each of ``n_steps`` equally spaced fractions in [0, 1] (first 0, last all)."""
+    if n_steps < 2:
+        raise ValueError(f"n_steps must be >= 2, got {n_steps}")
+    return torch.round(torch.linspace(0, 1, n_steps, dtype=torch.float64) * n_pixels).long()
+
+
+def ordering_curves(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    baselines: torch.Tensor,
+    order_maps: torch.Tensor,
+    *,
+    n_steps: int = 21,
+    mode: str = "insertion",
+    batch_size: int | None = None,
+) -> torch.Tensor:
+    """Model outputs along relevance orderings: ``[N, O, S, D]``.
+
+    ``images``/``baselines``: ``[N, C, H, W]`` in the model's input space. ``order_maps``:
+    ``[N, O, H, W]``, O orderings per image. ``insertion``: start from the baseline and put
+    the image's pixels back, most relevant first; ``deletion``: start from the image and
+    replace its pixels by the baseline's, most relevant first. Step s moves
+    ``round(s / (S - 1) * H * W)`` pixels (all channels of a pixel together).
+    ``batch_size`` (images per forward) defaults to 64 on CPU, where larger batches fall out
+    of cache and run slower per image (measured), and 1024 on accelerators.
+    """
+    if mode not in ("insertion", "deletion"):
+        raise ValueError(f"mode must be 'insertion' or 'deletion', got {mode!r}")
+    n, c, h, w = images.shape
+    if order_maps.shape[0] != n or order_maps.shape[-2:] != (h, w):
+        raise ValueError(f"order maps {tuple(order_maps.shape)} do not match images {tuple(images.shape)}")
+    n_orders = order_maps.shape[1]
+    device = images.device
+    if batch_size is None:
+        batch_size = 64 if device.type == "cpu" else 1024
+    ks = step_counts(h * w, n_steps).to(device)
+    flat_maps = order_maps.reshape(n * n_orders, h, w)
+    image_of = torch.arange(n, device=device).repeat_interleave(n_orders)
+    per_chunk = max(1, batch_size // n_steps)
+    outputs = []
+    for start in range(0, n * n_orders, per_chunk):
+        sl = slice(start, start + per_chunk)
+        ranks = descending_ranks(flat_maps[sl].to(device))  # [m, HW]
+        moved = (ranks[:, None, :] < ks[None, :, None]).view(-1, n_steps, 1, h, w)  # [m, S, 1, H, W]
+        idx = image_of[sl]
+        img, base = images[idx][:, None], baselines[idx][:, None]
+        x = torch.where(moved, img, base) if mode == "insertion" else torch.where(moved, base, img)
+        out = forward(x.reshape(-1, c, h, w))
+        outputs.append(out.reshape(-1, n_steps, out.shape[-1]))
+    return torch.cat(outputs).reshape(n, n_orders, n_steps, -1)
+
+
+def trapezoid_auc(curves: torch.Tensor) -> torch.Tensor:
+    """Area under curves sampled at equally spaced points of [0, 1] (last dim)."""
+    return torch.trapezoid(curves, dx=1.0 / (curves.shape[-1] - 1), dim=-1)
+
+
+def seeded_choice(candidates: torch.Tensor, n: int | None, generator: torch.Generator) -> torch.Tensor:
+    """Up to ``n`` of ``candidates`` (all if ``n`` is None), chosen with ``generator``, sorted."""
+    if n is None or n >= candidates.numel():
+        return candidates
+    pick = torch.randperm(candidates.numel(), generator=generator)[:n]
+    return candidates[pick].sort().values
+
+
+# Salts of ctx.generator per split: metrics that pick images of the same split with the same
+# candidates pick the same images, so the runner's map cache serves them all.
+CHOICE_SALT = {"train": 100, "clean_test": 101, "artifact_test": 102}
+NOISE_SALT = {"train": 200, "clean_test": 201, "artifact_test": 202}
+
+
+def affected_indices(split: Split, cls: int) -> torch.Tensor:
+    """Images that really show class ``cls`` (true labels, so relabelled backdoor images count)."""
+    return split.of_class(cls, by="true_labels")
+
+
+def batched(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """``forward`` over ``x`` in chunks, concatenated."""
+    return torch.cat([forward(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+
+
+def compact_curve(curve: torch.Tensor) -> list[float]:
+    """A curve as a short list of floats (4 significant digits) for a row's JSON ``detail``."""
+    return [float(f"{v:.4g}") for v in curve.tolist()]

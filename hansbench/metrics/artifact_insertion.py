@@ -1,0 +1,87 @@
+"""Artifact insertion (SpRAy paper Sec. 3, Table 3): paste the artifact on other classes' images.
+
+Explainer-free: it characterises the model. If the model learned the artifact as a
+shortcut for a class, stamping it on images of other classes moves that class up the
+prediction ranking and raises its probability. The watched class is
+``data.inspect_class``: the affected class for Clever Hans scenarios, the target class for
+backdoors (the class the trigger sends images to). Images are ``clean_test`` images whose
+true class is not the watched one (for backdoors this includes the affected source class).
+
+Values, with "higher_is_better" meaning "stronger shortcut": ``insertion-rank-change``
+(mean rank after - rank before, 1 = top class; negative = moved toward the watched class,
+so lower is stronger), ``insertion-prob-change`` (mean softmax change of the watched class)
+and ``insertion-flip-rate`` (% of the images not predicted as the watched class before
+that are predicted as it after).
+"""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from hansbench.metrics._perturbation import CHOICE_SALT, batched, evaluating, model_device, seeded_choice
+from hansbench.metrics.base import EvalContext, Metric
+from hansbench.registry import artifacts, metrics
+
+
+def class_rank(logits: torch.Tensor, cls: int) -> torch.Tensor:
+    """1-based rank of class ``cls`` in each row of ``logits`` (ties count against it)."""
+    return (logits >= logits[:, cls : cls + 1]).sum(1)
+
+
+@metrics.register("artifact-insertion")
+class ArtifactInsertion(Metric):
+    """Mean rank and probability change of the inspect class when the artifact is pasted on other classes.
+
+    Options: ``n_images`` clean-test images of other classes (seeded choice; default 200),
+    ``batch_size``. The artifact is ``registry.artifacts[data.artifact]`` built with
+    ``data.meta["artifact_options"]`` and stamped with a seeded generator (random boxes
+    where the artifact places itself at random).
+    """
+
+    level = "model"
+    values = {
+        "insertion-rank-change": ("", False),
+        "insertion-prob-change": ("", True),
+        "insertion-flip-rate": ("%", True),
+    }
+
+    def __init__(self, n_images: int | None = 200, batch_size: int = 256):
+        self.n_images = n_images
+        self.batch_size = batch_size
+
+    def evaluate(self, ctx: EvalContext) -> list[dict]:
+        data = ctx.data
+        if not data.artifact:
+            return []  # a clean scenario has no artifact to insert
+        artifact = artifacts.get(data.artifact)(**data.meta.get("artifact_options", {}))
+        watched = data.inspect_class
+        split = data.clean_test
+        candidates = torch.nonzero(split.true_labels != watched).flatten()
+        if candidates.numel() == 0:
+            return []
+        index = seeded_choice(candidates, self.n_images, ctx.generator(400 + CHOICE_SALT["clean_test"]))
+        x01 = split.images[index]
+        stamped, _ = artifact.stamp(x01.clone(), boxes=None, generator=ctx.generator(401))
+        model = ctx.model
+        device = model_device(model, ctx.device)
+        with evaluating(model):
+            both = model.normalize(torch.cat([x01, stamped.to(x01.dtype)]).to(device))
+            logits = batched(model, both, self.batch_size).float().cpu()
+        before, after = logits.chunk(2)
+        rank_before, rank_after = class_rank(before, watched), class_rank(after, watched)
+        prob_change = after.softmax(1)[:, watched] - before.softmax(1)[:, watched]
+        flipped = (before.argmax(1) != watched) & (after.argmax(1) == watched)
+        n_before_other = int((before.argmax(1) != watched).sum())
+        detail = json.dumps({
+            "n_images": int(index.numel()), "watched_class": watched, "artifact": data.artifact,
+            "mean_rank_before": float((rank_before.float().mean())), "mean_rank_after": float(rank_after.float().mean()),
+        })
+        flip_rate = 100.0 * int(flipped.sum()) / max(n_before_other, 1)
+        return [
+            self.row("insertion-rank-change", (rank_after - rank_before).float().mean().item(), split="clean_test",
+                     detail=detail),
+            self.row("insertion-prob-change", prob_change.mean().item(), split="clean_test", detail=detail),
+            self.row("insertion-flip-rate", flip_rate, split="clean_test", detail=detail),
+        ]

@@ -1,0 +1,102 @@
+"""Cluster detection: how well a clustering of one class's maps separates poisoned samples.
+
+PRP Table II scores a 2-cluster assignment against the true ``poisoned`` flag under the
+best matching of clusters to {clean, poisoned}. We use the Hungarian one-to-one matching
+on the cluster x {clean, poisoned} contingency table, which also covers ``n_clusters > 2``:
+only two clusters can be matched, the samples of every unmatched cluster count as errors
+(the clustering-accuracy convention of the multi-view clustering papers). A many-to-one
+"majority" mapping would instead rise with the number of clusters for free.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+from hansbench.metrics.base import EvalContext, Metric
+from hansbench.registry import metrics
+
+
+def _f1(pred: np.ndarray, truth: np.ndarray) -> float:
+    """F1 of the positive class; 0 when there is no true or no predicted positive."""
+    tp = float(np.sum(pred & truth))
+    denom = float(np.sum(pred) + np.sum(truth))
+    return 2 * tp / denom if denom > 0 else 0.0
+
+
+def match_clusters(labels: np.ndarray, truth: np.ndarray) -> tuple[int | None, int | None]:
+    """Hungarian matching of cluster ids to (clean, poisoned): ``(clean_cluster, artifact_cluster)``.
+
+    Maximises the number of samples whose cluster's matched class equals their flag;
+    either entry is ``None`` when fewer clusters than classes exist.
+    """
+    ids = np.unique(labels)
+    table = np.stack([[np.sum((labels == c) & (truth == t)) for t in (False, True)] for c in ids])  # [K, 2]
+    rows, cols = linear_sum_assignment(table, maximize=True)
+    matched = {int(col): int(ids[row]) for row, col in zip(rows, cols)}
+    return matched.get(0), matched.get(1)
+
+
+def detection_scores(labels: np.ndarray, truth: np.ndarray, flagged: int | None = None) -> dict[str, float]:
+    """ACC (%), F1, ARI, NMI of a clustering vs the poisoned flag, plus the flagged cluster's ACC/F1."""
+    labels = np.asarray(labels).ravel()
+    truth = np.asarray(truth, dtype=bool).ravel()
+    if labels.shape != truth.shape:
+        raise ValueError(f"clustering has {labels.shape[0]} labels but the ground truth has {truth.shape[0]}")
+    clean_c, art_c = match_clusters(labels, truth)
+    pred = labels == art_c if art_c is not None else np.zeros_like(truth)
+    correct = np.sum(pred & truth) + (np.sum((labels == clean_c) & ~truth) if clean_c is not None else 0)
+    out = {
+        "cluster-acc": 100.0 * correct / truth.size,
+        "cluster-f1": _f1(pred, truth),
+        "cluster-ari": float(adjusted_rand_score(truth, labels)),
+        "cluster-nmi": float(normalized_mutual_info_score(truth, labels)),
+    }
+    if flagged is not None:
+        flag_pred = labels == flagged
+        out["cluster-acc-unsup"] = 100.0 * float(np.mean(flag_pred == truth))
+        out["cluster-f1-unsup"] = _f1(flag_pred, truth)
+    return out
+
+
+@metrics.register("cluster-detection")
+class ClusterDetection(Metric):
+    """Cluster ACC/F1 (Hungarian matching), ARI, NMI vs the poisoned flag, and the unsupervised flagged cluster.
+
+    ``cluster-acc-unsup``/``cluster-f1-unsup`` score the cluster the clusterer flagged
+    without labels (e.g. the smaller one): what an auditor without ground truth gets.
+    If the clustered set holds no poisoned sample (a clean scenario) or only poisoned
+    ones, detection is undefined: every value is emitted as NaN with the reason in
+    ``detail``, so tables keep their shape and means skip it.
+    """
+
+    level = "clustering"
+    values = {
+        "cluster-acc": ("%", True),
+        "cluster-f1": ("", True),
+        "cluster-ari": ("", True),
+        "cluster-nmi": ("", True),
+        "cluster-acc-unsup": ("%", True),
+        "cluster-f1-unsup": ("", True),
+    }
+
+    def evaluate(self, ctx: EvalContext) -> list[dict]:
+        if ctx.clustering is None or ctx.cluster_index is None:
+            raise ValueError("cluster-detection needs ctx.clustering and ctx.cluster_index")
+        labels = np.asarray(ctx.clustering.labels).ravel()
+        index = ctx.cluster_index.detach().cpu()
+        truth = ctx.data.train.poisoned[index].cpu().numpy().astype(bool)
+        flagged = getattr(ctx.clustering, "flagged", None)
+        n_pos = int(truth.sum())
+        info = {"n": int(truth.size), "n_poisoned": n_pos, "n_clusters": int(np.unique(labels).size)}
+        if n_pos == 0 or n_pos == truth.size:
+            why = "no poisoned sample" if n_pos == 0 else "only poisoned samples"
+            detail = json.dumps({**info, "undefined": f"{why} in the clustered set"})
+            return [self.row(name, math.nan, detail=detail) for name in self.values]
+        scores = detection_scores(labels, truth, None if flagged is None else int(flagged))
+        detail = json.dumps(info)
+        return [self.row(name, value, detail=detail) for name, value in scores.items()]

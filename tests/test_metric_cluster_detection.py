@@ -1,0 +1,107 @@
+"""cluster-detection: hand-computed ACC/F1, sklearn ARI/NMI, permutation invariance, K = 3, clean sets."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+from hansbench.datasets.base import ScenarioData, Split
+from hansbench.metrics.base import EvalContext
+from hansbench.metrics.cluster_detection import detection_scores
+from hansbench.registry import metrics
+
+
+def _split(poisoned: list[bool]) -> Split:
+    n = len(poisoned)
+    return Split(torch.zeros(n, 3, 4, 4), torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.long),
+                 torch.tensor(poisoned), torch.zeros(n, 4, 4, dtype=torch.bool))
+
+
+def _ctx(labels, poisoned_train, index, flagged) -> EvalContext:
+    train = _split(poisoned_train)
+    data = ScenarioData("t", train, train, train, ["a", "b"], affected_class=0)
+    return EvalContext(data=data, model=torch.nn.Identity(), seed=0, device=torch.device("cpu"),
+                       clustering=SimpleNamespace(labels=np.asarray(labels), flagged=flagged),
+                       cluster_index=torch.as_tensor(index))
+
+
+def _values(rows) -> dict[str, float]:
+    return {r["metric"]: r["value"] for r in rows}
+
+
+def _brute_acc(labels, truth) -> float:
+    """Best one-to-one map of two clusters to (clean, poisoned); unmatched clusters are errors."""
+    ids = np.unique(labels)
+    best = 0
+    for clean_c, art_c in itertools.permutations(list(ids) + [None, None], 2):
+        if clean_c is not None and clean_c == art_c:
+            continue
+        ok = np.sum((labels == art_c) & truth) + np.sum((labels == clean_c) & ~truth)
+        best = max(best, ok)
+    return 100.0 * best / len(truth)
+
+
+def test_hand_computed_two_clusters():
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
+    truth = np.array([1, 1, 1, 0, 0, 0, 0, 0, 0, 1], dtype=bool)
+    s = detection_scores(labels, truth, flagged=0)
+    assert s["cluster-acc"] == pytest.approx(80.0)  # cluster 0 -> poisoned: 3 TP, 1 FP, 1 FN
+    assert s["cluster-f1"] == pytest.approx(0.75)
+    assert s["cluster-ari"] == pytest.approx(adjusted_rand_score(truth, labels))
+    assert s["cluster-nmi"] == pytest.approx(normalized_mutual_info_score(truth, labels))
+    assert s["cluster-acc-unsup"] == pytest.approx(80.0)
+    s1 = detection_scores(labels, truth, flagged=1)  # the wrong cluster flagged
+    assert s1["cluster-acc-unsup"] == pytest.approx(20.0)
+    assert s1["cluster-f1-unsup"] == pytest.approx(2 * 1 / (6 + 4))
+
+
+def test_permuted_ids_give_same_numbers():
+    rng = np.random.default_rng(0)
+    truth = rng.random(60) < 0.3
+    labels = np.where(truth, rng.random(60) < 0.85, rng.random(60) < 0.1).astype(int)
+    a = detection_scores(labels, truth)
+    b = detection_scores(np.where(labels == 1, 7, 3), truth)
+    assert a == pytest.approx(b)
+    assert a["cluster-acc"] == pytest.approx(_brute_acc(labels, truth))
+
+
+def test_three_clusters_unmatched_cluster_counts_as_error():
+    labels = np.array([0, 0, 0, 1, 1, 1, 2, 2])
+    truth = np.array([1, 1, 1, 0, 0, 0, 0, 1], dtype=bool)
+    s = detection_scores(labels, truth)
+    assert s["cluster-acc"] == pytest.approx(75.0)
+    assert s["cluster-f1"] == pytest.approx(6 / 7)
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        lab, tr = rng.integers(0, 4, 30), rng.random(30) < 0.4
+        assert detection_scores(lab, tr)["cluster-acc"] == pytest.approx(_brute_acc(lab, tr))
+
+
+def test_metric_uses_cluster_index_and_flagged():
+    poisoned = [False] * 5 + [True, True, False, True, False]
+    index = [5, 6, 7, 8, 9, 0]  # truth: 1 1 0 1 0 0
+    labels = [4, 4, 9, 4, 9, 9]
+    metric = metrics.get("cluster-detection")()
+    rows = metric.evaluate(_ctx(labels, poisoned, index, flagged=4))
+    v = _values(rows)
+    assert v["cluster-acc"] == pytest.approx(100.0) and v["cluster-f1"] == pytest.approx(1.0)
+    assert v["cluster-ari"] == pytest.approx(1.0) and v["cluster-f1-unsup"] == pytest.approx(1.0)
+    assert all(r["unit"] == ("%" if r["metric"].startswith("cluster-acc") else "") for r in rows)
+    assert metrics.get("cluster-detection").level == "clustering"
+
+
+def test_clean_clustered_set_gives_nan_with_reason():
+    rows = metrics.get("cluster-detection")().evaluate(_ctx([0, 1, 1, 0], [False] * 4, [0, 1, 2, 3], flagged=0))
+    assert {r["metric"] for r in rows} == set(metrics.get("cluster-detection").values)
+    assert all(math.isnan(r["value"]) and "no poisoned sample" in r["detail"] for r in rows)
+
+
+def test_length_mismatch_is_an_error():
+    with pytest.raises(ValueError, match="labels"):
+        detection_scores(np.zeros(3), np.zeros(4, dtype=bool))
