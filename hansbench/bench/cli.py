@@ -29,13 +29,17 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_outputs(runner, summary) -> dict:
-    """metrics.csv (tidy) and the leaderboard, from the finished jobs of this suite."""
+def write_outputs(runner, summary, *, figures: bool = True) -> dict:
+    """metrics.csv (tidy), figures and the leaderboard, from the finished jobs of this suite."""
+    from hansbench.bench.figures import ordering_curves, session_galleries
     from hansbench.bench.leaderboard import write_leaderboard
 
     rows = runner.store.rows(summary.job_keys)
     rows.to_csv(runner.out / "metrics.csv", index=False)
-    return write_leaderboard(rows, runner.out, suite=runner.suite.name)
+    names = []
+    if figures and not summary.interrupted:
+        names = ordering_curves(rows, runner.out) + session_galleries(runner.sessions, runner.out, log=runner.log)
+    return write_leaderboard(rows, runner.out, suite=runner.suite.name, figures=names)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -59,7 +63,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     runner.log(f"suite {suite.name!r} on {runner.device} -> {out}")
     summary = runner.run()
-    paths = write_outputs(runner, summary)
+    paths = write_outputs(runner, summary, figures=not args.no_figures)
     runner.store.close()
     print(f"{summary.done} jobs done, {summary.skipped} already done, {len(summary.failed)} failed "
           f"in {summary.seconds:.1f} s")
@@ -84,7 +88,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     store = ResultsStore(db)
     rows = store.rows()
     rows.to_csv(Path(args.out) / "metrics.csv", index=False)
-    paths = write_leaderboard(rows, Path(args.out), suite=args.name)
+    from hansbench.bench.figures import ordering_curves
+
+    paths = write_leaderboard(rows, Path(args.out), suite=args.name, figures=ordering_curves(rows, Path(args.out)))
     print(paths["leaderboard.md"])
     return 0
 
@@ -101,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, nargs="+", help="override the suite's seeds")
     run.add_argument("--device", help="override the suite's device (auto, cpu, cuda)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--no-figures", action="store_true", help="skip the curves and map galleries")
     run.set_defaults(fn=cmd_run)
     rep = sub.add_parser("report", help="rebuild metrics.csv and the leaderboard from a results directory")
     rep.add_argument("--out", required=True)

@@ -221,14 +221,18 @@ class ScenarioSession:
                 "info": res.info}
 
     # -- jobs -----------------------------------------------------------------------
+    def explainers_for(self, kind: str) -> list[str]:
+        """The suite's explainers that support ``kind`` and are not filtered away from it."""
+        return [e for e in self.suite.explainers
+                if kind in explainers.get(e).model_kinds and self.suite.allows("explainers", e, model=kind)]
+
     def jobs(self) -> list[Job]:
         out: list[Job] = []
         base = {"scenario": self.name, "seed": self.seed}
         allows = self.suite.allows
         for kind in self.suite.models:
             mk = self.model_key(kind)
-            exps = [e for e in self.suite.explainers
-                    if kind in explainers.get(e).model_kinds and allows("explainers", e, model=kind)]
+            exps = self.explainers_for(kind)
             map_clusterers = [c for c in self.suite.clusterers
                               if clusterers.get(c).input == "maps" and allows("clusterers", c, model=kind)]
             act_clusterers = [c for c in self.suite.clusterers
@@ -305,13 +309,14 @@ class Runner:
         self._log = log or (lambda msg: tqdm.write(msg))
         self.store = ResultsStore(self.out / "results.sqlite")
         self.ws = Workspace(self.out / "cache", self.device)
+        self.sessions: list[ScenarioSession] = []
 
     def log(self, msg: str) -> None:
         self._log(f"[hansbench] {msg}")
 
     def plan(self) -> list[tuple[ScenarioSession, list[Job]]]:
-        sessions = [ScenarioSession(self, sc, seed) for sc in self.suite.scenarios for seed in self.suite.seeds]
-        return [(s, s.jobs()) for s in sessions]
+        self.sessions = [ScenarioSession(self, sc, seed) for sc in self.suite.scenarios for seed in self.suite.seeds]
+        return [(s, s.jobs()) for s in self.sessions]
 
     def run(self) -> RunSummary:
         t0 = time.perf_counter()
