@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
-from typing import Any, Callable, Iterator
+from typing import Any
 
 PLUGIN_GROUP = "hansbench.plugins"
 

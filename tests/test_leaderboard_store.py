@@ -9,12 +9,13 @@ import pytest
 import torch
 
 from hansbench.bench.cache import Workspace, hash_key
-from hansbench.bench.leaderboard import build_tables, method_table, to_latex, write_leaderboard
+from hansbench.bench.leaderboard import build_tables, method_tables, rank_table, to_latex, write_leaderboard
 from hansbench.bench.store import ROW_COLUMNS, ResultsStore
 
 
 def rows(records):
-    base = dict(scenario="CH-50", seed=0, model="classifier", clusterer="", split="", stage="", detail="", unit="")
+    base = dict(scenario="CH-50", seed=0, model="classifier", clusterer="", split="", stage="", detail="", unit="",
+                family="fam")
     return pd.DataFrame([{**base, **r} for r in records])[ROW_COLUMNS]
 
 
@@ -27,11 +28,13 @@ def test_mean_rank_uses_metric_direction():
         dict(explainer="c", metric="good-up", value=0.5, higher_is_better=True),
         dict(explainer="c", metric="good-down", value=0.5, higher_is_better=False),
     ])
-    t = method_table(df).frame.set_index("explainer")
+    t = method_tables(df)[0].frame.set_index("explainer")
     assert t.loc["a", "good-up ↑"] == 0.9
     # c: rank 2 on good-up, rank 1 on good-down -> best mean rank
     assert t["mean rank ↓"].idxmin() == "c"
     assert t.loc["a", "mean rank ↓"] == pytest.approx((1 + 3) / 2)
+    overall = rank_table(df).frame.set_index("explainer")
+    assert overall["overall ↓"].idxmin() == "c" and overall.loc["a", "fam"] == pytest.approx(2.0)
 
 
 def test_detection_table_has_table_ii_shape():
@@ -40,6 +43,7 @@ def test_detection_table_has_table_ii_shape():
         dict(explainer="prp", clusterer="spray", metric="cluster-f1", value=0.45, higher_is_better=True),
         dict(explainer="prp", clusterer="coreg", metric="cluster-acc", value=99.0, higher_is_better=True),
         dict(explainer="prp", clusterer="coreg", metric="cluster-f1", value=0.99, higher_is_better=True),
+        dict(explainer="prp", clusterer="coreg", metric="cluster-ari", value=0.9, higher_is_better=True),
     ])
     t = [t for t in build_tables(df)["CH-50"] if t.title.startswith("Cluster")][0].frame
     assert list(t.columns[-2:]) == ["coreg", "spray"]
@@ -53,7 +57,7 @@ def test_writers_escape_html_and_latex(tmp_path):
     paths = write_leaderboard(df, tmp_path, suite="<b>s</b>")
     page = paths["leaderboard.html"].read_text()
     assert "<script>" not in page and "&lt;script&gt;" in page and "<b>s</b>" not in page
-    tex = to_latex(method_table(df).frame, "cap_%")
+    tex = to_latex(method_tables(df)[0].frame, "cap_%")
     assert r"m\_1\%" in tex and r"\toprule" in tex and r"cap\_\%" in tex
 
 

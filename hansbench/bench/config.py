@@ -98,10 +98,10 @@ def load_raw(ref: str | Path, _seen: tuple = ()) -> dict:
     raw, origin = _read(ref)
     parent = raw.get("suite", {}).get("extends")
     if parent:
-        if parent in _seen:
-            raise SuiteError(f"suite.extends forms a cycle: {' -> '.join(map(str, _seen + (parent,)))}")
         if origin is not None and not Path(parent).is_absolute() and Path(parent).suffix == ".toml":
             parent = str(origin.parent / parent)
+        if parent in _seen or parent == str(ref):
+            raise SuiteError(f"suite.extends forms a cycle: {' -> '.join(map(str, _seen + (str(ref), parent)))}")
         base = load_raw(parent, _seen + (str(ref),))
         raw = _merge(base, raw)
         raw["suite"].pop("extends", None)

@@ -8,8 +8,8 @@ cache serves without recomputation.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import matplotlib
 

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-TIMING = {"ms-per-image", "gradient-units", "peak-memory-mb"}
+# Metric families with a table of their own shape (PRP Tables I and II, cleaning, timing).
+OWN_TABLES = {"cluster-detection", "prototype-pruning", "prototype-pruning-protopnet", "data-cleaning",
+              "data-cleaning-baselines", "timing"}
 DETECTION = ("cluster-acc", "cluster-f1")
 PRUNING_METRICS = {"prototype-pruning", "prototype-pruning-protopnet"}
 
@@ -40,19 +42,48 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
-def method_table(df: pd.DataFrame) -> Table | None:
-    """Explainers x metric values (mean over seeds and details) with direction arrows and mean rank."""
-    d = df[(df.clusterer == "") & (df.explainer != "") & ~df.metric.isin(TIMING)]
-    if d.empty:
-        return None
+def _ranked(d: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Wide table (model, explainer) x value column with arrows, and the per-column ranks."""
     d = d.assign(column=d.apply(_label, axis=1))
     direction = d.groupby("column")["higher_is_better"].first()
     wide = d.pivot_table(index=["model", "explainer"], columns="column", values="value", aggfunc="mean")
-    ranks = pd.DataFrame({c: wide[c].rank(ascending=not direction[c]) for c in wide.columns if wide[c].notna().sum() > 1})
+    ranks = pd.DataFrame({c: wide[c].rank(ascending=not direction[c]) for c in wide.columns
+                          if wide[c].notna().sum() > 1}, index=wide.index)
     wide.columns = [f"{c} {'↑' if direction[c] else '↓'}" for c in wide.columns]
-    wide["mean rank ↓"] = ranks.mean(axis=1) if not ranks.empty else np.nan
-    wide = wide.sort_values("mean rank ↓").reset_index()
-    return Table("Explainers × metrics", wide, "mean over seeds; rank per column by the metric's direction")
+    return wide, ranks
+
+
+def _explainer_rows(df: pd.DataFrame) -> pd.DataFrame:
+    return df[(df.clusterer == "") & (df.explainer != "") & ~df.family.isin(OWN_TABLES)]
+
+
+def method_tables(df: pd.DataFrame) -> list[Table]:
+    """Per explainer-level metric: explainers x its values (mean over seeds and details), arrows = direction."""
+    out = []
+    for family, d in _explainer_rows(df).groupby("family", sort=False):
+        wide, ranks = _ranked(d)
+        wide["mean rank ↓"] = ranks.mean(axis=1) if not ranks.empty else np.nan
+        out.append(Table(f"{family}", wide.sort_values("mean rank ↓").reset_index(),
+                         "mean over seeds; rank per column by the value's direction"))
+    return out
+
+
+def rank_table(df: pd.DataFrame) -> Table | None:
+    """Explainers x metric families: the mean rank within each family, and overall."""
+    d = _explainer_rows(df)
+    if d.empty:
+        return None
+    per_family = {}
+    for family, g in d.groupby("family", sort=False):
+        _, ranks = _ranked(g)
+        if not ranks.empty:
+            per_family[family] = ranks.mean(axis=1)
+    if not per_family:
+        return None
+    wide = pd.DataFrame(per_family)
+    wide["overall ↓"] = wide.mean(axis=1)
+    return Table("Mean rank per metric (1 = best)", wide.sort_values("overall ↓").reset_index(),
+                 "each value ranked by its direction, averaged within a metric, then over metrics")
 
 
 def detection_table(df: pd.DataFrame) -> Table | None:
@@ -68,7 +99,7 @@ def detection_table(df: pd.DataFrame) -> Table | None:
 
 
 def pruning_table(df: pd.DataFrame) -> Table | None:
-    d = df[df.stage.isin(["before", "pruned", "retrained"]) & df.metric.isin(["class-acc", "asr", "n-pruned"])]
+    d = df[df.family.isin(["prototype-pruning", "prototype-pruning-protopnet"]) & (df.split != "")]
     if d.empty:
         return None
     d = d.assign(column=d.apply(lambda r: " / ".join(x for x in (r["metric"], r["split"], r["stage"]) if x), axis=1))
@@ -78,9 +109,7 @@ def pruning_table(df: pd.DataFrame) -> Table | None:
 
 
 def cleaning_table(df: pd.DataFrame) -> Table | None:
-    d = df[df.stage.isin(["none", "oracle", "cleaned"]) | ((df.clusterer != "") & df.metric.isin(
-        ["class-acc", "acc", "asr", "n-removed", "precision-removed"]))]
-    d = d[d.metric.isin(["class-acc", "acc", "asr", "n-removed", "precision-removed"])]
+    d = df[df.family.isin(["data-cleaning", "data-cleaning-baselines"])]
     if d.empty:
         return None
     d = d.assign(column=d.apply(lambda r: " / ".join(x for x in (r["metric"], r["split"]) if x), axis=1),
@@ -91,7 +120,7 @@ def cleaning_table(df: pd.DataFrame) -> Table | None:
 
 
 def timing_table(df: pd.DataFrame) -> Table | None:
-    d = df[df.metric.isin(TIMING)]
+    d = df[df.family == "timing"]
     if d.empty:
         return None
     wide = d.pivot_table(index=["model", "explainer"], columns="metric", values="value", aggfunc="mean")
@@ -99,14 +128,12 @@ def timing_table(df: pd.DataFrame) -> Table | None:
     return Table("Timing", wide, "median over repeats; gradient units = time / one forward+backward of the same batch")
 
 
-TABLES = (method_table, detection_table, pruning_table, cleaning_table, timing_table)
-
-
 def build_tables(rows: pd.DataFrame) -> dict[str, list[Table]]:
-    """Tables per scenario."""
+    """Tables per scenario: mean ranks, Table II, Table I, cleaning, timing, then one per metric."""
     out = {}
     for scenario, df in rows.groupby("scenario", sort=False):
-        out[scenario] = [t for t in (f(df) for f in TABLES) if t is not None]
+        tables = [rank_table(df), detection_table(df), pruning_table(df), cleaning_table(df), timing_table(df)]
+        out[scenario] = [t for t in tables if t is not None] + method_tables(df)
     return out
 
 

@@ -18,8 +18,10 @@ from pathlib import Path
 
 import pandas as pd
 
+# ``family``: the registered metric that emitted the row (``timing`` for the harness's timer);
+# ``metric``: the value's name (one family emits several).
 ROW_COLUMNS = [
-    "scenario", "seed", "model", "explainer", "clusterer", "metric", "split", "stage", "detail",
+    "scenario", "seed", "model", "explainer", "clusterer", "family", "metric", "split", "stage", "detail",
     "value", "unit", "higher_is_better",
 ]
 
@@ -34,7 +36,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE TABLE IF NOT EXISTS rows (
     id INTEGER PRIMARY KEY AUTOINCREMENT, job_key TEXT REFERENCES jobs(key), scenario TEXT, seed INTEGER,
-    model TEXT, explainer TEXT, clusterer TEXT, metric TEXT, split TEXT, stage TEXT, detail TEXT,
+    model TEXT, explainer TEXT, clusterer TEXT, family TEXT, metric TEXT, split TEXT, stage TEXT, detail TEXT,
     value REAL, unit TEXT, higher_is_better INTEGER
 );
 CREATE INDEX IF NOT EXISTS rows_job ON rows(job_key);
@@ -105,7 +107,8 @@ class ResultsStore:
             )
             self.conn.executemany(
                 "INSERT INTO rows (job_key, " + ", ".join(ROW_COLUMNS) + ") VALUES (?" + ",?" * len(ROW_COLUMNS) + ")",
-                [(key, *({**ids, **r}.get(c, "") for c in ROW_COLUMNS)) for r in rows],
+                [(key, *({**ids, "family": ids.get("metric", ""), **r}.get(c, "") for c in ROW_COLUMNS))
+                 for r in rows],
             )
 
     def rows(self, job_keys: Iterable[str] | None = None) -> pd.DataFrame:

@@ -1,0 +1,60 @@
+"""The template every built-in clusterer follows: validate -> (degenerate?) -> fit -> result_.
+
+Subclasses implement ``_fit(views: list[[N, D_v]]) -> (labels, info)``; this class does the
+input checks, the all-identical shortcut, the unsupervised flag and JSON-safe info.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from hansbench.methods.base import Clusterer, ClusteringResult, flag_cluster
+from hansbench.methods.clusterers._validation import DEGENERATE_NOTE, check_views, is_degenerate
+
+
+def jsonable(value: Any) -> Any:
+    """numpy scalars/arrays -> Python floats/ints/lists, recursively."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+class BaseClusterer(Clusterer):
+    """Shared ``fit_predict``; ``ragged`` says whether views of different sizes are supported."""
+
+    ragged: ClassVar[bool] = True
+
+    def __init__(self, n_clusters: int = 2, random_state: int = 0, flag_rule: str = "smaller"):
+        super().__init__(n_clusters=n_clusters, random_state=random_state, flag_rule=flag_rule)
+
+    def fit_predict(self, views) -> np.ndarray:
+        flag_cluster(np.zeros(1, dtype=np.int64), self.flag_rule)  # fail early on a bad rule
+        xs = check_views(views, self.n_clusters, ragged=self.ragged, name=self.name or type(self).__name__)
+        if is_degenerate(xs):
+            labels, info = np.zeros(xs[0].shape[0], dtype=np.int64), {"degenerate": DEGENERATE_NOTE}
+        else:
+            labels, info = self._fit(xs)
+            labels = np.asarray(labels, dtype=np.int64)
+        info = {"n_views": len(xs), **info}
+        self.labels_ = labels
+        self.result_ = ClusteringResult(labels, flagged=flag_cluster(labels, self.flag_rule), info=jsonable(info))
+        return labels
+
+    def fit(self, views) -> BaseClusterer:
+        self.fit_predict(views)
+        return self
+
+    def _fit(self, views: list[np.ndarray]) -> tuple[np.ndarray, dict]:
+        raise NotImplementedError
