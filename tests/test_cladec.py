@@ -5,11 +5,10 @@ from __future__ import annotations
 import copy
 
 import pytest
-
-from hansbench.bench.cache import hash_key
 import torch
 from torch import nn
 
+from hansbench.bench.cache import hash_key
 from hansbench.datasets.base import ScenarioData, Split
 from hansbench.methods.base import UnsupportedModelError
 from hansbench.models.classifier import Classifier

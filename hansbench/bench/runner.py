@@ -10,6 +10,7 @@ records its traceback and the run goes on.
 
 from __future__ import annotations
 
+import inspect
 import time
 import traceback
 from collections.abc import Callable
@@ -202,12 +203,15 @@ class ScenarioSession:
         k = (kind, source, name)
         if k not in self._clusterings:
             def make() -> ClusteringResult:
+                cls = clusterers.get(name)
                 opts = {"random_state": self.seed, **self.suite.clusterers[name]}
+                if "device" in inspect.signature(cls.__init__).parameters:
+                    opts.setdefault("device", str(self.device))  # the run's one device choice
                 key = {**self.model_key(kind), "source": source, "clusterer": name, "options": opts,
                        "version": clusterers.get(name).version}
                 if source != ACTIVATIONS:
                     key["explainer"] = self.explainer_key(kind, source)
-                est: Clusterer = clusterers.get(name)(**opts)
+                est: Clusterer = cls(**opts)
                 cached = self.ws.cached_tensors(key, lambda: self._fit(est, kind, source))
                 return ClusteringResult(cached["labels"].numpy(), int(cached["flagged"]), dict(cached["info"]))
 

@@ -6,8 +6,8 @@ Every perturbed image of every step of every image goes through the model in chu
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 import torch
 from torch import nn

@@ -76,7 +76,7 @@ class ArtifactInsertion(Metric):
         n_before_other = int((before.argmax(1) != watched).sum())
         detail = json.dumps({
             "n_images": int(index.numel()), "watched_class": watched, "artifact": data.artifact,
-            "mean_rank_before": float((rank_before.float().mean())), "mean_rank_after": float(rank_after.float().mean()),
+            "mean_rank_before": float(rank_before.float().mean()), "mean_rank_after": float(rank_after.float().mean()),
         })
         flip_rate = 100.0 * int(flipped.sum()) / max(n_before_other, 1)
         return [

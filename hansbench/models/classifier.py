@@ -24,18 +24,15 @@ class InputNormalization(nn.Module):
         return (0 - self.mean) / self.std, (1 - self.mean) / self.std
 
 
-class Classifier(nn.Module):
-    """``forward`` takes normalised images and returns logits ``[B, K]``."""
+class ImageModel(nn.Module):
+    """What every model kind shares: normalised input, a backbone, and its Grad-CAM layer."""
 
-    kind = "classifier"
+    kind = ""
 
     def __init__(self, backbone: nn.Module, num_classes: int, mean: Sequence[float], std: Sequence[float]):
         super().__init__()
         self.input_norm = InputNormalization(mean, std)
         self.backbone = backbone
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.flatten = nn.Flatten()
-        self.fc = nn.Linear(backbone.out_channels, num_classes)
         self.num_classes = num_classes
 
     def normalize(self, x01: torch.Tensor) -> torch.Tensor:
@@ -47,6 +44,18 @@ class Classifier(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)
+
+
+class Classifier(ImageModel):
+    """``forward`` takes normalised images and returns logits ``[B, K]``."""
+
+    kind = "classifier"
+
+    def __init__(self, backbone: nn.Module, num_classes: int, mean: Sequence[float], std: Sequence[float]):
+        super().__init__(backbone, num_classes, mean, std)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(backbone.out_channels, num_classes)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate activations ``[B, D]`` (activation clustering, ClaDec)."""

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hansbench.models.classifier import InputNormalization
+from hansbench.models.classifier import ImageModel
 
 
 def squared_distances(z: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
@@ -46,7 +46,7 @@ class PrototypeLayer(nn.Module):
         return log_similarity(self.distances(z), self.epsilon)
 
 
-class ProtoPNet(nn.Module):
+class ProtoPNet(ImageModel):
     """``forward`` takes normalised images and returns logits ``[B, K]``."""
 
     kind = "protopnet"
@@ -61,9 +61,7 @@ class ProtoPNet(nn.Module):
         prototype_dim: int = 128,
         epsilon: float = 1e-4,
     ):
-        super().__init__()
-        self.input_norm = InputNormalization(mean, std)
-        self.backbone = backbone
+        super().__init__(backbone, num_classes, mean, std)
         c = backbone.out_channels
         self.add_on = nn.Sequential(
             nn.Conv2d(c, prototype_dim, 1), nn.ReLU(), nn.Conv2d(prototype_dim, prototype_dim, 1), nn.Sigmoid()
@@ -80,7 +78,6 @@ class ProtoPNet(nn.Module):
         # Push records: source image index in the push set and latent location (row, col); -1 = not pushed.
         self.register_buffer("push_image_index", torch.full((num_prototypes,), -1, dtype=torch.long))
         self.register_buffer("push_location", torch.full((num_prototypes, 2), -1, dtype=torch.long))
-        self.num_classes = num_classes
         self.prototypes_per_class = prototypes_per_class
         self.set_last_layer_incorrect_connection(-0.5)
 
@@ -108,17 +105,7 @@ class ProtoPNet(nn.Module):
         own = (self.prototype_class_identity[:, cls] > 0) & (self.prototype_mask > 0)
         return torch.nonzero(own).flatten()
 
-    def normalize(self, x01: torch.Tensor) -> torch.Tensor:
-        return self.input_norm(x01)
-
-    @property
-    def cam_layer(self) -> nn.Module:
-        return self.backbone.cam_layer
-
     # -- forward pieces ------------------------------------------------------
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(x)
-
     def latent(self, x: torch.Tensor) -> torch.Tensor:
         """z = add_on(backbone(x)): ``[B, D, h, w]``."""
         return self.add_on(self.backbone(x))
