@@ -1,8 +1,6 @@
-"""ClaDec: frozen classifier, decoder training, occlusion relevance, the explainer contract, caching."""
+"""ClaDec: frozen classifier, decoder training, occlusion relevance, caching (contract: test_explainer_contract.py)."""
 
 from __future__ import annotations
-
-import copy
 
 import pytest
 import torch
@@ -10,7 +8,6 @@ from torch import nn
 
 from hansbench.bench.cache import hash_key
 from hansbench.datasets.base import ScenarioData, Split
-from hansbench.methods.base import UnsupportedModelError
 from hansbench.models.classifier import Classifier
 from hansbench.registry import explainers
 
@@ -48,7 +45,7 @@ class FakeWorkspace:
 
 @pytest.fixture(scope="module")
 def trained():
-    """One tiny classifier and a ClaDec set up on it, shared by the contract tests."""
+    """One tiny classifier and both ClaDec maps set up on it (one trained pair)."""
     from hansbench.models.backbones import build_backbone
 
     torch.manual_seed(0)
@@ -91,39 +88,17 @@ def test_decoder_and_refae_losses_decrease(trained):
     assert h["refae"][-1] < 0.9 * h["refae"][0]
 
 
-@pytest.mark.parametrize("which", [0, 1])
-def test_contract(which, trained, tiny_images):
+def test_maps_are_non_negative(trained, tiny_images):
     model, *exps = trained
-    e = exps[which]
-    maps = e.explain(model, tiny_images, TARGET)
-    assert maps.shape == (4, 1, 16, 16) and maps.dtype == torch.float32
-    assert torch.isfinite(maps).all() and (maps >= 0).all() and maps.sum() > 0
-    assert torch.equal(maps, e.explain(model, tiny_images, TARGET))
-    single = torch.cat([e.explain(model, tiny_images[i:i + 1], TARGET[i:i + 1]) for i in range(4)])
-    torch.testing.assert_close(maps, single, rtol=1e-4, atol=1e-6)
-
-
-@pytest.mark.parametrize("which", [0, 1])
-def test_cpu_cuda_agree(which, trained, tiny_images, devices):
-    if len(devices) < 2:
-        pytest.skip("no CUDA device")
-    model, *exps = trained
-    e = exps[which]
-    ref = e.explain(model, tiny_images, TARGET)
-    out = e.explain(copy.deepcopy(model).to(devices[1]), tiny_images.to(devices[1]), TARGET.to(devices[1]))
-    e.models_.cpu()
-    torch.testing.assert_close(out.cpu(), ref, rtol=1e-3, atol=1e-5)
+    for e in exps:
+        maps = e.explain(model, tiny_images, TARGET)
+        assert (maps >= 0).all() and maps.sum() > 0
 
 
 @pytest.mark.parametrize("name", ["cladec", "cladec-diff"])
-def test_wrong_kind_and_missing_setup(name, tiny_protopnet, tiny_classifier, tiny_images):
-    e = explainers.get(name)(**FAST)
-    with pytest.raises(UnsupportedModelError):
-        e.setup(tiny_protopnet, _data(), None)
-    with pytest.raises(UnsupportedModelError):
-        e.explain(tiny_protopnet, tiny_images, TARGET)
+def test_explain_before_setup_fails(name, tiny_classifier, tiny_images):
     with pytest.raises(RuntimeError, match="setup"):
-        e.explain(tiny_classifier, tiny_images, TARGET)
+        explainers.get(name)(**FAST).explain(tiny_classifier, tiny_images, TARGET)
 
 
 class _RegionBackbone(nn.Module):

@@ -1,4 +1,8 @@
-"""LRP-CMP and the zennit presets: rule per layer, agreement with zennit run directly, conservation, contract."""
+"""LRP-CMP and the zennit presets: rule per layer, agreement with zennit run directly, conservation.
+
+The explainer contract (shape, determinism, batching, max_batch, model untouched, kind check, CUDA) is in
+test_explainer_contract.py.
+"""
 
 from __future__ import annotations
 
@@ -13,14 +17,10 @@ from zennit.rules import Epsilon, Norm, Pass, ZBox, ZPlus
 from zennit.torchvision import ResNetCanonizer
 from zennit.types import Convolution
 
-from hansbench.methods.base import UnsupportedModelError
 from hansbench.methods.explainers import _zennit
 from hansbench.methods.explainers.lrp import LRP
 from hansbench.models.classifier import InputNormalization
 from hansbench.registry import explainers
-
-TARGET = torch.tensor([0, 1, 2, 1])
-NAMES = ["lrp", "lrp-epsilon-plus-flat", "lrp-epsilon-gamma-box"]
 
 
 class TorchvisionClassifier(nn.Module):
@@ -160,42 +160,3 @@ def test_lrp_cmp_conserves_relevance_on_bias_free_chain(tiny_images):
 
     rel = _zennit.input_relevance(model, _zennit.lrp_cmp_composite(model), model, tiny_images, start)
     torch.testing.assert_close(rel.sum(dim=(1, 2)), flat.max(1).values, rtol=1e-4, atol=1e-6)
-
-
-# -- the contract ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_contract(name, tiny_classifier, tiny_images):
-    explainer = explainers.get(name)()
-    assert not explainer.multiview
-    maps = explainer.explain(tiny_classifier, tiny_images, TARGET)
-    assert maps.shape == (4, 1, 16, 16) and maps.dtype == torch.float32
-    assert torch.isfinite(maps).all() and maps.abs().sum() > 0
-    assert torch.equal(maps, explainer.explain(tiny_classifier, tiny_images, TARGET))
-    single = torch.cat(
-        [explainer.explain(tiny_classifier, tiny_images[i : i + 1], TARGET[i : i + 1]) for i in range(4)]
-    )
-    tol = 1e-3 * maps.abs().max().item()  # float32 noise of batch-size dependent kernels (exact in float64)
-    torch.testing.assert_close(maps, single, rtol=1e-4, atol=tol)
-    chunked = explainers.get(name)(max_batch=3).explain(tiny_classifier, tiny_images, TARGET)
-    torch.testing.assert_close(maps, chunked, rtol=1e-4, atol=tol)
-    assert not tiny_classifier.training  # and the canonizers were reverted: BN still there
-    assert not torch.equal(tiny_classifier.backbone.layers[1].running_var, torch.ones(8))
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_wrong_model_kind_fails_before_work(name, tiny_protopnet, tiny_images):
-    tiny_protopnet.register_forward_pre_hook(lambda *a: pytest.fail("work started before the model check"))
-    with pytest.raises(UnsupportedModelError):
-        explainers.get(name)().explain(tiny_protopnet, tiny_images, TARGET)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_cpu_and_cuda_agree(name, tiny_classifier, tiny_images):
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device")
-    explainer = explainers.get(name)()
-    cpu = explainer.explain(tiny_classifier, tiny_images, TARGET)
-    gpu = explainer.explain(tiny_classifier.cuda(), tiny_images.cuda(), TARGET.cuda())
-    torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-3, atol=1e-5)

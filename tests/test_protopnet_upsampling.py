@@ -6,9 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hansbench.methods.base import UnsupportedModelError
 from hansbench.methods.explainers.protopnet_upsampling import ProtoPNetUpsampling, prototype_box
-from hansbench.registry import explainers
 
 TARGET = torch.tensor([0, 1, 2, 1])
 
@@ -51,31 +49,3 @@ def test_prototype_box_hand_case():
     boxes = prototype_box(batch)
     assert boxes.shape == (3, 2, 4) and boxes.dtype == torch.int64
     assert boxes[2, 1].tolist() == [2, 4, 2, 5]
-
-
-# -- the contract ------------------------------------------------------------------------------
-
-
-def test_contract(tiny_protopnet, tiny_images):
-    explainer = explainers.get("protopnet-upsampling")()
-    assert explainer.multiview
-    maps = explainer.explain(tiny_protopnet, tiny_images, TARGET)
-    assert maps.shape == (4, 3, 16, 16) and maps.dtype == torch.float32 and torch.isfinite(maps).all()
-    assert torch.equal(maps, explainer.explain(tiny_protopnet, tiny_images, TARGET))
-    single = torch.cat([explainer.explain(tiny_protopnet, tiny_images[i : i + 1], TARGET[i : i + 1]) for i in range(4)])
-    torch.testing.assert_close(maps, single, rtol=1e-5, atol=1e-5)
-
-
-def test_wrong_model_kind_fails_before_work(tiny_classifier, tiny_images):
-    tiny_classifier.register_forward_pre_hook(lambda *a: pytest.fail("work started before the model check"))
-    with pytest.raises(UnsupportedModelError):
-        explainers.get("protopnet-upsampling")().explain(tiny_classifier, tiny_images, TARGET)
-
-
-def test_cpu_and_cuda_agree(tiny_protopnet, tiny_images):
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device")
-    explainer = explainers.get("protopnet-upsampling")()
-    cpu = explainer.explain(tiny_protopnet, tiny_images, TARGET)
-    gpu = explainer.explain(tiny_protopnet.cuda(), tiny_images.cuda(), TARGET.cuda())
-    torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-4, atol=1e-5)

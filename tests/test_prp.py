@@ -9,7 +9,6 @@ import torch
 from torch import nn
 from zennit.core import Composite
 
-from hansbench.methods.base import UnsupportedModelError
 from hansbench.methods.explainers import _zennit
 from hansbench.methods.explainers.prp import (
     PRP,
@@ -21,7 +20,6 @@ from hansbench.methods.explainers.prp import (
 )
 from hansbench.models.backbones import FeatureBackbone
 from hansbench.models.protopnet import ProtoPNet, PrototypeLayer
-from hansbench.registry import explainers
 
 TARGET = torch.tensor([0, 1, 2, 1])
 
@@ -165,41 +163,3 @@ def test_prp_composite_rules(tiny_protopnet):
     assert type(rules["add_on.3"]).__name__ == "Pass"  # Sigmoid
     assert type(rules["last_layer"]).__name__ == "Epsilon"
     assert rules["pool"] is None  # max-pool: plain gradient = winner takes all
-
-
-# -- the contract every explainer of this family keeps -----------------------------------------
-
-NAMES = ["prp", "protopnet-lrp"]
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_contract(name, tiny_protopnet, tiny_images):
-    explainer = explainers.get(name)()
-    maps = explainer.explain(tiny_protopnet, tiny_images, TARGET)
-    views = tiny_protopnet.prototypes_per_class if explainer.multiview else 1
-    assert maps.shape == (4, views, 16, 16) and maps.dtype == torch.float32
-    assert torch.isfinite(maps).all() and maps.abs().sum() > 0
-    assert torch.equal(maps, explainer.explain(tiny_protopnet, tiny_images, TARGET))  # deterministic
-    single = torch.cat([explainer.explain(tiny_protopnet, tiny_images[i : i + 1], TARGET[i : i + 1]) for i in range(4)])
-    torch.testing.assert_close(maps, single, rtol=1e-4, atol=1e-6)
-    chunked = explainers.get(name)(max_batch=3).explain(tiny_protopnet, tiny_images, TARGET)
-    torch.testing.assert_close(maps, chunked, rtol=1e-4, atol=1e-6)
-    assert tiny_protopnet.training is False and not tiny_protopnet.last_layer.weight.grad
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_wrong_model_kind_fails_before_work(name, tiny_classifier, tiny_images):
-    tiny_classifier.register_forward_pre_hook(lambda *a: pytest.fail("work started before the model check"))
-    with pytest.raises(UnsupportedModelError):
-        explainers.get(name)().explain(tiny_classifier, tiny_images, TARGET)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_cpu_and_cuda_agree(name, tiny_protopnet, tiny_images):
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device")
-    explainer = explainers.get(name)()
-    cpu = explainer.explain(tiny_protopnet, tiny_images, TARGET)
-    gpu = explainer.explain(tiny_protopnet.cuda(), tiny_images.cuda(), TARGET.cuda())
-    assert gpu.device.type == "cuda"
-    torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-3, atol=1e-5)
