@@ -53,20 +53,55 @@ def test_signs_any_size(size):
     assert (d.train_boxes[:, 2:] <= size).all()
 
 
-def test_stop_signs_are_red_inside_their_box():
-    d = _signs(size=48, n_train=60, n_test=5)
-    stop = d.train_labels == CLASS_NAMES.index("stop")
-    img, boxes = d.train_images[stop], d.train_boxes[stop]
-    r, g, b = img[:, 0], img[:, 1], img[:, 2]
+def _red_shares(images, boxes):
+    """Per image: share of red-paint pixels inside and outside the sign box."""
+    size = images.shape[-1]
+    r, g, b = images[:, 0], images[:, 1], images[:, 2]
     red = (r > g + 0.15) & (r > b + 0.15)
-    ys = torch.arange(48).view(1, 48, 1)
-    xs = torch.arange(48).view(1, 1, 48)
+    ys = torch.arange(size).view(1, size, 1)
+    xs = torch.arange(size).view(1, 1, size)
     inside = (xs >= boxes[:, 0, None, None]) & (xs < boxes[:, 2, None, None]) & \
              (ys >= boxes[:, 1, None, None]) & (ys < boxes[:, 3, None, None])
     share_inside = (red & inside).flatten(1).sum(1) / inside.flatten(1).sum(1)
     share_outside = (red & ~inside).flatten(1).sum(1) / (~inside).flatten(1).sum(1).clamp(min=1)
+    return share_inside, share_outside
+
+
+def test_stop_signs_are_red_inside_their_box():
+    d = _signs(size=48, n_train=60, n_test=5)
+    stop = d.train_labels == CLASS_NAMES.index("stop")
+    share_inside, share_outside = _red_shares(d.train_images[stop], d.train_boxes[stop])
     assert (share_inside > 0.35).all(), "a stop sign's box is mostly red paint"
     assert share_inside.mean() > share_outside.mean() + 0.3
+
+
+def test_red_octagons_are_not_only_stop_signs():
+    """Half the restriction signs are red octagons with other lettering (plus red do-not-enter discs),
+    so red paint and the octagon do not decide "stop": its STOP lettering does."""
+    d = _signs(size=48, n_train=400, n_test=5)
+    inside, _ = _red_shares(d.train_images, d.train_boxes)
+    restriction = d.train_labels == CLASS_NAMES.index("restriction")
+    mostly_red = (inside[restriction] > 0.45).float().mean().item()  # every stop sign is (test above)
+    assert 0.45 <= mostly_red <= 0.8, mostly_red  # ~50 % octagons + ~15 % do-not-enter discs
+    # those carry other marks than STOP: on average less white paint in the sign's central band
+    stop = d.train_labels == CLASS_NAMES.index("stop")
+
+    def white_in_band(images, boxes):
+        x0, y0, x1, y1 = boxes.unbind(1)
+        cy, h = (y0 + y1) / 2, y1 - y0
+        ys = torch.arange(48).view(1, 48, 1)
+        xs = torch.arange(48).view(1, 1, 48)
+        band = ((ys - cy.view(-1, 1, 1)).abs() < 0.12 * h.view(-1, 1, 1)) & \
+               (xs >= x0.view(-1, 1, 1) + 0.2 * (x1 - x0).view(-1, 1, 1)) & \
+               (xs < x1.view(-1, 1, 1) - 0.2 * (x1 - x0).view(-1, 1, 1))
+        white = images.min(1).values > 0.55 * images.amax((1, 2, 3)).view(-1, 1, 1)
+        return (white & band).flatten(1).sum(1) / band.flatten(1).sum(1)
+
+    octagons = restriction.clone()
+    octagons[restriction] = inside[restriction] > 0.45
+    w_stop = white_in_band(d.train_images[stop], d.train_boxes[stop]).mean()
+    w_oct = white_in_band(d.train_images[octagons], d.train_boxes[octagons]).mean()
+    assert w_oct < w_stop - 0.05, (w_oct, w_stop)
 
 
 def test_signs_options_are_checked():

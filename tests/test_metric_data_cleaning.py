@@ -172,3 +172,43 @@ def test_clear_errors():
     bad = ClusteringResult(labels=np.zeros(len(index) - 1, dtype=int), flagged=0)
     with pytest.raises(ValueError, match="labels for"):
         metrics.get("data-cleaning")().evaluate(ctx_for(data, bad, index))
+
+
+def test_model_accuracy_reports_the_poisoned_models_accuracies():
+    """A model that answers 'target' whenever the artifact pixel is set: ASR 100 %, clean accuracy 100 %."""
+    import torch
+
+    from hansbench.datasets.base import ScenarioData, Split
+    from hansbench.metrics.base import EvalContext
+    from hansbench.registry import metrics
+
+    class Rule(torch.nn.Module):
+        kind = "classifier"
+
+        def normalize(self, x):
+            return x
+
+        def forward(self, x):  # class = round(mean of channel 0) unless pixel (0,0) is lit -> class 1
+            logits = torch.nn.functional.one_hot(x[:, 0, 1, 1].round().long(), 3).float()
+            lit = x[:, 1, 0, 0] > 0.5
+            logits[lit] = torch.tensor([0.0, 1.0, 0.0])
+            return logits
+
+    def split(artifact: bool) -> Split:
+        labels = torch.tensor([0, 1, 2, 2])
+        images = torch.zeros(4, 3, 4, 4)
+        images[:, 0, 1, 1] = labels.float()
+        poisoned = (labels == 2) & artifact
+        images[poisoned, 1, 0, 0] = 1.0
+        masks = torch.zeros(4, 4, 4, dtype=torch.bool)
+        masks[poisoned, 0, 0] = True
+        return Split(images, labels, labels, poisoned, masks)
+
+    data = ScenarioData("BD", split(True), split(True), split(False), ["a", "b", "c"], affected_class=2,
+                        target_class=1)
+    ctx = EvalContext(data=data, model=Rule(), seed=0, device=torch.device("cpu"))
+    rows = {(r["metric"], r["split"]): r["value"] for r in metrics.get("model-accuracy")().evaluate(ctx)}
+    assert rows[("asr", "artifact_test")] == 100.0
+    assert rows[("class-acc", "artifact_test")] == 0.0 and rows[("class-acc", "clean_test")] == 100.0
+    assert rows[("acc", "clean_test")] == 100.0 and rows[("acc", "artifact_test")] == 50.0
+    assert ("asr", "clean_test") not in rows

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 # Metric families with a table of their own shape (PRP Tables I and II, cleaning, timing).
-OWN_TABLES = {"cluster-detection", "prototype-pruning", "prototype-pruning-protopnet", "data-cleaning",
+OWN_TABLES = {"model-accuracy", "cluster-detection", "prototype-pruning", "prototype-pruning-protopnet", "data-cleaning",
               "data-cleaning-baselines", "timing"}
 DETECTION = ("cluster-acc", "cluster-f1")
 PRUNING_METRICS = {"prototype-pruning", "prototype-pruning-protopnet"}
@@ -119,6 +119,17 @@ def cleaning_table(df: pd.DataFrame) -> Table | None:
     return Table("Data cleaning + retraining", wide, "none = poisoned model, oracle = truly poisoned samples removed")
 
 
+def model_table(df: pd.DataFrame) -> Table | None:
+    """The trained models: did the poisoning take?"""
+    d = df[df.family == "model-accuracy"]
+    if d.empty:
+        return None
+    d = d.assign(column=d.apply(lambda r: f"{r['metric']} / {r['split']}", axis=1))
+    wide = d.pivot_table(index="model", columns="column", values="value", aggfunc="mean").reset_index()
+    return Table("Trained models: accuracy % (class-acc = affected class; asr = backdoor success)", wide,
+                 "compared with the images' true classes; mean over seeds")
+
+
 def timing_table(df: pd.DataFrame) -> Table | None:
     d = df[df.family == "timing"]
     if d.empty:
@@ -132,7 +143,7 @@ def build_tables(rows: pd.DataFrame) -> dict[str, list[Table]]:
     """Tables per scenario: mean ranks, Table II, Table I, cleaning, timing, then one per metric."""
     out = {}
     for scenario, df in rows.groupby("scenario", sort=False):
-        tables = [rank_table(df), detection_table(df), pruning_table(df), cleaning_table(df), timing_table(df)]
+        tables = [model_table(df), rank_table(df), detection_table(df), pruning_table(df), cleaning_table(df), timing_table(df)]
         out[scenario] = [t for t in tables if t is not None] + method_tables(df)
     return out
 

@@ -5,6 +5,12 @@ varied backgrounds, drawn batch-wise with signed distances on pixel grids. Colou
 does not decide the class (stop, do-not-enter, yield, round speed limits and European
 warning triangles all share red and white); shape, orientation and the marks inside
 (text-like seven-segment glyphs, arrows, bars) do.
+
+Not even the red octagon decides "stop": half of the restriction signs are the same
+white-rimmed red octagon with other white lettering (light glyphs such as 1, 7, I, L, C,
+U). Recognising a stop sign therefore takes its STOP lettering, a fine cue a small CNN
+learns on clean data but drops for a coarse shortcut: trained with a post-it on every
+stop sign (CH-100) it calls clean stop signs "restriction", as in PRP Table I.
 """
 
 from __future__ import annotations
@@ -77,25 +83,44 @@ def _arrow(u: Tensor, v: Tensor, gen: torch.Generator) -> Tensor:
     return torch.where(_w(kind == 0) > 0, straight, bent)
 
 
+_OCTAGON_TEXT = "17IL-CU"  # light letters and digits: lettering that is not STOP, yet no denser than it
+_OCTAGON_SHARE = 0.5  # share of restriction signs that are red octagons (the rest: 40/30/30 as below)
+
+
+def _octagon_marks(u: Tensor, v: Tensor, gen: torch.Generator) -> Tensor:
+    """White lettering of a red restriction octagon: four random light glyphs where a stop sign has STOP."""
+    n = u.shape[0]
+    h = 0.42 * uniform(gen, n, 0.9, 1.1).view(-1, 1, 1)
+    text = random_text(gen, n, _OCTAGON_TEXT, 4)
+    d = sd_glyphs(u, v / h * 0.42, text, [(-0.45, 0), (-0.15, 0), (0.15, 0), (0.45, 0)], 0.2, 0.42, 0.08)
+    return d * h / 0.42
+
+
 def _restriction(img: Tensor, u: Tensor, v: Tensor, ppu: Tensor, gen: torch.Generator) -> Tensor:
     n = u.shape[0]
-    var = choice(gen, n, [0.4, 0.3, 0.3])  # 0 red ring + slash + arrow, 1 do-not-enter, 2 white rectangle + arrow
-    a, b, c = _w(var == 0), _w(var == 1), _w(var == 2)
+    o = _OCTAGON_SHARE
+    # 0 red ring + slash + arrow, 1 do-not-enter, 2 white rectangle + arrow, 3 red octagon with other lettering
+    var = choice(gen, n, [0.4 * (1 - o), 0.3 * (1 - o), 0.3 * (1 - o), o])
+    a, b, c, e = _w(var == 0), _w(var == 1), _w(var == 2), _w(var == 3)
     red, white, black = _jitter(gen, n, RED, 0.1), _jitter(gen, n, WHITE, 0.06), _jitter(gen, n, BLACK, 0.06)
     disc = coverage(sd_circle(u, v), ppu)
     rect = coverage(sd_box(u, v, 0, 0, 0.8, 1.0), ppu)
+    octagon = coverage(sd_ngon(u, v, 8, 1.0), ppu)
     paint(img, disc * (a + b), red)
     paint(img, coverage(sd_circle(u, v, 0.78), ppu) * a, white)
     paint(img, coverage(sd_box(u, v, 0, 0, 0.68, 0.17), ppu) * b, white)
     paint(img, rect * c, black)
     paint(img, coverage(sd_box(u, v, 0, 0, 0.72, 0.92), ppu) * c, white)
+    paint(img, octagon * e, white)  # exactly the stop sign's white rim and red face
+    paint(img, coverage(sd_ngon(u, v, 8, 0.9), ppu) * e, red)
+    paint(img, coverage(_octagon_marks(u, v, gen), ppu) * e, white)
     paint(img, coverage(_arrow(u, v, gen), ppu) * (a + c), black)
     slashed = _w(torch.rand(n, generator=gen) < 0.5)  # "no turn" rectangles carry a red circle-slash
     ring = coverage((sd_circle(u, v, 0.62)).abs() - 0.07, ppu)
     paint(img, ring * c * slashed, red)
     slash = coverage(sd_segment(u, v, (-0.5, -0.5), (0.5, 0.5), 0.08), ppu)
     paint(img, slash * (a + c * slashed), red)
-    return disc * (a + b) + rect * c
+    return disc * (a + b) + rect * c + octagon * e
 
 
 def _speed_limit(img: Tensor, u: Tensor, v: Tensor, ppu: Tensor, gen: torch.Generator) -> Tensor:
@@ -230,6 +255,7 @@ class TrafficSigns(Configurable):
     """
 
     kind = "dataset"
+    version = "2"  # 2: red restriction octagons with non-STOP lettering
     defaults = {"scale": (0.30, 0.46), "rotation": 12.0, "distractors": 0.4, "noise": 0.05}
 
     def validate(self) -> None:
