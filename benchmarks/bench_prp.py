@@ -16,8 +16,7 @@ import time
 import pytest
 import torch
 
-from hansbench.methods.explainers import _zennit
-from hansbench.methods.explainers.prp import PRP, class_prototype_views, prp_composite
+from hansbench.methods.explainers.prp import PRP, prp_reference_loop
 from hansbench.models.backbones import build_backbone
 from hansbench.models.classifier import Classifier
 from hansbench.models.protopnet import ProtoPNet
@@ -50,22 +49,6 @@ def make_batch() -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.arange(BATCH) % CLASSES
 
 
-def prp_loop(model: ProtoPNet, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The reference code's way: one forward+backward per image and prototype (same composite)."""
-    views = class_prototype_views(model, target)
-    out = torch.zeros(*views.shape, *x.shape[-2:], device=x.device)
-    with _zennit.explaining(model, prp_composite(model)):
-        for b in range(x.shape[0]):
-            for v, j in enumerate(views[b].tolist()):
-                xb = x[b : b + 1].detach().requires_grad_(True)
-                s = model.scores(xb)
-                start = torch.zeros_like(s)
-                start[0, j] = s[0, j].detach()
-                (r,) = torch.autograd.grad(s, xb, start)
-                out[b, v] = r.sum(1)[0]
-    return out
-
-
 def plain_backward(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """One plain forward+backward (input gradient of the target logit): the gradient unit."""
     with torch.enable_grad():
@@ -86,7 +69,7 @@ def test_prp_batched(benchmark, setup):
 
 def test_prp_reference_loop(benchmark, setup):
     model, x, t = setup
-    benchmark.pedantic(prp_loop, args=(model, x, t), rounds=1, warmup_rounds=0)
+    benchmark.pedantic(prp_reference_loop, args=(model, x, t), rounds=1, warmup_rounds=0)
 
 
 def _time(fn, repeats: int = 5) -> float:
@@ -107,8 +90,8 @@ def main() -> None:
         f"small-resnet, ProtoPNet {CLASSES} classes x {PER_CLASS} prototypes, D={DIM}"
     )
     batched = _time(lambda: PRP().explain(proto, x, t))
-    loop = _time(lambda: prp_loop(proto, x, t), repeats=1)
-    assert torch.allclose(PRP().explain(proto, x, t), prp_loop(proto, x, t), atol=1e-5, rtol=1e-4)
+    loop = _time(lambda: prp_reference_loop(proto, x, t), repeats=1)
+    assert torch.allclose(PRP().explain(proto, x, t), prp_reference_loop(proto, x, t), atol=1e-5, rtol=1e-4)
     print(f"PRP batched {batched * 1e3:.1f} ms, reference loop {loop * 1e3:.1f} ms: {loop / batched:.1f}x faster")
     units = {
         "protopnet": _time(lambda: plain_backward(proto, x, t)),

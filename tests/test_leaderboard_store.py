@@ -37,6 +37,18 @@ def test_mean_rank_uses_metric_direction():
     assert overall["overall ↓"].idxmin() == "c" and overall.loc["a", "fam"] == pytest.approx(2.0)
 
 
+def test_ranks_are_within_a_model():
+    """Raw scores of different models are not compared: each model's explainers rank from 1."""
+    df = rows([
+        dict(model="classifier", explainer="a", metric="auc", value=5.0, higher_is_better=True),
+        dict(model="classifier", explainer="b", metric="auc", value=4.0, higher_is_better=True),
+        dict(model="protopnet", explainer="c", metric="auc", value=-10.0, higher_is_better=True),
+        dict(model="protopnet", explainer="d", metric="auc", value=-12.0, higher_is_better=True),
+    ])
+    t = method_tables(df)[0].frame.set_index("explainer")["mean rank ↓"]
+    assert t["a"] == 1 and t["c"] == 1 and t["b"] == 2 and t["d"] == 2
+
+
 def test_detection_table_has_table_ii_shape():
     df = rows([
         dict(explainer="prp", clusterer="spray", metric="cluster-acc", value=64.5, higher_is_better=True),

@@ -17,6 +17,7 @@ from hansbench.methods.explainers.prp import (
     class_prototype_views,
     prototype_relevance,
     prp_composite,
+    prp_reference_loop,
 )
 from hansbench.models.backbones import FeatureBackbone
 from hansbench.models.protopnet import ProtoPNet, PrototypeLayer
@@ -96,27 +97,9 @@ def test_prp_conserves_relevance_on_bias_free_chain(tiny_images):
     torch.testing.assert_close(maps.sum(dim=(-1, -2)), scores, rtol=1e-4, atol=1e-5)
 
 
-def _reference_loop(model, x, target, epsilon=1e-12):
-    """One forward and backward per image and prototype, as the authors' code does."""
-    views = class_prototype_views(model, target)
-    out = torch.zeros(*views.shape, *x.shape[-2:])
-    with _zennit.explaining(model, prp_composite(model, epsilon)):
-        for b in range(x.shape[0]):
-            for v, j in enumerate(views[b].tolist()):
-                if j < 0:
-                    continue
-                xb = x[b : b + 1].clone().requires_grad_(True)
-                s = model.scores(xb)
-                start = torch.zeros_like(s)
-                start[0, j] = s[0, j].detach()
-                (r,) = torch.autograd.grad(s, xb, start)
-                out[b, v] = r.sum(1)[0]
-    return out
-
-
-def test_prp_batch_equals_reference_loop(tiny_protopnet, tiny_images):
+def test_prp_batch_equalsprp_reference_loop(tiny_protopnet, tiny_images):
     maps = PRP().explain(tiny_protopnet, tiny_images, TARGET)
-    torch.testing.assert_close(maps, _reference_loop(tiny_protopnet, tiny_images, TARGET), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(maps, prp_reference_loop(tiny_protopnet, tiny_images, TARGET), rtol=1e-4, atol=1e-6)
     assert maps.abs().sum() > 0
 
 
@@ -127,7 +110,7 @@ def test_prp_pads_pruned_prototypes_with_zero_maps(tiny_protopnet, tiny_images):
     maps = PRP().explain(tiny_protopnet, tiny_images, TARGET)
     assert maps.shape == (4, 3, 16, 16)
     assert maps[0, 2].abs().sum() == 0 and maps[0, 1].abs().sum() > 0
-    torch.testing.assert_close(maps, _reference_loop(tiny_protopnet, tiny_images, TARGET), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(maps, prp_reference_loop(tiny_protopnet, tiny_images, TARGET), rtol=1e-4, atol=1e-6)
 
 
 def test_prp_start_one_is_a_rescaling(tiny_protopnet, tiny_images):

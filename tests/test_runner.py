@@ -84,36 +84,34 @@ def test_second_run_recomputes_nothing(tiny_run):
     assert runner.ws.misses == 0  # no model trained, no map computed
 
 
-def test_crash_mid_run_loses_nothing_finished(tiny_run, tmp_path, monkeypatch):
-    """A failing job is recorded with its traceback; the finished ones stay; a rerun completes it."""
-    suite_path, _, _ = tiny_run
-    out = tmp_path / "crash"
+def _planned_runner(suite_path, out, monkeypatch, fail_at: int, exc: BaseException):
+    """A runner whose job ``fail_at`` raises ``exc``; returns the runner and its jobs."""
     runner = Runner(load_suite(suite_path), out, progress=False)
     plan = runner.plan()
     jobs = [j for _, js in plan for j in js]
-    victim = jobs[-1]
+    jobs[fail_at].original_run = jobs[fail_at].run
+    jobs[fail_at].run = lambda: (_ for _ in ()).throw(exc)
     monkeypatch.setattr(runner, "plan", lambda: plan)
-    original = victim.run
-    victim.run = lambda: (_ for _ in ()).throw(RuntimeError("boom"))
+    return runner, jobs
+
+
+def test_crash_mid_run_loses_nothing_finished(tiny_run, tmp_path, monkeypatch):
+    """A failing job is recorded with its traceback; the finished ones stay; a rerun completes it."""
+    out = tmp_path / "crash"
+    runner, jobs = _planned_runner(tiny_run[0], out, monkeypatch, -1, RuntimeError("boom"))
     summary = runner.run()
     assert len(summary.failed) == 1 and "boom" in summary.failed[0][1]
     assert summary.done == len(jobs) - 1
     with sqlite3.connect(out / "results.sqlite") as db:
         err = db.execute("SELECT error FROM jobs WHERE status='failed'").fetchone()[0]
     assert "RuntimeError: boom" in err and "Traceback" in err
-    victim.run = original
+    jobs[-1].run = jobs[-1].original_run
     again = runner.run()
     assert again.done == 1 and not again.failed
 
 
 def test_interrupt_keeps_finished_jobs(tiny_run, tmp_path, monkeypatch):
-    suite_path, _, _ = tiny_run
-    out = tmp_path / "interrupt"
-    runner = Runner(load_suite(suite_path), out, progress=False)
-    plan = runner.plan()
-    jobs = [j for _, js in plan for j in js]
-    jobs[2].run = lambda: (_ for _ in ()).throw(KeyboardInterrupt())
-    monkeypatch.setattr(runner, "plan", lambda: plan)
+    runner, jobs = _planned_runner(tiny_run[0], tmp_path / "interrupt", monkeypatch, 2, KeyboardInterrupt())
     summary = runner.run()
     assert summary.interrupted and summary.done == 2
     assert len(runner.store.rows([j.key for j in jobs[:2]])) > 0

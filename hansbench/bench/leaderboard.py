@@ -43,11 +43,13 @@ def _fmt(v: object) -> str:
 
 
 def _ranked(d: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Wide table (model, explainer) x value column with arrows, and the per-column ranks."""
+    """Wide table (model, explainer) x value column with arrows, and the per-column ranks within each model."""
     d = d.assign(column=d.apply(_label, axis=1))
     direction = d.groupby("column")["higher_is_better"].first()
     wide = d.pivot_table(index=["model", "explainer"], columns="column", values="value", aggfunc="mean")
-    ranks = pd.DataFrame({c: wide[c].rank(ascending=not direction[c]) for c in wide.columns
+    # Ranks within a model: raw scores (logits, similarities) are not comparable across models.
+    by_model = wide.groupby(level="model")
+    ranks = pd.DataFrame({c: by_model[c].rank(ascending=not direction[c]) for c in wide.columns
                           if wide[c].notna().sum() > 1}, index=wide.index)
     wide.columns = [f"{c} {'↑' if direction[c] else '↓'}" for c in wide.columns]
     return wide, ranks
@@ -64,7 +66,7 @@ def method_tables(df: pd.DataFrame) -> list[Table]:
         wide, ranks = _ranked(d)
         wide["mean rank ↓"] = ranks.mean(axis=1) if not ranks.empty else np.nan
         out.append(Table(f"{family}", wide.sort_values("mean rank ↓").reset_index(),
-                         "mean over seeds; rank per column by the value's direction"))
+                         "mean over seeds; ranked per column by the value's direction, within each model"))
     return out
 
 
@@ -83,7 +85,7 @@ def rank_table(df: pd.DataFrame) -> Table | None:
     wide = pd.DataFrame(per_family)
     wide["overall ↓"] = wide.mean(axis=1)
     return Table("Mean rank per metric (1 = best)", wide.sort_values("overall ↓").reset_index(),
-                 "each value ranked by its direction, averaged within a metric, then over metrics")
+                 "each value ranked by its direction within its model, averaged within a metric, then over metrics")
 
 
 def detection_table(df: pd.DataFrame) -> Table | None:

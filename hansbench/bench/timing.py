@@ -1,7 +1,8 @@
 """One timer for every kernel: warm-up, repeats, median.
 
 CUDA events with synchronisation on a GPU, ``perf_counter`` on the CPU; peak memory
-from the CUDA allocator, or the process's peak RSS growth on the CPU.
+from the CUDA allocator, or on the CPU the peak growth of the process's RSS above its level
+before the timed calls (sampled every 2 ms; memory freed and reused stays invisible).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import resource
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,8 +29,36 @@ class Timing:
 
 
 def _rss_bytes() -> int:
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss if sys.platform == "darwin" else rss * 1024
+    """Current resident set size (Linux ``/proc``), else the process's peak so far."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize()
+    except OSError:
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return rss if sys.platform == "darwin" else rss * 1024
+
+
+class _RSSPeak:
+    """Samples RSS in a thread while the timed calls run (torch's CPU allocator is invisible to tracemalloc)."""
+
+    def __init__(self, interval_s: float = 0.002):
+        self.interval_s, self.peak, self._stop = interval_s, 0, threading.Event()
+
+    def __enter__(self) -> _RSSPeak:
+        self.base = _rss_bytes()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss_bytes() - self.base)
+            self._stop.wait(self.interval_s)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_bytes() - self.base)
 
 
 def time_call(fn: Callable[[], object], device: torch.device, *, warmup: int = 1, repeats: int = 3) -> Timing:
@@ -39,8 +69,10 @@ def time_call(fn: Callable[[], object], device: torch.device, *, warmup: int = 1
     if cuda:
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
-    rss0 = _rss_bytes()
     times = []
+    sampler = _RSSPeak() if not cuda else None
+    if sampler:
+        sampler.__enter__()
     for _ in range(max(repeats, 1)):
         if cuda:
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -53,7 +85,9 @@ def time_call(fn: Callable[[], object], device: torch.device, *, warmup: int = 1
             t0 = time.perf_counter()
             fn()
             times.append(time.perf_counter() - t0)
-    peak = torch.cuda.max_memory_allocated(device) if cuda else max(_rss_bytes() - rss0, 0)
+    if sampler:
+        sampler.__exit__(None, None, None)
+    peak = torch.cuda.max_memory_allocated(device) if cuda else sampler.peak
     return Timing(statistics.median(times), len(times), int(peak))
 
 
