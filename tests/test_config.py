@@ -59,3 +59,19 @@ def test_extends_cycle_detected(tmp_path):
     write(tmp_path, '[suite]\nextends = "a.toml"\n', "b.toml")
     with pytest.raises(SuiteError, match="cycle"):
         load_suite(tmp_path / "a.toml")
+
+
+def test_replace_takes_sections_from_the_child_alone(tmp_path):
+    merged = load_suite(write(tmp_path, '[suite]\nextends = "quick"\n[explainers]\nrandom = {}\n'))
+    assert "gradcam" in merged.explainers and "random" in merged.explainers
+    p = write(tmp_path, '[suite]\nextends = "quick"\nreplace = ["explainers", "metrics"]\n[explainers]\nrandom = {}\n'
+                        '[metrics]\ncluster-detection = {}\n', "r.toml")
+    only = load_suite(p)
+    assert list(only.explainers) == ["random"] and list(only.metrics) == ["cluster-detection"]
+    with pytest.raises(SuiteError, match="suite.replace"):
+        load_suite(write(tmp_path, '[suite]\nextends = "quick"\nreplace = ["explainerz"]\n', "bad.toml"))
+
+
+def test_filter_typo_is_refused(tmp_path):
+    with pytest.raises(SuiteError, match="clusterers.coreg.explainers: unknown name 'prpp'"):
+        load_suite(write(tmp_path, '[suite]\nextends = "quick"\n[clusterers]\ncoreg = { explainers = ["prpp"] }\n'))

@@ -3,7 +3,8 @@
 A suite names scenarios, models and their training budgets, explainers, clusterers,
 metrics (each with options), seeds and the device. Built-in suites ship in
 ``hansbench/suites``; a user's suite may ``extends = "quick"`` (or a path) and
-override any field. Every error names the key path and what would be valid.
+override any field: tables merge, arrays replace, and ``replace = ["explainers"]``
+takes the listed sections from the user's file alone. Every error names the key path and what would be valid.
 """
 
 from __future__ import annotations
@@ -103,8 +104,15 @@ def load_raw(ref: str | Path, _seen: tuple = ()) -> dict:
         if parent in _seen or parent == str(ref):
             raise SuiteError(f"suite.extends forms a cycle: {' -> '.join(map(str, _seen + (str(ref), parent)))}")
         base = load_raw(parent, _seen + (str(ref),))
+        replace = raw["suite"].get("replace", [])
+        if not isinstance(replace, list) or not set(replace) <= TOP_LEVEL - {"suite"}:
+            raise SuiteError(f"suite.replace: expected a list of sections among {sorted(TOP_LEVEL - {'suite'})}, "
+                             f"got {replace!r}")
+        for section in replace:  # these sections come from this file alone, not merged into the parent's
+            base.pop(section, None)
         raw = _merge(base, raw)
         raw["suite"].pop("extends", None)
+        raw["suite"].pop("replace", None)
     return raw
 
 
@@ -222,11 +230,13 @@ def validate(raw: dict) -> Suite:
     for section, entries in filters.items():
         for name, filt in entries.items():
             for fkey, values in filt.items():
-                known = list(MODEL_KINDS) if fkey == "models" else list(named[fkey]) + (
+                # Registered names are fine even when this suite does not run them (an extending
+                # suite may drop an explainer that inherited filters name); typos are not.
+                known = list(MODEL_KINDS) if fkey == "models" else REGISTRIES[fkey].names() + (
                     ["activations"] if fkey == "explainers" else [])
                 for v in values:
                     if v not in known:
-                        raise SuiteError(f"{section}.{name}.{fkey}: {v!r} is not in this suite; use one of {known}")
+                        raise SuiteError(f"{section}.{name}.{fkey}: unknown name {v!r}; use one of {known}")
     return Suite(
         name=meta.get("name", "custom"),
         description=meta.get("description", ""),
