@@ -24,16 +24,27 @@ def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
 
 
+def _curve(detail: str) -> list[float] | None:
+    """The mean curve a relevance-ordering row stores in ``detail`` (JSON with a ``curve`` list)."""
+    try:
+        value = json.loads(detail)
+    except (TypeError, ValueError):
+        return None
+    curve = value.get("curve") if isinstance(value, dict) else value
+    return curve if isinstance(curve, list) and curve else None
+
+
 def ordering_curves(rows: pd.DataFrame, out: Path) -> list[str]:
     """One PNG per scenario x model x metric: mean curve per explainer (class score)."""
-    d = rows[rows.metric.isin(["ordering-auc-class", "deletion-auc-class"]) & rows.detail.str.startswith("[")]
+    d = rows[rows.metric.isin(["ordering-auc-class", "deletion-auc-class"])]
+    d = d.assign(curve=d.detail.map(_curve)).dropna(subset=["curve"])
     files = []
     for (scenario, model, metric), g in d.groupby(["scenario", "model", "metric"]):
         splits = sorted(g.split.unique())
         fig, axes = plt.subplots(1, len(splits), figsize=(5 * len(splits), 3.6), squeeze=False)
         for ax, split in zip(axes[0], splits):
             for explainer, e in g[g.split == split].groupby("explainer"):
-                curves = np.array([json.loads(s) for s in e.detail])
+                curves = np.array(list(e.curve))
                 y = curves.mean(0)
                 ax.plot(np.linspace(0, 1, len(y)), y, label=explainer, lw=2 if explainer in ("prp", "random") else 1,
                         ls="--" if explainer == "random" else "-")
