@@ -163,3 +163,18 @@ def test_plugin_runs_in_a_suite(tmp_path, monkeypatch):
     finally:
         registry.explainers._entries.pop("abs-input", None)
         registry.reset_for_tests()
+
+
+def test_changing_the_view_size_reclusters_but_retrains_nothing(tiny_run, tmp_path):
+    """The clustering key holds the [clustering] settings: a new map_size re-clusters; models stay cached."""
+    import shutil
+
+    suite_path, out, _ = tiny_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    suite = load_suite(suite_path)
+    suite.clustering = {"map_size": 4}
+    runner = Runner(suite, copy, progress=False)
+    summary = runner.run()
+    assert summary.done == 2 and summary.skipped == len(summary.job_keys) - 2  # the two cluster-detection jobs
+    assert runner.ws.misses == 2  # two new clusterings; models and maps came from the cache

@@ -132,9 +132,7 @@ def _table(raw: dict, key: str, default: Any = None) -> Any:
 
 
 def _check_options(path: str, cls: Any, options: Any) -> dict:
-    """Options must be a table whose keys the plugin's __init__ accepts."""
-    if not isinstance(options, dict):
-        raise SuiteError(f"{path}: expected a table of options (use {{}} for defaults), got {options!r}")
+    """Options must be keys the plugin's __init__ accepts, and values it accepts too."""
     params = inspect.signature(cls.__init__).parameters if isinstance(cls, type) else inspect.signature(cls).parameters
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         accepted = [n for n in params if n not in ("self", "args", "kwargs")]

@@ -112,8 +112,7 @@ class ScenarioSession:
 
     # -- resources ----------------------------------------------------------------
     def _make_data(self) -> ScenarioData:
-        sc = {k: v for k, v in self.scenario.items()}
-        return make_scenario(**sc, seed=self.seed)
+        return make_scenario(**self.scenario, seed=self.seed)
 
     def model(self, kind: str) -> torch.nn.Module:
         if kind not in self._models:
@@ -199,20 +198,29 @@ class ScenarioSession:
         small = F.adaptive_avg_pool2d(maps, size)
         return small.flatten(2).numpy().astype(np.float64)
 
+    def clustering_options(self, name: str) -> dict:
+        """The clusterer's options with the run's seed and its one device choice filled in."""
+        cls = clusterers.get(name)
+        opts = {"random_state": self.seed, **self.suite.clusterers[name]}
+        if "device" in inspect.signature(cls.__init__).parameters:
+            opts.setdefault("device", str(self.device))
+        return opts
+
+    def clustering_key(self, kind: str, source: str, name: str) -> dict:
+        """Everything that determines one clustering: model, maps (or activations), views, clusterer."""
+        key = {**self.model_key(kind), "source": source, "clusterer": name, "options": self.clustering_options(name),
+               "version": clusterers.get(name).version, "views": self.suite.clustering}
+        if source != ACTIVATIONS:
+            key["explainer"] = self.explainer_key(kind, source)
+        return key
+
     def clustering(self, kind: str, source: str, name: str) -> ClusteringResult:
         k = (kind, source, name)
         if k not in self._clusterings:
             def make() -> ClusteringResult:
-                cls = clusterers.get(name)
-                opts = {"random_state": self.seed, **self.suite.clusterers[name]}
-                if "device" in inspect.signature(cls.__init__).parameters:
-                    opts.setdefault("device", str(self.device))  # the run's one device choice
-                key = {**self.model_key(kind), "source": source, "clusterer": name, "options": opts,
-                       "version": clusterers.get(name).version}
-                if source != ACTIVATIONS:
-                    key["explainer"] = self.explainer_key(kind, source)
-                est: Clusterer = cls(**opts)
-                cached = self.ws.cached_tensors(key, lambda: self._fit(est, kind, source))
+                est: Clusterer = clusterers.get(name)(**self.clustering_options(name))
+                cached = self.ws.cached_tensors(self.clustering_key(kind, source, name),
+                                                lambda: self._fit(est, kind, source))
                 return ClusteringResult(cached["labels"].numpy(), int(cached["flagged"]), dict(cached["info"]))
 
             self._clusterings[k] = _Lazy(make)
@@ -259,9 +267,7 @@ class ScenarioSession:
                     for e, c in pairs:
                         if metric.applies_to(kind, e, c) and allows("metrics", mname, explainer=e, clusterer=c):
                             ids = {**base, "model": kind, "explainer": e, "clusterer": c, "metric": mname}
-                            key = {**mk, **mkey, "source": e, "clusterer": c, "copts": self.suite.clusterers[c]}
-                            if e != ACTIVATIONS:
-                                key["explainer"] = self.explainer_key(kind, e)
+                            key = {**self.clustering_key(kind, e, c), **mkey}
                             out.append(self._metric_job(key, ids, metric, kind, e, c))
             for e in exps:
                 ids = {**base, "model": kind, "explainer": e, "clusterer": "", "metric": "timing"}

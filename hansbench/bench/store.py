@@ -119,7 +119,3 @@ class ResultsStore:
         df = df.drop(columns="job_key")
         df["higher_is_better"] = df["higher_is_better"].astype(bool)
         return df.reset_index(drop=True)
-
-    def failures(self, job_keys: Iterable[str]) -> pd.DataFrame:
-        df = pd.read_sql_query("SELECT * FROM jobs WHERE status='failed'", self.conn)
-        return df[df["key"].isin(set(job_keys))]
