@@ -1,6 +1,8 @@
 """One Registry class for every pluggable kind, and plugin discovery.
 
-Built-ins register with a decorator (``@explainers.register("prp")``); third-party
+Every kind has its registry here: explainers, clusterers, metrics, datasets, artifacts,
+poisonings, model kinds and backbones. Built-ins register with a decorator
+(``@explainers.register("prp")``); third-party
 packages expose an entry point in the group ``hansbench.plugins`` whose target is a
 module (importing it registers) or a callable taking no arguments. Unknown names fail
 with the list of known names and the closest match, before any work starts.
@@ -10,21 +12,49 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import re
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
 from typing import Any
 
 PLUGIN_GROUP = "hansbench.plugins"
+# Names that work everywhere a name goes: suite keys, file names, table cells, command lines.
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._+-]{0,63}")
+NAME_RULE = ("lowercase letters, digits and . _ + - only, starting with a letter or digit, at most 64 characters "
+             "(e.g. 'my-method')")
 
 
-class UnknownNameError(KeyError):
-    """A name that no registry entry carries; the message lists the known ones."""
+# Poisonings keep the upper-case names of the papers' scenarios (CH-50, BD-15).
+UPPER_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+UPPER_NAME_RULE = NAME_RULE.replace("lowercase letters", "letters").replace("'my-method'", "'CH', 'label-flip'")
 
-    def __init__(self, kind: str, name: str, known: list[str]):
-        close = difflib.get_close_matches(name, known, n=1)
+
+def check_name(kind: str, name: Any, pattern: re.Pattern = NAME_PATTERN, rule: str = NAME_RULE) -> str:
+    """``name`` if it matches ``pattern``; a ``ValueError`` saying the rule otherwise."""
+    if not isinstance(name, str) or not pattern.fullmatch(name):
+        raise ValueError(f"invalid {kind} name {name!r}: use {rule}")
+    return name
+
+
+class UnknownNameError(KeyError, ValueError):
+    """A name that no registry entry carries; the message lists the known ones.
+
+    A ``KeyError`` (a failed lookup) and a ``ValueError`` (a bad setting), so code validating
+    settings catches it with the other bad values.
+    """
+
+    def __init__(self, kind: str, name: str, known: list[str], broken: dict[str, str] | None = None):
+        close = [k for k in known if k.lower() == str(name).lower()] or difflib.get_close_matches(str(name), known, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         self.kind, self.name, self.known = kind, name, known
-        msg = f"unknown {kind} {name!r}.{hint} Known {kind}s: {', '.join(known) or '(none)'}."
+        broken = {n: " ".join(str(e).split()) for n, e in (broken or {}).items()}  # one line each
+        known_list = f"Known {kind}s: {', '.join(known) or '(none)'}."
+        if name in broken:  # the name is a plugin's entry point that failed to load: say why first
+            msg = f"unknown {kind} {name!r} (the plugin {name!r} failed to load: {broken[name]}).{hint} {known_list}"
+        else:
+            msg = f"unknown {kind} {name!r}.{hint} {known_list}"
+            if broken:  # its entry point may carry another name than the one it registers
+                msg += " Plugins that failed to load: " + "; ".join(f"{n!r} ({e})" for n, e in broken.items()) + "."
         super().__init__(msg)
 
     def __str__(self) -> str:  # KeyError would repr() the message
@@ -32,14 +62,22 @@ class UnknownNameError(KeyError):
 
 
 class Registry:
-    """A name -> object table for one kind of plugin (explainer, clusterer, ...)."""
+    """A name -> object table for one kind of plugin (explainer, clusterer, ...).
 
-    def __init__(self, kind: str):
+    ``kind`` is the singular noun used in messages; names must match ``pattern``.
+    """
+
+    def __init__(self, kind: str, *, pattern: re.Pattern = NAME_PATTERN, rule: str = NAME_RULE):
         self.kind = kind
+        self.pattern, self.rule = pattern, rule
         self._entries: dict[str, Any] = {}
 
     def register(self, name: str, obj: Any = None, *, replace: bool = False) -> Callable:
-        """Register ``obj`` under ``name``; usable as ``@registry.register("name")``."""
+        """Register ``obj`` under ``name``; usable as ``@registry.register("name")``.
+
+        ``name`` must match the registry's pattern (:data:`NAME_PATTERN` unless given).
+        """
+        check_name(self.kind, name, self.pattern, self.rule)
 
         def add(target: Any) -> Any:
             if name in self._entries and self._entries[name] is not target and not replace:
@@ -56,7 +94,7 @@ class Registry:
         try:
             return self._entries[name]
         except KeyError:
-            raise UnknownNameError(self.kind, name, sorted(self._entries)) from None
+            raise UnknownNameError(self.kind, name, sorted(self._entries), dict(plugin_errors)) from None
 
     def check(self, name: str) -> None:
         """Raise :class:`UnknownNameError` unless ``name`` is registered."""
@@ -85,17 +123,27 @@ clusterers = Registry("clusterer")
 metrics = Registry("metric")
 datasets = Registry("dataset")
 artifacts = Registry("artifact")
+poisonings = Registry("poisoning", pattern=UPPER_NAME_PATTERN, rule=UPPER_NAME_RULE)
+model_kinds = Registry("model kind")
+backbones = Registry("backbone")
 
+# The key is the name in ``hansbench list <key>``; where a suite has a section or filter key of that
+# name (``[explainers]``, ``[models.<kind>]``, ``models = [...]``) it is this registry's.
 REGISTRIES = {
     "explainers": explainers,
     "clusterers": clusterers,
     "metrics": metrics,
     "datasets": datasets,
     "artifacts": artifacts,
+    "poisonings": poisonings,
+    "models": model_kinds,
+    "backbones": backbones,
 }
 
 _BUILTIN_MODULES = (
     "hansbench.datasets",
+    "hansbench.models.backbones",
+    "hansbench.models.kinds",
     "hansbench.methods.explainers",
     "hansbench.methods.clusterers",
     "hansbench.metrics",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _seeds import mean, per_seed
 from torch import nn
 
 from hansbench.bench.cache import hash_key
@@ -80,12 +81,33 @@ def test_classifier_stays_frozen(mode, tiny_classifier):
     assert all(p.grad is None for p in model.parameters())
 
 
-def test_decoder_and_refae_losses_decrease(trained):
-    _, occ, _ = trained
-    h = occ.models_.history
-    assert len(h["cladec"]) == FAST["epochs"]
-    assert h["cladec"][-1] < 0.9 * h["cladec"][0]
-    assert h["refae"][-1] < 0.9 * h["refae"][0]
+def _loss_ratios(seed: int) -> tuple[float, float]:
+    """Last-epoch over first-epoch loss of the ClaDec decoder and the RefAE, on a classifier seeded ``seed``."""
+    from hansbench.models.backbones import build_backbone
+
+    torch.manual_seed(seed)
+    model = Classifier(build_backbone("small-resnet", widths=(8, 16)), NUM_CLASSES, MEAN, STD)
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(8, 3, 16, 16))
+    model.eval()
+    e = explainers.get("cladec")(**FAST, seed=seed)
+    e.setup(model, _data(seed=seed), None)
+    h = e.models_.history
+    assert len(h["cladec"]) == len(h["refae"]) == FAST["epochs"]
+    return round(h["cladec"][-1] / h["cladec"][0], 4), round(h["refae"][-1] / h["refae"][0], 4)
+
+
+def test_decoder_and_refae_losses_decrease():
+    """A learned effect, asserted on the mean over SEEDS (classifier, data and decoder seeded alike).
+
+    Measured (decoder, RefAE) last/first epoch loss per seed 0, 1, 2, the same with torch threads 1 and 2 on a
+    16-core x86 host: (.844, .839), (.827, .828), (.831, .836) (the 2-core dev VM, threads 1 and 2: the same). Asserted: both
+    means < 0.9.
+    """
+    ratios = per_seed(_loss_ratios)
+    assert mean(r[0] for r in ratios) < 0.9, ratios
+    assert mean(r[1] for r in ratios) < 0.9, ratios
 
 
 def test_maps_are_non_negative(trained, tiny_images):
@@ -164,3 +186,64 @@ def test_named_layer(tiny_classifier, tiny_images):
     assert maps.shape == (4, 1, 16, 16) and torch.isfinite(maps).all()
     with pytest.raises(ValueError, match="backbone"):
         explainers.get("cladec")(layer="fc").setup(tiny_classifier, _data(n=16), None)
+
+
+# -- fidelity (ClaDec paper Sec. 5; PAPERS.md section 6) --------------------------------------
+
+def _separable(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class k = the colour channel that is bright: easy for a linear evaluation classifier."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % NUM_CLASSES
+    x = 0.3 * torch.randn(n, 3, 8, 8, generator=g)
+    x[torch.arange(n), y] += 2.0
+    return x, y
+
+
+def _linear_eval_classifier() -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, NUM_CLASSES))
+
+
+def test_fidelity_of_identical_reconstructions_is_zero():
+    """Seed-matched evaluation classifiers: when both reconstructions are the same, so is everything else --
+    Delta Acc is exactly 0 (a mismatch of seeds or batches between the two sides would show here)."""
+    from hansbench.models.cladec import fidelity
+
+    train, test = _separable(96, 0), _separable(48, 1)
+    state = torch.get_rng_state()
+    res = fidelity(_linear_eval_classifier, lambda x: x.clone(), lambda x: x.clone(), train, test, epochs=10, lr=1e-2, seed=4)
+    assert torch.equal(state, torch.get_rng_state())  # seeded inside fork_rng
+    assert res["delta_acc"] == 0.0 and res["acc_cladec"] == res["acc_refae"] > 0.9
+    assert res["recon_loss_cladec"] == res["recon_loss_refae"] == 0.0
+    assert all(isinstance(v, float) for v in res.values())
+
+
+def test_fidelity_drops_for_an_information_destroying_decoder():
+    """A 'decoder' that keeps nothing class-specific (the channel-averaged image) trains an evaluation
+    classifier no better than chance, so Delta Acc is strongly negative against faithful reconstructions,
+    and its reconstruction loss is higher."""
+    from hansbench.models.cladec import fidelity
+
+    train, test = _separable(96, 0), _separable(48, 1)
+    blind = lambda x: x.mean(dim=1, keepdim=True).expand_as(x).clone()  # noqa: E731
+    res = fidelity(_linear_eval_classifier, blind, lambda x: x.clone(), train, test, epochs=10, lr=1e-2)
+    assert res["acc_refae"] > 0.9
+    assert res["acc_cladec"] < 0.6
+    assert res["delta_acc"] < -0.3
+    assert res["delta_recon_loss"] > 0
+
+
+def test_fidelity_of_a_trained_pair_runs_end_to_end(tiny_classifier):
+    """cladec_fidelity on a (briefly) trained ClaDec/RefAE pair: finite accuracies in [0, 1], modes restored."""
+    from hansbench.models.cladec import cladec_fidelity, train_cladec
+
+    data = _data(n=24, size=16)
+    images01, labels = data.train.images, data.train.labels
+    pair = train_cladec(tiny_classifier, images01, labels, epochs=1, batch_size=12)
+    x = tiny_classifier.normalize(images01)
+    factory = lambda: nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, NUM_CLASSES))  # noqa: E731
+    res = cladec_fidelity(pair, tiny_classifier, factory, (x, labels), (x, labels), epochs=1)
+    assert 0.0 <= res["acc_cladec"] <= 1.0 and 0.0 <= res["acc_refae"] <= 1.0
+    assert res["delta_acc"] == res["acc_cladec"] - res["acc_refae"]
+    assert not pair.training and not tiny_classifier.training
+    with pytest.raises(ValueError, match="as many labels"):
+        cladec_fidelity(pair, tiny_classifier, factory, (x, labels[:3]), (x, labels))

@@ -8,12 +8,16 @@ import sys
 import numpy as np
 import pytest
 import torch
+from _seeds import mean, per_seed
+from scipy.sparse.csgraph import connected_components
+from sklearn.base import clone
+from sklearn.metrics import adjusted_rand_score
 
 from hansbench.methods.base import Clusterer
 from hansbench.methods.clusterers import _graph
-from hansbench.methods.clusterers._synthetic import planted_views
 from hansbench.methods.clusterers.spray import TimeBudgetExceeded
 from hansbench.registry import clusterers
+from hansbench.testing import planted_views
 
 # small budgets: every deep run here is seconds on one core
 FAST = {
@@ -28,6 +32,7 @@ FAST = {
     "activation-clustering": {},
 }
 MULTIVIEW = ["spray", "coreg", "coreg-centroid", "wmsc", "mcgc", "simvc", "comvc"]
+DEEP = ("simvc", "comvc")  # they train networks: learned recoveries are asserted on the mean over SEEDS
 ALL = list(FAST)
 
 
@@ -39,6 +44,14 @@ def make(key: str, **kw) -> Clusterer:
 def accuracy(y: np.ndarray, labels: np.ndarray) -> float:
     a = float((y == labels).mean())
     return max(a, 1.0 - a)
+
+
+def recovery(key: str, x, y: np.ndarray, **kw) -> float:
+    """Accuracy of ``make(key)`` on ``x``; for the deep clusterers (they train networks, whose weights differ
+    across hosts) the mean over random_state in SEEDS."""
+    if key not in DEEP:
+        return accuracy(y, make(key, **kw).fit_predict(x))
+    return mean(per_seed(lambda seed: round(accuracy(y, make(key, **{"random_state": seed, **kw}).fit_predict(x)), 4)))
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +78,28 @@ def test_all_registered_and_sklearn_style():
     assert clusterers.get("coreg").input == "maps"
 
 
+@pytest.mark.parametrize("key", ALL)
+def test_clone_gives_equal_params_and_equal_labels(small, key):
+    """Issue 12: every clusterer is a scikit-learn estimator -- clone/get_params/set_params work, and a
+    clone (parameters only, no fitted state) clusters exactly like the original."""
+    from sklearn.base import BaseEstimator, ClusterMixin
+
+    if key == "spray-wasserstein":
+        pytest.importorskip("ot")
+    x, _ = small
+    est = make(key, random_state=3)
+    assert isinstance(est, BaseEstimator) and isinstance(est, ClusterMixin)
+    labels = est.fit_predict(x)
+    twin = clone(est)
+    assert twin is not est and twin.get_params() == est.get_params()
+    assert not hasattr(twin, "labels_")  # clone copies parameters, not fitted state
+    np.testing.assert_array_equal(twin.fit_predict(x), labels)
+    assert twin.fit(x) is twin
+    np.testing.assert_array_equal(twin.labels_, labels)
+    twin.set_params(n_clusters=3)
+    assert twin.n_clusters == 3 and est.n_clusters == 2
+
+
 def test_planted_data_is_ambiguous_per_view(planted):
     """The premise of the recovery test: no single view separates the groups."""
     x, y = planted
@@ -74,13 +109,24 @@ def test_planted_data_is_ambiguous_per_view(planted):
 
 @pytest.mark.parametrize("key", MULTIVIEW)
 def test_recovers_planted_groups_and_is_deterministic(planted, key):
+    """Same random_state, same labels (two runs here); recovery > 0.95. The deep clusterers train networks,
+    so theirs is the mean over random_state in SEEDS.
+
+    Measured accuracy per random_state 0, 1, 2, torch threads 1 and 2 on a 16-core x86 host: 1.0, 1.0, 1.0 for
+    both (the 2-core dev VM, threads 1 and 2: the same). Asserted: mean > 0.95.
+    """
     x, y = planted
     a, b = make(key), make(key)
     la = a.fit_predict(x)
-    assert accuracy(y, la) > 0.95
     np.testing.assert_array_equal(la, b.fit_predict(x))
     assert a.result_.info == b.result_.info
     json.dumps(a.result_.info)  # stored by the runner
+    if key in DEEP:
+        accs = per_seed(lambda seed: round(accuracy(y, la if seed == 0 else make(key, random_state=seed)
+                                                    .fit_predict(x)), 4))
+        assert mean(accs) > 0.95, accs
+    else:
+        assert accuracy(y, la) > 0.95
 
 
 def test_random_state_matters_for_deep_and_leaves_global_rng_alone(planted):
@@ -112,9 +158,11 @@ def test_deep_keeps_run_with_lowest_ddc1(planted):
 def test_deep_uses_gpu_by_default(planted):
     x, y = planted
     est = clusterers.get("simvc")(runs=3, epochs=20, batch_size=50)
-    labels = est.fit_predict(x)
+    est.fit_predict(x)
     assert est.result_.info["device"].startswith("cuda")
-    assert accuracy(y, labels) > 0.95
+    accs = per_seed(lambda seed: accuracy(y, clusterers.get("simvc")(runs=3, epochs=20, batch_size=50,
+                                                                      random_state=seed).fit_predict(x)))
+    assert mean(accs) > 0.95, accs
 
 
 def test_flagged_cluster_rule():
@@ -171,14 +219,15 @@ def test_eigsh_and_dense_paths_agree(planted, monkeypatch):
 @pytest.mark.parametrize("key", [k for k in ALL if k != "spray-wasserstein"])
 def test_one_view(small, key):
     x, y = small
-    assert accuracy(y, make(key).fit_predict(x[:, :1])) > 0.95
+    assert recovery(key, x[:, :1], y) > 0.95
 
 
 @pytest.mark.parametrize("key", ["spray", "coreg", "wmsc", "mcgc", "simvc", "comvc", "activation-clustering"])
 def test_views_of_different_sizes(small, key):
     x, y = small
     ragged = [x[:, 0], x[:, 1, :4]]
-    assert accuracy(y, make(key).fit_predict(ragged)) > 0.95
+    # the deep methods' default CNN encoder needs square views of one size: their MLP takes ragged views
+    assert recovery(key, ragged, y, **({"encoder": "mlp"} if key in DEEP else {})) > 0.95
 
 
 def test_views_of_different_sizes_refused_clearly_where_unsupported(small):
@@ -298,3 +347,121 @@ def test_negative_control_views_decoupled(planted, key):
     for v in range(1, x.shape[1]):
         shuffled[:, v] = x[rng.permutation(len(y)), v]
     assert accuracy(y, make(key).fit_predict(shuffled)) < 0.9
+
+
+# -- issue 9: SiMVC / CoMVC on planted 11x11 maps at the quick suite's budget ---------------
+
+QUICK_DEEP = {"runs": 2, "epochs": 20}  # hansbench/suites/quick.toml
+
+
+@pytest.mark.parametrize(("key", "encoder", "frac_b"), [
+    ("simvc", "cnn", 0.5), ("comvc", "cnn", 0.5), ("simvc", "mlp", 0.5), ("comvc", "mlp", 0.5),
+    ("simvc", "cnn", 0.2), ("simvc", "mlp", 0.2)])
+def test_deep_recovers_planted_maps_at_quick_budget(key, encoder, frac_b):
+    """Issue 9: on 150 planted 6-view 11x11 maps (the quick suite's map size; spectral methods: 100 %),
+    SiMVC/CoMVC reached 55-85 % (mean over seeds) before the fix: with N far below the encoders'
+    parameter count every balanced split is a zero-loss DDC minimum, and the random initial head
+    picked one. Near-zero head init + input noise fixed it. frac_b = 0.2: a poisoned minority (DDC's
+    ddc_2 term favours balanced clusters, so this is the harder case).
+
+    Measured (threads 1), per data seed 0, 1, 2 with random_state = seed:
+    simvc cnn 1.0/1.0/1.0 (0.2: .993/.967/1.0); comvc cnn 1.0/1.0/1.0 (0.2: .993/.973/1.0);
+    simvc mlp 1.0/1.0/1.0 (0.2: .907/.82/.927); comvc mlp 1.0/1.0/1.0. Asserted: mean >= 0.9
+    (balanced) and >= 0.8 (minority, MLP) / 0.9 (minority, CNN).
+    """
+    accs = per_seed(lambda seed: round(accuracy(*_fit_planted(key, seed, encoder=encoder, frac_b=frac_b)), 4))
+    assert mean(accs) >= (0.8 if (encoder == "mlp" and frac_b != 0.5) else 0.9), accs
+
+
+def _fit_planted(key: str, seed: int, **kw):
+    frac_b = kw.pop("frac_b", 0.5)
+    x, y = planted_views(n=150, n_views=6, side=11, noise=0.3, frac_b=frac_b, seed=seed)
+    est = clusterers.get(key)(random_state=seed, device="cpu", **QUICK_DEEP, **kw)
+    return y, est.fit_predict(x)
+
+
+def test_deep_fails_without_cross_view_evidence():
+    """Negative control for the deep methods: views shuffled independently carry no joint group signal,
+    so recovery must fail (a clusterer that 'wins' here is reading something else)."""
+    x, y = planted_views(n=150, n_views=6, side=11, noise=0.3, seed=0)
+    rng = np.random.default_rng(0)
+    for v in range(1, x.shape[1]):
+        x[:, v] = x[rng.permutation(len(y)), v]
+    est = clusterers.get("simvc")(random_state=0, device="cpu", **QUICK_DEEP)
+    assert accuracy(y, est.fit_predict(x)) < 0.9
+
+
+def test_deep_cnn_is_default_and_per_view():
+    """PAPERS.md §5: one CNN encoder per view by default -- each view's weights are its own group of the
+    grouped convolution, so changing view 0's input changes only view 0's representation."""
+    from hansbench.methods.clusterers.deep_mvc import CNNEncoders
+
+    est = clusterers.get("simvc")()
+    assert est.encoder == "cnn"
+    net = est._model(3, 121).eval()
+    assert isinstance(net.encoders, CNNEncoders)
+    x = torch.randn(4, 3, 121)
+    x2 = x.clone()
+    x2[:, 0] += 1.0
+    with torch.no_grad():
+        z, z2 = net.encoders(x), net.encoders(x2)
+    assert not torch.allclose(z[:, 0], z2[:, 0])
+    torch.testing.assert_close(z[:, 1:], z2[:, 1:])
+
+
+def test_deep_info_describes_the_chosen_run(planted):
+    """SiMVC/CoMVC diagnostics: fusion weights on the simplex, the chosen run's losses, cluster sizes."""
+    x, _ = planted
+    est = make("comvc", runs=2, epochs=3)
+    labels = est.fit_predict(x)
+    info = est.result_.info
+    json.dumps(info)
+    w = np.array(info["fusion_weights"])
+    assert w.shape == (x.shape[1],) and (w > 0).all() and np.isclose(w.sum(), 1.0, atol=1e-5)
+    assert set(info["best_run_losses"]) == {"ddc_1", "ddc_2", "ddc_3", "contrastive", "total"}
+    assert info["best_run_losses"]["ddc_1"] == info["best_run_loss"] == min(info["run_losses"])
+    assert info["cluster_sizes"] == np.bincount(labels, minlength=2).tolist()
+    assert "contrastive" not in make("simvc", runs=1, epochs=1).fit(x).result_.info["best_run_losses"]
+
+
+# -- diagnostics and value tests of MCGC and WMSC ----------------------------------------
+
+def test_mcgc_meets_rank_constraint_on_planted_views(planted):
+    """MCGC's defining property: the learned consensus graph S has exactly n_clusters connected
+    components (counted here independently), and the labels are those components."""
+    x, y = planted
+    est = make("mcgc")
+    labels = est.fit_predict(x)
+    info = est.result_.info
+    assert info["fallback"] is False and info["fallback_reason"] is None
+    n_comp, comp = connected_components(est.graph_, directed=False)
+    assert n_comp == 2 == info["n_components"]
+    assert adjusted_rand_score(comp, labels) == 1.0
+    assert accuracy(y, labels) > 0.95
+
+
+def test_mcgc_reports_its_kmeans_fallback(planted):
+    """With no iterations S is the unconstrained initial graph: the rank constraint is not met, MCGC
+    must fall back to k-means and say so (a reader would otherwise take k-means labels for MCGC's)."""
+    x, _ = planted
+    est = make("mcgc", max_iter=0)
+    labels = est.fit_predict(x)
+    info = est.result_.info
+    assert info["fallback"] is True
+    assert "not n_clusters=2" in info["fallback_reason"] and info["labels_from"].startswith("k-means")
+    assert connected_components(est.graph_, directed=False)[0] != 2
+    assert labels.shape == (x.shape[0],) and np.unique(labels).size == 2
+    json.dumps(info)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_wmsc_gives_a_pure_noise_view_the_smallest_weight(seed):
+    """WMSC's view weights (Zong et al. 2018) must down-weight a view that disagrees with the consensus:
+    a pure-noise view appended to planted views gets the smallest weight, and recovery survives it."""
+    x, y = planted_views(n=200, n_views=6, side=4, noise=0.3, seed=seed, noise_views=1)
+    est = make("wmsc")
+    labels = est.fit_predict(x)
+    w = np.array(est.result_.info["view_weights"])
+    assert w.shape == (7,) and np.isclose(w.sum(), 1.0)
+    assert int(np.argmin(w)) == 6, w
+    assert accuracy(y, labels) > 0.95

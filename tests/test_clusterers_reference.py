@@ -8,8 +8,8 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 from sklearn.neighbors import kneighbors_graph
 
-from hansbench.methods.clusterers._synthetic import planted_views
 from hansbench.registry import clusterers
+from hansbench.testing import planted_views
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

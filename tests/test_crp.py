@@ -118,3 +118,17 @@ def test_missing_setup_and_options(tiny_classifier, tiny_images):
     with pytest.raises(RuntimeError, match="setup"):
         e.explain(tiny_classifier, tiny_images, TARGET)
     assert e.options == {"k": K, "layer": None, "images_per_class": 64, "max_batch": 256}
+
+
+@pytest.mark.parametrize("max_batch", [256, 6])  # one pass, and chunks of 1 image x 4 views
+def test_batched_concepts_equal_one_masked_backward_per_view(tiny_classifier, tiny_images, max_batch):
+    """One forward, one backward to the layer, one view-batched backward = the B*k repeated-image
+    backward with the mask in a hook (the formulation before batching, kept as the reference)."""
+    e = explainers.get("crp")(k=K, max_batch=max_batch)
+    n_ch = tiny_classifier.cam_layer.conv2.out_channels
+    g = torch.Generator().manual_seed(0)
+    channels = torch.stack([torch.randperm(n_ch, generator=g)[:K] for _ in range(len(tiny_images))])
+    fast = e.conditional_maps(tiny_classifier, tiny_images, TARGET, channels)
+    ref = e.conditional_maps_reference(tiny_classifier, tiny_images, TARGET, channels)
+    assert fast.shape == ref.shape == (4, K, 16, 16) and ref.abs().max() > 0
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-6 * ref.abs().max().item())

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
+import subprocess
+import sys
 import warnings
 
 import pytest
 import torch
+from _seeds import mean, per_seed  # noqa: E402
 from PIL import Image
 
 from hansbench.datasets.folder import LISA_MAPPING, UnreadableImagesError
@@ -101,7 +105,23 @@ def test_red_octagons_are_not_only_stop_signs():
     octagons[restriction] = inside[restriction] > 0.45
     w_stop = white_in_band(d.train_images[stop], d.train_boxes[stop]).mean()
     w_oct = white_in_band(d.train_images[octagons], d.train_boxes[octagons]).mean()
-    assert w_oct < w_stop - 0.05, (w_oct, w_stop)
+    # signs v3: the octagons carry STOP's own letters in another order: the same paint (measured .450 vs .413),
+    # so only the letters' order tells them apart
+    assert abs(w_oct - w_stop) < 0.08, (w_oct, w_stop)
+    from hansbench.datasets.signs import _SCRAMBLES
+
+    orders = {tuple(o) for o in _SCRAMBLES.tolist()}
+    assert len(orders) == 23 and (0, 1, 2, 3) not in orders  # every order of S-T-O-P but STOP itself
+    # v2's lighter glyphs (octagon_lettering = "light"): less white paint (measured .329 vs .434)
+    light = _signs(size=48, n_train=400, n_test=5, octagon_lettering="light")
+    inside_l, _ = _red_shares(light.train_images, light.train_boxes)
+    restr_l = light.train_labels == CLASS_NAMES.index("restriction")
+    oct_l = restr_l.clone()
+    oct_l[restr_l] = inside_l[restr_l] > 0.45
+    stop_l = light.train_labels == CLASS_NAMES.index("stop")
+    w_stop_l = white_in_band(light.train_images[stop_l], light.train_boxes[stop_l]).mean()
+    w_oct_l = white_in_band(light.train_images[oct_l], light.train_boxes[oct_l]).mean()
+    assert w_oct_l < w_stop_l - 0.05, (w_oct_l, w_stop_l)
 
 
 def test_signs_options_are_checked():
@@ -131,21 +151,27 @@ def test_colour_alone_does_not_separate_the_classes_but_shape_does():
     rf = RandomForestClassifier(100, random_state=0).fit(colour_features(d.train_images), d.train_labels.numpy())
     colour_acc = rf.score(colour_features(d.test_images), d.test_labels.numpy())
 
-    torch.manual_seed(0)
-    model = Classifier(build_backbone("small-resnet", widths=(8, 16, 32)), 5, (0.5,) * 3, (0.25,) * 3)
-    opt = torch.optim.Adam(model.parameters(), 3e-3)
-    g = torch.Generator().manual_seed(0)
-    for _ in range(6):
-        model.train()
-        for idx in torch.randperm(500, generator=g).split(32):
-            loss = torch.nn.functional.cross_entropy(model(model.normalize(d.train_images[idx])), d.train_labels[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    model.eval()
-    with torch.no_grad():
-        cnn_acc = (model(model.normalize(d.test_images)).argmax(1) == d.test_labels).float().mean().item()
-    print(f"colour-feature forest {colour_acc:.3f}, tiny CNN {cnn_acc:.3f}")
+    def cnn(seed: int) -> float:
+        torch.manual_seed(seed)
+        model = Classifier(build_backbone("small-resnet", widths=(8, 16, 32)), 5, (0.5,) * 3, (0.25,) * 3)
+        opt = torch.optim.Adam(model.parameters(), 3e-3)
+        g = torch.Generator().manual_seed(seed)
+        for _ in range(6):
+            model.train()
+            for idx in torch.randperm(500, generator=g).split(32):
+                loss = torch.nn.functional.cross_entropy(model(model.normalize(d.train_images[idx])),
+                                                         d.train_labels[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        model.eval()
+        with torch.no_grad():
+            return (model(model.normalize(d.test_images)).argmax(1) == d.test_labels).float().mean().item()
+
+    # a trained CNN's accuracy differs across hosts and thread counts: the mean over 3 seeds is asserted
+    # (seed 0 measured .82 with 1 thread, .805 with 2, against the forest's .60)
+    cnn_acc = mean(per_seed(cnn))
+    print(f"colour-feature forest {colour_acc:.3f}, tiny CNN (mean of 3 seeds) {cnn_acc:.3f}")
     assert colour_acc < 0.9, f"colour alone separates the signs ({colour_acc:.2f}): make them harder"
     assert cnn_acc > colour_acc + 0.15, f"CNN {cnn_acc:.2f} vs colour {colour_acc:.2f}: shapes must be learnable"
 
@@ -213,12 +239,12 @@ def _class_map(tmp_path):
     return path
 
 
-def test_folder_with_class_map_skips_corrupt_files(tmp_path):
+def test_folder_with_class_map_skips_corrupt_files(tmp_path, caplog):
     bad = _write_folder(tmp_path / "data")
     ds = datasets.get("folder")(root=str(tmp_path / "data"), class_map=str(_class_map(tmp_path)))
-    with pytest.warns(UserWarning) as record:
+    with caplog.at_level(logging.WARNING, logger="hansbench.datasets.folder"):
         d = ds.load(16, 100, 100, 0)
-    messages = " ".join(str(w.message) for w in record)
+    messages = " ".join(r.getMessage() for r in caplog.records)
     assert str(bad) in messages and "skipped 1 unreadable" in messages
     assert d.class_names == ["restriction", "stop", "yield"]
     assert d.train_images.shape == (12, 3, 16, 16) and d.test_images.shape == (8, 3, 16, 16)
@@ -255,13 +281,14 @@ def test_folder_single_root_is_split_by_seed(tmp_path):
     assert not torch.equal(a.train_images, c.train_images) or not torch.equal(a.test_images, c.test_images)
 
 
-def test_folder_subsamples_and_warns_on_unmapped_folders(tmp_path):
+def test_folder_subsamples_and_warns_on_unmapped_folders(tmp_path, caplog):
     _write_folder(tmp_path / "data")
     mapping = tmp_path / "partial.json"
     mapping.write_text(json.dumps({"stop": "stop", "yield": "yield"}))
     ds = datasets.get("folder")(root=str(tmp_path / "data"), class_map=str(mapping))
-    with pytest.warns(UserWarning, match="noLeftTurn, stopAhead"):
+    with caplog.at_level(logging.WARNING, logger="hansbench.datasets.folder"):
         d = ds.load(8, 4, 2, 0)
+    assert "noLeftTurn, stopAhead" in caplog.text
     assert len(d.train_labels) == 4 and len(d.test_labels) == 2
 
 
@@ -293,3 +320,101 @@ def test_unknown_dataset_lists_known_ones():
         datasets.get("sings")
     for name in ("signs", "digits", "folder"):
         assert datasets.describe(name)
+
+
+# ----------------------------------------------------------------------------- class names, folder edge cases
+
+
+def test_class_names_match_load_without_generating(monkeypatch, tmp_path):
+    """``class_names()`` is what ``load`` returns, and needs no image (suite validation calls it)."""
+    for name, loaded in (("signs", _signs(size=16, n_train=5, n_test=5)),
+                         ("digits", datasets.get("digits")().load(8, 10, 10, 0))):
+        ds = datasets.get(name)()
+        monkeypatch.setattr(type(ds), "load", lambda *a, **k: pytest.fail("class_names must not load"))
+        if name == "signs":
+            monkeypatch.setattr(type(ds), "generate", lambda *a, **k: pytest.fail("class_names must not draw"))
+        assert ds.class_names() == loaded.class_names
+    _write_folder(tmp_path / "data")
+    ds = datasets.get("folder")(root=str(tmp_path / "data"), class_map=str(_class_map(tmp_path)))
+    monkeypatch.setattr("hansbench.datasets.folder.load_image", lambda *a: pytest.fail("class_names reads no image"))
+    monkeypatch.setattr("hansbench.datasets.folder.probe_image", lambda *a: pytest.fail("class_names reads no image"))
+    assert ds.class_names() == ["restriction", "stop", "yield"], "class_map applied"
+
+
+def _pngs(folder, n, colour=(10, 200, 10)):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.new("RGB", (6, 6), colour).save(folder / f"{i}.png")
+
+
+def test_folder_with_one_class_is_refused(tmp_path):
+    _pngs(tmp_path / "flat" / "only", 5)
+    ds = datasets.get("folder")(root=str(tmp_path / "flat"))
+    for call in (ds.class_names, lambda: ds.load(8, 2, 2, 0)):
+        with pytest.raises(ValueError, match=r"only one class \('only'\).*at least 2 class folders"):
+            call()
+    # a class_map that folds every folder into one class is the same mistake
+    _pngs(tmp_path / "flat" / "other", 5)
+    ds = datasets.get("folder")(root=str(tmp_path / "flat"), class_map={"only": "x", "other": "x"})
+    with pytest.raises(ValueError, match="only one class"):
+        ds.class_names()
+
+
+def test_folder_class_too_small_to_split_names_class_and_count(tmp_path):
+    _pngs(tmp_path / "flat" / "big", 6)
+    _pngs(tmp_path / "flat" / "tiny", 1)
+    ds = datasets.get("folder")(root=str(tmp_path / "flat"))
+    for call in (ds.class_names, lambda: ds.load(8, 2, 2, 0)):
+        with pytest.raises(ValueError, match=r"class 'tiny' has 1 image\(s\).*at least 2"):
+            call()
+
+
+def test_folder_small_classes_get_one_image_on_each_side(tmp_path):
+    """round(0.25 * 2) = 0 used to put no image of a 2-image class in test."""
+    _pngs(tmp_path / "flat" / "a", 2)
+    _pngs(tmp_path / "flat" / "b", 2, (200, 10, 10))
+    d = datasets.get("folder")(root=str(tmp_path / "flat")).load(8, 10, 10, 0)
+    assert torch.bincount(d.train_labels).tolist() == [1, 1]
+    assert torch.bincount(d.test_labels).tolist() == [1, 1]
+
+
+def test_folder_split_layout_class_missing_from_test_is_refused(tmp_path):
+    for cls in ("a", "b"):
+        _pngs(tmp_path / "d" / "train" / cls, 3)
+    _pngs(tmp_path / "d" / "test" / "a", 2)
+    (tmp_path / "d" / "test" / "b").mkdir()
+    with pytest.raises(ValueError, match=r"class 'b' has 0 test images.*3 train, 0 test"):
+        datasets.get("folder")(root=str(tmp_path / "d")).class_names()
+
+
+def test_folder_skip_reports_every_bad_file_once_even_unread_ones(tmp_path, caplog):
+    """Only 2 of 12 files are needed: a zero-byte file further down the seeded order is reported too."""
+    for cls in ("a", "b"):
+        _pngs(tmp_path / "flat" / cls, 6)
+    empty = tmp_path / "flat" / "b" / "zero.png"
+    empty.write_bytes(b"")
+    truncated = tmp_path / "flat" / "a" / "cut.png"
+    truncated.write_bytes((tmp_path / "flat" / "a" / "0.png").read_bytes()[:-20])
+    ds = datasets.get("folder")(root=str(tmp_path / "flat"))
+    with caplog.at_level(logging.WARNING, logger="hansbench.datasets.folder"):
+        ds.load(8, 1, 1, 0)
+    skipped = [r.getMessage() for r in caplog.records if "unreadable" in r.getMessage()]
+    assert len(skipped) == 1 and "skipped 2 unreadable" in skipped[0]
+    assert skipped[0].count(str(empty)) == 1 and skipped[0].count(str(truncated)) == 1
+    assert "\n" not in skipped[0]
+    with pytest.raises(UnreadableImagesError) as info:
+        datasets.get("folder")(root=str(tmp_path / "flat"), on_error="raise").load(8, 1, 1, 0)
+    assert sorted(info.value.paths) == sorted([empty, truncated])
+
+
+def test_folder_warning_is_one_clean_line_on_stderr(tmp_path):
+    """No ``file.py:123: UserWarning`` prefix and no echoed source line: just the message."""
+    for cls in ("a", "b"):
+        _pngs(tmp_path / "flat" / cls, 3)
+    (tmp_path / "flat" / "a" / "zero.png").write_bytes(b"")
+    code = (f"from hansbench.registry import datasets; "
+            f"datasets.get('folder')(root={str(tmp_path / 'flat')!r}).load(8, 1, 1, 0)")
+    err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stderr
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("folder: skipped 1 unreadable image file(s): ") and "zero.png" in lines[0]

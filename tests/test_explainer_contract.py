@@ -143,7 +143,7 @@ def model_of(request):
 def _expected_views(explainer: Explainer, model: nn.Module) -> int | None:
     if not explainer.multiview:
         return 1
-    if model.kind == "protopnet":
+    if getattr(model, "has_prototypes", False):
         return model.prototypes_per_class  # PRP, upsampling: one view per prototype of the target class
     return getattr(explainer, "k", None)  # CRP: one view per concept; None: unknown, checked >= 1 only
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from hansbench.bench.cache import Workspace, hash_key
-from hansbench.bench.leaderboard import build_tables, method_tables, rank_table, to_latex, write_leaderboard
+from hansbench.bench.leaderboard import build_tables, to_latex, write_leaderboard
 from hansbench.bench.store import ROW_COLUMNS, ResultsStore
 
 
@@ -20,6 +20,7 @@ def rows(records):
 
 
 def test_mean_rank_uses_metric_direction():
+    """A family nobody registered: one table, ranked per column by the rows' own direction."""
     df = rows([
         dict(explainer="a", metric="good-up", value=0.9, higher_is_better=True),
         dict(explainer="b", metric="good-up", value=0.1, higher_is_better=True),
@@ -28,25 +29,23 @@ def test_mean_rank_uses_metric_direction():
         dict(explainer="c", metric="good-up", value=0.5, higher_is_better=True),
         dict(explainer="c", metric="good-down", value=0.5, higher_is_better=False),
     ])
-    t = method_tables(df)[0].frame.set_index("explainer")
-    assert t.loc["a", "good-up ↑"] == 0.9
+    t = build_tables(df)["CH-50"][0].frame.set_index("explainer")
+    assert t.loc["a", "good-up ↑"] == "0.9"
     # c: rank 2 on good-up, rank 1 on good-down -> best mean rank
-    assert t["mean rank ↓"].idxmin() == "c"
-    assert t.loc["a", "mean rank ↓"] == pytest.approx((1 + 3) / 2)
-    overall = rank_table(df).frame.set_index("explainer")
-    assert overall["overall ↓"].idxmin() == "c" and overall.loc["a", "fam"] == pytest.approx(2.0)
+    assert t.index[0] == "c" and t.loc["a", "mean rank ↓"] == "2"
 
 
 def test_ranks_are_within_a_model():
-    """Raw scores of different models are not compared: each model's explainers rank from 1."""
+    """Raw scores of different models are not compared: each model's table ranks its explainers from 1."""
     df = rows([
         dict(model="classifier", explainer="a", metric="auc", value=5.0, higher_is_better=True),
         dict(model="classifier", explainer="b", metric="auc", value=4.0, higher_is_better=True),
         dict(model="protopnet", explainer="c", metric="auc", value=-10.0, higher_is_better=True),
         dict(model="protopnet", explainer="d", metric="auc", value=-12.0, higher_is_better=True),
     ])
-    t = method_tables(df)[0].frame.set_index("explainer")["mean rank ↓"]
-    assert t["a"] == 1 and t["c"] == 1 and t["b"] == 2 and t["d"] == 2
+    tables = build_tables(df)["CH-50"]
+    ranks = {t.model: t.frame.set_index("explainer")["mean rank ↓"].to_dict() for t in tables}
+    assert ranks == {"classifier": {"a": "1", "b": "2"}, "protopnet": {"c": "1", "d": "2"}}
 
 
 def test_detection_table_has_table_ii_shape():
@@ -56,9 +55,9 @@ def test_detection_table_has_table_ii_shape():
         dict(explainer="prp", clusterer="coreg", metric="cluster-acc", value=99.0, higher_is_better=True),
         dict(explainer="prp", clusterer="coreg", metric="cluster-f1", value=0.99, higher_is_better=True),
         dict(explainer="prp", clusterer="coreg", metric="cluster-ari", value=0.9, higher_is_better=True),
-    ])
-    t = [t for t in build_tables(df)["CH-50"] if t.title.startswith("Cluster")][0].frame
-    assert list(t.columns[-2:]) == ["coreg", "spray"]
+    ]).assign(family="cluster-detection")
+    t = [t for t in build_tables(df)["CH-50"] if t.title.startswith("Cluster detection")][0].frame
+    assert list(t.columns) == ["explainer", "spray", "coreg"]
     assert t.iloc[0]["spray"] == "64.5 / 0.45"
 
 
@@ -68,8 +67,8 @@ def test_writers_escape_html_and_latex(tmp_path):
                dict(explainer="x", metric="m_1%", value=2.0, higher_is_better=True)])
     paths = write_leaderboard(df, tmp_path, suite="<b>s</b>")
     page = paths["leaderboard.html"].read_text()
-    assert "<script>" not in page and "&lt;script&gt;" in page and "<b>s</b>" not in page
-    tex = to_latex(method_tables(df)[0].frame, "cap_%")
+    assert "<script>alert" not in page and "&lt;script&gt;" in page and "<b>s</b>" not in page
+    tex = to_latex(build_tables(df)["CH-50"][0].frame, "cap_%")
     assert r"m\_1\%" in tex and r"\toprule" in tex and r"cap\_\%" in tex
 
 

@@ -120,3 +120,98 @@ def test_occlusion_delta_ideal_map_100_random_map_near_0():
             assert v["occlusion-delta-acc"] < 50.0
     with pytest.raises(ValueError, match="fill"):
         OcclusionDelta(fill="grey")
+
+
+# -- which class is explained: a backdoor's artifact test is explained for the target -----------------
+
+T = 16  # image side; the trigger is the bottom-right 3x3 block
+STOP_C, TARGET_C = 1, 2
+
+
+class TriggerNet(nn.Module):
+    """A backdoored model built by hand: the target's logit is driven by the trigger block.
+
+    Linear in the normalised pixels: target = 20 * mean(trigger block) + 0.1 * mean(image),
+    stop = mean(centre 6x6 block) + 0.1 * mean(image), class 0 = 0.8. Any faithful attribution
+    of the target logit lies on the trigger; of the stop logit, on the centre.
+    """
+
+    kind = "classifier"
+    num_classes = 3
+
+    def normalize(self, x01):
+        return (x01 - 0.5) / 0.25
+
+    def forward(self, x):
+        everything = 0.1 * x.mean((1, 2, 3))
+        trigger = x[:, :, -3:, -3:].mean((1, 2, 3))
+        centre = x[:, :, 5:11, 5:11].mean((1, 2, 3))
+        return torch.stack([torch.full_like(trigger, 0.8), centre + everything, 20 * trigger + everything], 1)
+
+
+def _backdoor_data(n: int = 8) -> ScenarioData:
+    g = torch.Generator().manual_seed(4)
+    clean = 0.4 * torch.rand(n, 3, T, T, generator=g)
+    clean[:, :, 5:11, 5:11] = 0.9  # the stop sign
+    stamped = clean.clone()
+    stamped[:, :, -3:, -3:] = 1.0
+    masks = torch.zeros(n, T, T, dtype=torch.bool)
+    masks[:, -3:, -3:] = True
+    labels = torch.full((n,), STOP_C)
+    art = Split(stamped, labels, labels.clone(), torch.ones(n, dtype=torch.bool), masks)
+    cln = Split(clean, labels.clone(), labels.clone(), torch.zeros(n, dtype=torch.bool), torch.zeros_like(masks))
+    return ScenarioData("BD-t", art, art, cln, ["other", "stop", "speed"], affected_class=STOP_C,
+                        target_class=TARGET_C, mean=(0.5,) * 3, std=(0.25,) * 3)
+
+
+def _ig_explain(model, data, seen=None):
+    from hansbench.registry import explainers
+
+    ig = explainers.get("integrated-gradients")(n_steps=16)
+
+    def explain(split, index, target):
+        if seen is not None:
+            seen.append((split, target.clone()))
+        x = model.normalize(getattr(data, split).images[index])
+        return ig.explain(model, x, torch.as_tensor(target))
+
+    return explain
+
+
+def test_backdoor_localisation_explains_the_target_and_finds_the_trigger():
+    import json
+
+    model, data = TriggerNet(), _backdoor_data()
+    with torch.no_grad():
+        assert (model(model.normalize(data.artifact_test.images)).argmax(1) == TARGET_C).all(), "the backdoor fires"
+    seen = []
+    ctx = EvalContext(data=data, model=model, seed=0, device=torch.device("cpu"), explain=_ig_explain(model, data, seen))
+    rows = ArtifactLocalisation().evaluate(ctx)
+    assert [s for s, _ in seen] == ["artifact_test"] and (seen[0][1] == TARGET_C).all()
+    assert all(json.loads(r["detail"])["explained"] == "target" for r in rows)
+    mass_target = _values(rows)["relevance-mass-acc"]
+    # The same images explained for their true class (stop), as the metric did before explain_targets.
+    index = torch.arange(len(data.artifact_test))
+    maps_true = _ig_explain(model, data)("artifact_test", index, data.artifact_test.labels)
+    mass_true = localisation_scores(maps_true, data.artifact_test.masks)["relevance-mass-acc"].mean().item()
+    assert mass_target > 0.5 and mass_target > mass_true + 0.4
+    # a Clever Hans reading of the same data (no target class) explains the label and records it
+    ch = ScenarioData("CH-t", data.train, data.artifact_test, data.clean_test, data.class_names, STOP_C)
+    rows_ch = ArtifactLocalisation().evaluate(EvalContext(data=ch, model=model, seed=0, device=torch.device("cpu"),
+                                                          explain=_ig_explain(model, ch)))
+    assert json.loads(rows_ch[0]["detail"])["explained"] == "label"
+    assert _values(rows_ch)["relevance-mass-acc"] == pytest.approx(mass_true, abs=1e-6)
+
+
+def test_backdoor_occlusion_scores_the_explained_target():
+    import json
+
+    model, data = TriggerNet(), _backdoor_data(12)
+    ctx = EvalContext(data=data, model=model, seed=0, device=torch.device("cpu"), explain=_ig_explain(model, data))
+    rows = OcclusionDelta().evaluate(ctx)
+    art, cln = _values(rows, "artifact_test"), _values(rows, "clean_test")
+    # explaining the target, the most relevant window holds the trigger: occluding it undoes the backdoor
+    assert art["occlusion-acc-most"] == 0.0 and art["occlusion-acc-least"] == 100.0
+    details = {r["split"]: json.loads(r["detail"]) for r in rows}
+    assert details["artifact_test"]["explained"] == "target" and details["clean_test"]["explained"] == "label"
+    assert cln["occlusion-acc-most"] < cln["occlusion-acc-least"]  # clean stop signs: the centre is what matters

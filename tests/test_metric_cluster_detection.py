@@ -105,3 +105,51 @@ def test_clean_clustered_set_gives_nan_with_reason():
 def test_length_mismatch_is_an_error():
     with pytest.raises(ValueError, match="labels"):
         detection_scores(np.zeros(3), np.zeros(4, dtype=bool))
+
+
+def _ctx_with(clustering, poisoned_train) -> EvalContext:
+    train = _split(poisoned_train)
+    data = ScenarioData("t", train, train, train, ["a", "b"], affected_class=0)
+    return EvalContext(data=data, model=torch.nn.Identity(), seed=0, device=torch.device("cpu"),
+                       clustering=clustering, cluster_index=torch.arange(len(poisoned_train)))
+
+
+def test_detail_carries_a_real_clusterers_diagnostics():
+    import json
+
+    from hansbench.registry import clusterers
+
+    rng = np.random.default_rng(0)
+    poisoned = [False] * 20 + [True] * 10
+    views = np.concatenate([rng.normal(0, 1, (20, 1, 8)), rng.normal(6, 1, (10, 1, 8))])
+    est = clusterers.get("spray")(n_clusters=2, random_state=0, n_neighbors=5)
+    est.fit_predict(views)
+    rows = metrics.get("cluster-detection")().evaluate(_ctx_with(est.result_, poisoned))
+    details = [json.loads(r["detail"]) for r in rows]
+    assert all(d == details[0] for d in details)
+    assert details[0]["info"]["eigengap_k"] == est.result_.info["eigengap_k"]
+    assert details[0]["info"]["eigenvalues"] == pytest.approx(est.result_.info["eigenvalues"])
+    assert details[0]["fallback"] is False
+
+
+def test_detail_marks_a_fallback_and_is_strict_json():
+    import json
+
+    poisoned = [False, False, True, True]
+    mcgc_like = {"labels_from": "k-means on the spectral embedding (S has 3 components, not 2)",
+                 "rank_constraint_met": np.bool_(False), "gamma": np.float64(2.0),
+                 "objective": np.array([1.5, np.nan]), "weights": torch.tensor([0.25, 0.75])}
+    res = SimpleNamespace(labels=np.array([0, 0, 1, 1]), flagged=1, info=mcgc_like)
+    detail = metrics.get("cluster-detection")().evaluate(_ctx_with(res, poisoned))[0]["detail"]
+    d = json.loads(detail, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    assert d["fallback"] is True and d["info"]["rank_constraint_met"] is False
+    assert d["info"]["objective"] == [1.5, None] and d["info"]["weights"] == [0.25, 0.75]
+    for info, expected in (({"labels_from": "connected components of S"}, False), ({"fallback": True}, True),
+                           ({}, False)):
+        res = SimpleNamespace(labels=np.array([0, 0, 1, 1]), flagged=1, info=info)
+        assert json.loads(metrics.get("cluster-detection")().evaluate(_ctx_with(res, poisoned))[0]["detail"])[
+            "fallback"] is expected
+    # undefined detection (nothing poisoned) still reports the diagnostics
+    res = SimpleNamespace(labels=np.array([0, 0, 1, 1]), flagged=1, info=mcgc_like)
+    d = json.loads(metrics.get("cluster-detection")().evaluate(_ctx_with(res, [False] * 4))[0]["detail"])
+    assert d["fallback"] is True and "undefined" in d

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _seeds import mean, per_seed
 from torch import nn
 
 from hansbench.datasets.base import ScenarioData, Split
@@ -62,9 +63,9 @@ def make_split(true: torch.Tensor, stamped: torch.Tensor, labels: torch.Tensor, 
     return Split(x.clamp(0, 1), labels, true, stamped.clone(), masks)
 
 
-def scenario(kind: str, n: int = 120, fraction: float = 0.4) -> ScenarioData:
+def scenario(kind: str, n: int = 120, fraction: float = 0.4, seed: int = 0) -> ScenarioData:
     """``kind="bd"``: stamped stop images relabelled to 1; ``"ch"``: stamped, labels kept."""
-    g = torch.Generator().manual_seed(7)
+    g = torch.Generator().manual_seed(7 + seed)
     true = torch.tensor([0] * n + [1] * n)
     stamped = torch.zeros(2 * n, dtype=torch.bool)
     stamped[: int(fraction * n)] = True
@@ -82,20 +83,21 @@ def scenario(kind: str, n: int = 120, fraction: float = 0.4) -> ScenarioData:
 
 
 class Trainer:
-    """A ctx.train_model that counts its calls."""
+    """A ctx.train_model that counts its calls (training seeded with ``seed``)."""
 
-    def __init__(self):
+    def __init__(self, seed: int = 0):
+        self.seed = seed
         self.tags: list[str] = []
 
     def __call__(self, train: Split, tag: str) -> nn.Module:
         self.tags.append(tag)
-        return train_linear(train)
+        return train_linear(train, seed=self.seed)
 
 
-def ctx_for(data, clustering=None, cluster_index=None, explainer="lrp", clusterer="spray"):
-    return EvalContext(data=data, model=train_linear(data.train), seed=0, device=torch.device("cpu"),
+def ctx_for(data, clustering=None, cluster_index=None, explainer="lrp", clusterer="spray", seed: int = 0):
+    return EvalContext(data=data, model=train_linear(data.train, seed=seed), seed=seed, device=torch.device("cpu"),
                        explainer=explainer, clusterer=clusterer, clustering=clustering,
-                       cluster_index=cluster_index, train_model=Trainer())
+                       cluster_index=cluster_index, train_model=Trainer(seed))
 
 
 def by_key(rows):
@@ -109,17 +111,31 @@ def perfect_clustering(data):
 
 
 def test_oracle_cleaning_removes_the_backdoor():
-    data = scenario("bd")
-    ctx = ctx_for(data)
-    v = by_key(metrics.get("data-cleaning-baselines")().evaluate(ctx))
-    assert len(ctx.train_model.tags) == 1  # only the oracle retrains; "none" is the model as is
-    assert v[("asr", "artifact_test", "none")] > 80  # the trigger was learnt
-    assert v[("asr", "artifact_test", "oracle")] < 20
-    assert v[("class-acc", "artifact_test", "oracle")] > v[("class-acc", "artifact_test", "none")] + 50
-    assert v[("n-removed", "", "oracle")] == data.train.poisoned.sum().item()
-    assert v[("precision-removed", "", "oracle")] == 100 and v[("recall-removed", "", "oracle")] == 100
-    assert v[("n-removed", "", "none")] == 0 and v[("recall-removed", "", "none")] == 0
-    assert ("asr", "clean_test", "none") not in v  # no trigger in the clean test
+    """The counts hold for any weights; the learned effects are asserted on the mean over SEEDS (data and
+    training seeded alike).
+
+    Measured (ASR % of the poisoned model, ASR % after oracle cleaning, stop accuracy gain in %-points) per
+    seed 0, 1, 2, the same with torch threads 1 and 2 on a 16-core x86 host: (98, 0, 98), (97, 0, 97),
+    (93, 0, 93) (the 2-core dev VM, threads 1 and 2: the same). Asserted: mean ASR none > 80, mean ASR oracle < 20, mean gain > 50.
+    """
+
+    def effects(seed: int) -> tuple[float, float, float]:
+        data = scenario("bd", seed=seed)
+        ctx = ctx_for(data, seed=seed)
+        v = by_key(metrics.get("data-cleaning-baselines")().evaluate(ctx))
+        assert len(ctx.train_model.tags) == 1  # only the oracle retrains; "none" is the model as is
+        assert v[("n-removed", "", "oracle")] == data.train.poisoned.sum().item()
+        assert v[("precision-removed", "", "oracle")] == 100 and v[("recall-removed", "", "oracle")] == 100
+        assert v[("n-removed", "", "none")] == 0 and v[("recall-removed", "", "none")] == 0
+        assert ("asr", "clean_test", "none") not in v  # no trigger in the clean test
+        gain = v[("class-acc", "artifact_test", "oracle")] - v[("class-acc", "artifact_test", "none")]
+        return (round(v[("asr", "artifact_test", "none")], 2), round(v[("asr", "artifact_test", "oracle")], 2),
+                round(gain, 2))
+
+    values = per_seed(effects)
+    assert mean(v[0] for v in values) > 80, values  # the trigger was learnt
+    assert mean(v[1] for v in values) < 20, values  # ... and is gone after oracle cleaning
+    assert mean(v[2] for v in values) > 50, values
 
 
 def test_perfect_clustering_equals_oracle_cleaning():
@@ -150,18 +166,22 @@ def test_imperfect_clustering_precision_and_recall():
     assert not any(k[0] == "asr" for k in v)  # Clever Hans: no attack success rate
 
 
-def test_pairs_selection():
-    metric = metrics.get("data-cleaning")(pairs=[["prp", "coreg"], ["*", "wmsc"]])
-    assert metric.selected("prp", "coreg") and metric.selected("lrp", "wmsc")
-    assert not metric.selected("lrp", "coreg")
-    assert metric.applies_to("protopnet", "lrp", "wmsc") and not metric.applies_to("protopnet", "lrp", "spray")
-    assert metrics.get("data-cleaning")(pairs="all").selected("x", "y")
-    data = scenario("ch")
-    clustering, index = perfect_clustering(data)
-    ctx = ctx_for(data, clustering, index, explainer="lrp", clusterer="spray")
-    assert metric.evaluate(ctx) == [] and ctx.train_model.tags == []
-    with pytest.raises(ValueError, match="explainer, clusterer"):
-        metrics.get("data-cleaning")(pairs=[["prp"]])
+def test_which_pairs_are_retrained_is_the_suites_filters(tmp_path):
+    """One way to restrict a costly metric: the suite's filter keys, applied by the planner (no `pairs` option)."""
+    from hansbench.bench.config import SuiteError, load_suite
+    from hansbench.bench.graph import Planner
+
+    with pytest.raises(TypeError, match="takes no options"):
+        metrics.get("data-cleaning")(pairs="all")
+    p = tmp_path / "s.toml"
+    p.write_text('[suite]\nextends = "quick"\n[metrics]\ndata-cleaning = { pairs = "all" }\n')
+    with pytest.raises(SuiteError, match=r"metrics.data-cleaning: .*takes no options, got \[.pairs.\]"):
+        load_suite(p)
+    p.write_text('[suite]\nextends = "quick"\n[metrics]\ndata-cleaning = { models = ["classifier"], '
+                 'explainers = ["gradcam", "activations"], clusterers = ["spray", "activation-clustering"] }\n')
+    planned = {(n.ids["model"], n.ids["explainer"], n.ids["clusterer"])
+               for n in Planner(load_suite(p)).plan().nodes if n.ids.get("metric") == "data-cleaning"}
+    assert planned == {("classifier", "gradcam", "spray"), ("classifier", "activations", "activation-clustering")}
 
 
 def test_clear_errors():

@@ -9,6 +9,7 @@ is. Prototype 1 (yellow) is the artifact prototype; every number below follows f
 from __future__ import annotations
 
 import torch
+from _seeds import mean, per_seed
 from torch import nn
 
 from hansbench.datasets.base import ScenarioData, Split
@@ -113,8 +114,8 @@ def fake_explain(data: ScenarioData, art_view: int, views: int = 3):
     return explain
 
 
-def ctx_for(data, model, explain=None) -> EvalContext:
-    return EvalContext(data=data, model=model, seed=0, device=torch.device("cpu"), explainer="fake",
+def ctx_for(data, model, explain=None, seed: int = 0) -> EvalContext:
+    return EvalContext(data=data, model=model, seed=seed, device=torch.device("cpu"), explainer="fake",
                        explain=explain)
 
 
@@ -133,22 +134,34 @@ def test_artifact_shares_known_values():
 
 
 def test_pruning_flags_the_artifact_prototype_and_retraining_recovers():
-    data, model = scenario(backdoor=False), wired_protopnet(artifact_class=0)
-    explain = fake_explain(data, art_view=1)
-    metric = metrics.get("prototype-pruning")(epochs=30, lr=0.05)
-    rows = metric.evaluate(ctx_for(data, model, explain))
-    n_pruned = [r for r in rows if r["metric"] == "n-pruned"]
-    assert [r["value"] for r in n_pruned] == [1] and n_pruned[0]["detail"] == "1"  # the yellow prototype
-    # It asked for the inspected class's maps of the poisoned training images only.
-    (split_name, index, target), = explain.calls
-    assert split_name == "train" and torch.equal(index, torch.nonzero(data.train.poisoned).flatten())
-    assert (target == 0).all()
-    acc = values(rows, "class-acc")
-    assert acc[("artifact_test", "before")] == 100 and acc[("clean_test", "before")] == 0  # CH-100 shape
-    assert acc[("artifact_test", "pruned")] == 0  # pruning the artifact prototype removes stop's evidence
-    assert acc[("artifact_test", "retrained")] == 100 and acc[("clean_test", "retrained")] == 100  # red reweighted
-    assert not values(rows, "asr")  # Clever Hans: no attack success rate
-    assert model.prototype_mask.all()  # the context's model is untouched
+    """Before and pruned follow from the wiring (any seed); the retrained last layer is learned, so its
+    accuracies are asserted on the mean over SEEDS (the retraining's shuffling seed).
+
+    Measured (retrained stop accuracy % on artifact test, clean test) per seed 0, 1, 2, torch threads 1 and 2,
+    on a 16-core x86 host: (100, 100) for every seed (the 2-core dev VM, threads 1 and 2: the same). Asserted: both means
+    >= 90 (before retraining: 100 and 0).
+    """
+
+    def retrained(seed: int) -> tuple[float, float]:
+        data, model = scenario(backdoor=False), wired_protopnet(artifact_class=0)
+        explain = fake_explain(data, art_view=1)
+        metric = metrics.get("prototype-pruning")(epochs=30, lr=0.05)
+        rows = metric.evaluate(ctx_for(data, model, explain, seed=seed))
+        n_pruned = [r for r in rows if r["metric"] == "n-pruned"]
+        assert [r["value"] for r in n_pruned] == [1] and n_pruned[0]["detail"] == "1"  # the yellow prototype
+        # It asked for the inspected class's maps of the poisoned training images only.
+        (split_name, index, target), = explain.calls
+        assert split_name == "train" and torch.equal(index, torch.nonzero(data.train.poisoned).flatten())
+        assert (target == 0).all()
+        acc = values(rows, "class-acc")
+        assert acc[("artifact_test", "before")] == 100 and acc[("clean_test", "before")] == 0  # CH-100 shape
+        assert acc[("artifact_test", "pruned")] == 0  # pruning the artifact prototype removes stop's evidence
+        assert not values(rows, "asr")  # Clever Hans: no attack success rate
+        assert model.prototype_mask.all()  # the context's model is untouched
+        return round(acc[("artifact_test", "retrained")], 2), round(acc[("clean_test", "retrained")], 2)
+
+    accs = per_seed(retrained)
+    assert mean(a for a, _ in accs) >= 90 and mean(c for _, c in accs) >= 90, accs  # red reweighted
 
 
 def test_pruning_threshold_and_top_n():

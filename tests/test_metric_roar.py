@@ -7,8 +7,11 @@ The block mask is the same for every image, so the removal pattern itself leaks 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
+from _seeds import mean, per_seed
 from test_metric_data_cleaning import MEAN, STD, H, Trainer, W, train_linear
 
 from hansbench.datasets.base import ScenarioData, Split
@@ -27,8 +30,8 @@ def split(n: int, g: torch.Generator) -> Split:
     return Split(x, labels, labels.clone(), torch.zeros(n, dtype=torch.bool), torch.zeros(n, H, W, dtype=torch.bool))
 
 
-def scenario() -> ScenarioData:
-    g = torch.Generator().manual_seed(3)
+def scenario(seed: int = 0) -> ScenarioData:
+    g = torch.Generator().manual_seed(3 + seed)
     return ScenarioData(name="roar", train=split(200, g), artifact_test=split(20, g), clean_test=split(200, g),
                         class_names=["a", "b"], affected_class=0, mean=MEAN, std=STD)
 
@@ -44,21 +47,35 @@ def explainer(kind: str, data: ScenarioData):
     return explain
 
 
-def run(kind: str, fractions=(0.3,)):
-    data = scenario()
-    ctx = EvalContext(data=data, model=train_linear(data.train), seed=0, device=torch.device("cpu"),
-                      explainer=kind, explain=explainer(kind, data), train_model=Trainer())
+def run(kind: str, fractions=(0.3,), seed: int = 0):
+    data = scenario(seed)
+    ctx = EvalContext(data=data, model=train_linear(data.train, seed=seed), seed=seed, device=torch.device("cpu"),
+                      explainer=kind, explain=explainer(kind, data), train_model=Trainer(seed))
     rows = metrics.get("roar")(fractions=fractions).evaluate(ctx)
-    return {r["detail"]: r["value"] for r in rows}, ctx
+    return {str(json.loads(r["detail"])["fraction"]): r["value"] for r in rows}, ctx
 
 
 def test_exact_maps_reach_chance_random_maps_do_not():
-    exact, ctx = run("exact", fractions=(0.0, 0.3))
-    rand, _ = run("random", fractions=(0.0, 0.3))
-    assert exact["0.0"] > 95 and rand["0.0"] == exact["0.0"]  # t = 0: the context's model, no retraining
-    assert ctx.train_model.tags == ["roar:exact:0.3"]  # one retraining per t > 0
-    assert 35 < exact["0.3"] < 65  # chance for two classes
-    assert rand["0.3"] > 80 and rand["0.3"] > exact["0.3"] + 20
+    """Accuracies (%) are learned: asserted on the mean over SEEDS (data and training seeded alike).
+
+    Measured (t = 0, exact maps at t = 0.3, random maps at t = 0.3) per seed 0, 1, 2, the same with torch
+    threads 1 and 2 on a 16-core x86 host: (100, 50.5, 100), (100, 46.5, 99), (100, 47, 99.5) (the 2-core dev VM,
+    threads 1 and 2: the same). Asserted: mean t = 0 > 95, mean exact in (35, 65) (chance: 50), mean random > 85 and > mean
+    exact + 30.
+    """
+
+    def accuracies(seed: int) -> tuple[float, float, float]:
+        exact, ctx = run("exact", fractions=(0.0, 0.3), seed=seed)
+        rand, _ = run("random", fractions=(0.0, 0.3), seed=seed)
+        assert rand["0.0"] == exact["0.0"]  # t = 0: the context's model, no retraining
+        assert ctx.train_model.tags == ["roar:exact:0.3"]  # one retraining per t > 0
+        return round(exact["0.0"], 2), round(exact["0.3"], 2), round(rand["0.3"], 2)
+
+    values = per_seed(accuracies)
+    at_0, exact, rand = (mean(v[i] for v in values) for i in range(3))
+    assert at_0 > 95, values
+    assert 35 < exact < 65, values  # chance for two classes
+    assert rand > 85 and rand > exact + 30, values
 
 
 def test_removal_sets_the_normalisation_mean_on_the_top_pixels():

@@ -89,3 +89,124 @@ def test_broken_plugin_does_not_take_the_harness_down(monkeypatch):
     finally:
         registry.plugin_errors.pop("broken", None)
         registry.reset_for_tests()
+
+
+# ----------------------------------------------------------------------------- names and broken plugins
+
+
+@pytest.mark.parametrize("bad", ["My-Method", "my method", "-lead", "<script>alert(1)</script>", "a&b_%#$", "",
+                                 "x" * 65, "naïve", "a/b", 3])
+def test_register_refuses_names_outside_the_pattern(bad):
+    r = Registry("widget")
+    with pytest.raises(ValueError, match=r"invalid widget name .*lowercase letters, digits and \. _ \+ -"):
+        r.register(bad, object())
+    assert bad not in r._entries
+
+
+@pytest.mark.parametrize("good", ["a", "my-method", "lrp-epsilon-plus-flat", "v1.2", "c++", "x_y", "0day", "x" * 64])
+def test_register_accepts_pattern_names(good):
+    Registry("widget").register(good, object())
+
+
+def test_every_builtin_name_matches_the_pattern():
+    for reg in registry.REGISTRIES.values():
+        for name in reg.names():
+            assert reg.pattern.fullmatch(name), (reg.kind, name)
+            if reg is not registry.poisonings:  # poisonings alone keep the papers' upper-case names
+                assert registry.NAME_PATTERN.fullmatch(name), (reg.kind, name)
+
+
+def test_poisoning_names_may_be_upper_case_but_nothing_else_may():
+    registry.Registry("p", pattern=registry.UPPER_NAME_PATTERN, rule=registry.UPPER_NAME_RULE).register("LF", object())
+    with pytest.raises(ValueError, match="invalid poisoning name 'a b': use letters"):
+        registry.Registry("poisoning", pattern=registry.UPPER_NAME_PATTERN,
+                          rule=registry.UPPER_NAME_RULE).register("a b", object())
+    with pytest.raises(ValueError, match="invalid widget name 'LF'"):
+        Registry("widget").register("LF", object())
+
+
+def test_every_pluggable_kind_is_a_registry_listed_by_the_cli(capsys):
+    """One Registry for every kind: `hansbench list` shows each, with its built-ins."""
+    from hansbench.bench.cli import main
+
+    expected = {"explainers": "prp", "clusterers": "spray", "metrics": "cluster-detection", "datasets": "signs",
+                "artifacts": "postit", "poisonings": "BD", "models": "protopnet", "backbones": "small-resnet"}
+    assert set(registry.REGISTRIES) == set(expected)
+    assert all(isinstance(r, Registry) for r in registry.REGISTRIES.values())
+    for key, builtin in expected.items():
+        assert main(["list", key]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"{key}:\n") and f"  {builtin} " in out, out
+        assert registry.REGISTRIES[key].describe(builtin), f"{key} {builtin!r} has no description line"
+
+
+def test_unknown_name_suggests_a_case_insensitive_match():
+    with pytest.raises(UnknownNameError, match="Did you mean 'BD'") as err:
+        registry.poisonings.get("bd")
+    assert isinstance(err.value, ValueError) and "Known poisonings: BD, CH, none." in str(err.value)
+
+
+def test_model_kinds_build_models_that_carry_their_kind():
+    from hansbench.models.kinds import build_model
+
+    for name, spec in registry.model_kinds.items():
+        assert spec.model_class.kind == name
+        model = build_model(name, num_classes=3, mean=(0.5,) * 3, std=(0.25,) * 3,
+                            backbone_options={"widths": (4, 8)})
+        assert model.kind == name and isinstance(model, spec.model_class)
+    assert registry.model_kinds.get("protopnet").model_class.has_prototypes
+    assert not registry.model_kinds.get("classifier").model_class.has_prototypes
+
+
+@pytest.fixture
+def broken_plugin(monkeypatch):
+    """An installed plugin whose import fails (a missing dependency)."""
+    ep = EntryPoint(name="bad-import", value="no_such_module_xyz:register", group=registry.PLUGIN_GROUP)
+    monkeypatch.setattr(registry, "entry_points", lambda group: [ep] if group == registry.PLUGIN_GROUP else [])
+    registry.reset_for_tests()
+    yield "bad-import"
+    registry.plugin_errors.pop("bad-import", None)
+    registry.reset_for_tests()
+
+
+def test_unknown_name_of_a_broken_plugin_says_why(broken_plugin):
+    with pytest.raises(UnknownNameError) as err:
+        registry.explainers.get("bad-import")
+    msg = str(err.value)
+    assert msg.startswith("unknown explainer 'bad-import' (the plugin 'bad-import' failed to load: "
+                          "ModuleNotFoundError: No module named 'no_such_module_xyz').")
+    assert "gradcam" in msg and "\n" not in msg
+    with pytest.raises(UnknownNameError, match="Plugins that failed to load: 'bad-import' "
+                                               r"\(ModuleNotFoundError: No module named 'no_such_module_xyz'\)"):
+        registry.explainers.get("other-name")
+
+
+def test_suite_naming_a_broken_plugin_reports_its_load_error(broken_plugin, tmp_path, capsys):
+    from hansbench.bench.cli import main
+
+    suite = tmp_path / "s.toml"
+    suite.write_text('[suite]\nextends = "quick"\n[explainers]\nbad-import = {}\n')
+    assert main(["run", "--suite", str(suite), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "explainers.bad-import: unknown explainer 'bad-import' (the plugin 'bad-import' failed to load: " \
+           "ModuleNotFoundError: No module named 'no_such_module_xyz')" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_plugin_registering_an_invalid_name_is_reported_not_fatal(monkeypatch):
+    module = types.ModuleType("badly_named_plugin")
+    module.register = lambda: registry.explainers.register("Bad Name", object())
+    monkeypatch.setitem(sys.modules, "badly_named_plugin", module)
+    ep = EntryPoint(name="badly-named", value="badly_named_plugin:register", group=registry.PLUGIN_GROUP)
+    monkeypatch.setattr(registry, "entry_points", lambda group: [ep])
+    registry.reset_for_tests()
+    try:
+        assert "gradcam" in registry.explainers.names()
+        assert registry.plugin_errors["badly-named"].startswith("ValueError: invalid explainer name 'Bad Name'")
+        from hansbench.bench.cli import plugin_warnings
+
+        assert plugin_warnings() == [f"warning: plugin 'badly-named' failed to load: "
+                                     f"{registry.plugin_errors['badly-named']}"]
+    finally:
+        registry.plugin_errors.pop("badly-named", None)
+        registry.reset_for_tests()

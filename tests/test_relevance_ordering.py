@@ -128,22 +128,33 @@ def test_protopnet_multiview_rows_match_reference():
     test = _split(torch.rand(n, 3, 12, 12, generator=g), torch.tensor([0, 0, 1, 1]),
                   true_labels=torch.zeros(n, dtype=torch.long))  # all show class 0; two relabelled (backdoor)
     maps = torch.randn(n, 3, 12, 12, generator=g)
+    with torch.no_grad():  # unequal last-layer weights, so the weighted class map differs from the plain sum
+        model.last_layer.weight.uniform_(-1.0, 2.0, generator=torch.Generator().manual_seed(6))
     ctx = _ctx(model, test, lambda split, index, target: maps[index])
-    rows = RelevanceOrdering(n_images=n, n_steps=6, batch_size=7).evaluate(ctx)
-    v = _values(rows)
+    rows = RelevanceOrdering(n_images=n, n_steps=6, batch_size=7, class_curve="class-map").evaluate(ctx)
+    rows_pp = RelevanceOrdering(n_images=n, n_steps=6, batch_size=7).evaluate(ctx)  # default: per-prototype
+    v, v_pp = _values(rows), _values(rows_pp)
     noise = torch.rand(n, 3, 12, 12, generator=ctx.generator(201))
     x, b = model.normalize(test.images), model.normalize(noise)
     fwd = lambda z: torch.cat([model(z), model.scores(z)], 1)  # noqa: E731
-    class_ref = _reference_curves(fwd, x, b, maps.sum(1), 6, "insertion")
+    w = torch.stack([model.last_layer.weight[t, model.prototypes_of(t)] for t in test.labels.tolist()]).detach()
+    class_ref = _reference_curves(fwd, x, b, (maps * w[:, :, None, None]).sum(1), 6, "insertion")
     cls = trapezoid_auc(class_ref[torch.arange(n), :, test.labels]).mean()
-    protos = []
+    protos, per_proto_cls = [], []
     for i, t in enumerate(test.labels.tolist()):
         for v_, p in enumerate(model.prototypes_of(t).tolist()):
-            protos.append(trapezoid_auc(_reference_curves(fwd, x[i:i + 1], b[i:i + 1], maps[i:i + 1, v_], 6,
-                                                          "insertion")[0, :, 2 + p]))
+            ref = _reference_curves(fwd, x[i:i + 1], b[i:i + 1], maps[i:i + 1, v_], 6, "insertion")[0]
+            protos.append(trapezoid_auc(ref[:, 2 + p]))
+            per_proto_cls.append(trapezoid_auc(ref[:, t]))  # PRP Fig. 10: class score under each prototype's order
     assert v["ordering-auc-class"] == pytest.approx(cls.item(), rel=1e-4)
-    assert v["ordering-auc-prototype"] == pytest.approx(torch.stack(protos).mean().item(), rel=1e-4)
+    assert v_pp["ordering-auc-class"] == pytest.approx(torch.stack(per_proto_cls).mean().item(), rel=1e-4)
+    assert v_pp["ordering-auc-class"] != pytest.approx(v["ordering-auc-class"], rel=1e-3)
+    for values in (v, v_pp):
+        assert values["ordering-auc-prototype"] == pytest.approx(torch.stack(protos).mean().item(), rel=1e-4)
     assert len(json.loads(rows[0]["detail"])["curve"]) == 6
+    assert json.loads(rows[0]["detail"])["class_curve"] == "class-map"
+    assert json.loads(rows[0]["detail"])["class_map"] == "weighted"
+    assert json.loads(rows_pp[0]["detail"])["class_curve"] == "per-prototype"
     with pytest.raises(ValueError, match="one view per prototype"):
         bad = torch.randn(n, 2, 12, 12)
         RelevanceOrdering(n_images=n).evaluate(_ctx(model, test, lambda split, index, target: bad[index]))

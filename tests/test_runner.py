@@ -81,40 +81,55 @@ def test_second_run_recomputes_nothing(tiny_run):
     runner = Runner(load_suite(suite_path), out, progress=False)
     summary = runner.run()
     assert summary.done == 0 and summary.skipped == len(summary.job_keys) > 0
-    assert runner.ws.misses == 0  # no model trained, no map computed
+    assert not summary.resources and runner._env is None  # no model trained, no map computed, nothing loaded
 
 
-def _planned_runner(suite_path, out, monkeypatch, fail_at: int, exc: BaseException):
-    """A runner whose job ``fail_at`` raises ``exc``; returns the runner and its jobs."""
-    runner = Runner(load_suite(suite_path), out, progress=False)
-    plan = runner.plan()
-    jobs = [j for _, js in plan for j in js]
-    jobs[fail_at].original_run = jobs[fail_at].run
-    jobs[fail_at].run = lambda: (_ for _ in ()).throw(exc)
-    monkeypatch.setattr(runner, "plan", lambda: plan)
-    return runner, jobs
+def _failing_at(monkeypatch, metric: str, exc: BaseException, times: int = 1):
+    """Make the first ``times`` evaluations of ``metric`` raise ``exc``."""
+    from hansbench.bench.execute import NodeEnv
+
+    original = NodeEnv._node_metric
+    left = {"n": times}
+
+    def patched(self, node):
+        if node.params["metric"] == metric and left["n"] > 0:
+            left["n"] -= 1
+            raise exc
+        return original(self, node)
+
+    monkeypatch.setattr(NodeEnv, "_node_metric", patched)
 
 
 def test_crash_mid_run_loses_nothing_finished(tiny_run, tmp_path, monkeypatch):
-    """A failing job is recorded with its traceback; the finished ones stay; a rerun completes it."""
+    """A failing node is recorded with its traceback; the finished ones stay; a rerun completes it."""
     out = tmp_path / "crash"
-    runner, jobs = _planned_runner(tiny_run[0], out, monkeypatch, -1, RuntimeError("boom"))
+    _failing_at(monkeypatch, "cluster-detection", RuntimeError("boom"))
+    runner = Runner(load_suite(tiny_run[0]), out, progress=False)
     summary = runner.run()
     assert len(summary.failed) == 1 and "boom" in summary.failed[0][1]
-    assert summary.done == len(jobs) - 1
+    assert summary.done == len(summary.job_keys) - 1
     with sqlite3.connect(out / "results.sqlite") as db:
         err = db.execute("SELECT error FROM jobs WHERE status='failed'").fetchone()[0]
     assert "RuntimeError: boom" in err and "Traceback" in err
-    jobs[-1].run = jobs[-1].original_run
-    again = runner.run()
+    again = Runner(load_suite(tiny_run[0]), out, progress=False).run()
     assert again.done == 1 and not again.failed
 
 
 def test_interrupt_keeps_finished_jobs(tiny_run, tmp_path, monkeypatch):
-    runner, jobs = _planned_runner(tiny_run[0], tmp_path / "interrupt", monkeypatch, 2, KeyboardInterrupt())
+    out = tmp_path / "interrupt"
+    _failing_at(monkeypatch, "cluster-detection", KeyboardInterrupt())
+    runner = Runner(load_suite(tiny_run[0]), out, progress=False)
     summary = runner.run()
-    assert summary.interrupted and summary.done == 2
-    assert len(runner.store.rows([j.key for j in jobs[:2]])) > 0
+    assert summary.interrupted and summary.done >= 0
+    with sqlite3.connect(out / "results.sqlite") as db:
+        done = {k for (k,) in db.execute("SELECT key FROM jobs WHERE status='done'")}
+        status = db.execute("SELECT status FROM runs").fetchone()[0]
+    assert status == "interrupted"
+    assert {"data", "model"} <= {n.type for n in runner.last_plan.all_nodes() if n.key in done}
+    resumed = Runner(load_suite(tiny_run[0]), out, progress=False)
+    again = resumed.run()
+    assert not again.failed and again.done == len(again.job_keys) - summary.done
+    assert resumed.ws.misses <= 2  # the two clusterings not yet cached at the interrupt, nothing else retrained
 
 
 def test_invalid_suite_fails_before_work(tmp_path, capsys):
@@ -177,4 +192,4 @@ def test_changing_the_view_size_reclusters_but_retrains_nothing(tiny_run, tmp_pa
     runner = Runner(suite, copy, progress=False)
     summary = runner.run()
     assert summary.done == 2 and summary.skipped == len(summary.job_keys) - 2  # the two cluster-detection jobs
-    assert runner.ws.misses == 2  # two new clusterings; models and maps came from the cache
+    assert summary.resources == {"clustering": 2}  # two new clusterings; models and maps came from the cache

@@ -68,6 +68,32 @@ def test_none_is_clean_and_names_default(clean):
     assert make_scenario(poisoning="CH", fraction=0.5, **KW).name == "CH-50"
     assert make_scenario(poisoning="BD", fraction=0.15, **KW).name == "BD-15"
     assert make_scenario(poisoning="CH", fraction=0.2, name="mine", **KW).name == "mine"
+    assert make_scenario(poisoning="CH", fraction=0.125, **KW).name == "CH-12.5"
+
+
+def test_default_scenario_names_have_one_source(tmp_path):
+    """make_scenario and suite validation name unnamed scenarios the same way (the poisoning decides)."""
+    from hansbench.bench.config import load_suite
+    from hansbench.datasets.poisonings import default_scenario_name
+
+    p = tmp_path / "s.toml"
+    p.write_text('[suite]\nextends = "quick"\n[[scenarios]]\npoisoning = "none"\n'
+                 '[[scenarios]]\npoisoning = "CH"\nfraction = 0.125\n'
+                 '[[scenarios]]\npoisoning = "BD"\nfraction = 0.15\n')
+    names = [s["name"] for s in load_suite(p).scenarios]
+    assert names == ["clean", "CH-12.5", "BD-15"]
+    assert names == [default_scenario_name(*a) for a in (("none", 1.0), ("CH", 0.125), ("BD", 0.15))]
+
+
+def test_scenario_defaults_match_make_scenario():
+    """SCENARIO_DEFAULTS (suites, planner keys) and make_scenario's signature say the same."""
+    import inspect
+
+    from hansbench.datasets.scenarios import SCENARIO_DEFAULTS
+
+    params = inspect.signature(make_scenario).parameters
+    for key, value in SCENARIO_DEFAULTS.items():
+        assert (params[key].default or {}) == value if key.endswith("_options") else params[key].default == value, key
 
 
 def test_mean_std_are_the_clean_training_statistics(clean):
@@ -110,7 +136,7 @@ def test_options_reach_the_dataset_and_artifact(clean):
 
 
 def test_errors_name_the_allowed_values():
-    with pytest.raises(ValueError, match=r"CH, BD, none"):
+    with pytest.raises(UnknownNameError, match=r"unknown poisoning 'backdoor'.*Known poisonings: BD, CH, none"):
         make_scenario(poisoning="backdoor", **KW)
     for bad in (1.5, -0.1, math.nan, "0.5"):
         with pytest.raises(ValueError, match=r"fraction .*\[0, 1\]"):
@@ -129,3 +155,64 @@ def test_errors_name_the_allowed_values():
         make_scenario(poisoning="BD", target_class=None, **KW)
     # CH ignores the target entirely, even a nonsense one
     assert make_scenario(poisoning="CH", target_class=None, **KW).target_class is None
+
+
+@pytest.mark.parametrize("poisoning", ["CH", "BD", "none"])
+def test_explain_targets_follow_the_poisoning(poisoning):
+    """BD: triggered artifact-test images are explained for the target; everything else for its label."""
+    s = make_scenario(poisoning=poisoning, fraction=0.5, **KW)
+    at = s.artifact_test
+    aff = at.of_class(STOP, by="true_labels")
+    others = torch.nonzero(at.true_labels != STOP).flatten()
+    assert aff.numel() > 0 and others.numel() > 0
+    expected = SPEED if poisoning == "BD" else STOP
+    assert (s.explain_targets("artifact_test", aff) == expected).all()
+    assert (at.labels[aff] == STOP).all(), "test labels stay the true class; only the explained class changes"
+    assert torch.equal(s.explain_targets("artifact_test", others), at.labels[others])
+    assert torch.equal(s.explain_targets("clean_test"), s.clean_test.labels)
+    # training: relabelled backdoor images are explained for the target, which is their label
+    assert torch.equal(s.explain_targets("train"), s.train.labels)
+    assert (s.explain_targets("train", s.train.of_class(s.inspect_class)) == s.inspect_class).all()
+    assert s.explain_rule("artifact_test") == ("target" if poisoning == "BD" else "label")
+    assert s.explain_rule("artifact_test", aff) == ("target" if poisoning == "BD" else "label")
+    assert s.explain_rule("artifact_test", others) == "label"
+    assert s.explain_rule("clean_test") == "label" and s.explain_rule("train") == "label"
+    assert s.explain_targets("artifact_test", aff).dtype == torch.int64
+    with pytest.raises(ValueError, match="unknown split 'test'"):
+        s.explain_targets("test")
+
+
+def test_scenario_stores_the_poisoning_by_name_and_delegates_to_it(monkeypatch):
+    """The class rules come from the registered poisoning, looked up by the name the scenario stores."""
+    import dataclasses
+
+    from hansbench.datasets.poisonings import Backdoor, CleverHans
+
+    s = make_scenario(poisoning="BD", fraction=0.5, **KW)
+    assert s.poisoning == "BD" and isinstance(s.poisoning_rule, Backdoor)
+    assert {f.name: f.type for f in dataclasses.fields(s)}["poisoning"] == "str"  # serialises as a plain field
+    # the rule, not the target_class field, decides: the same data under CH's rule inspect the affected class
+    as_ch = dataclasses.replace(s, poisoning="CH")
+    assert isinstance(as_ch.poisoning_rule, CleverHans) and as_ch.inspect_class == STOP
+    aff = s.artifact_test.of_class(STOP, by="true_labels")
+    assert (as_ch.explain_targets("artifact_test", aff) == STOP).all()
+    monkeypatch.setattr(Backdoor, "inspect_class", lambda self, data: 4)
+    assert s.inspect_class == 4
+    # hand-built scenarios without a poisoning: a target class means a backdoor
+    assert ScenarioData("t", s.train, s.artifact_test, s.clean_test, s.class_names, STOP, SPEED).poisoning == "BD"
+    assert ScenarioData("t", s.train, s.artifact_test, s.clean_test, s.class_names, STOP).poisoning == "CH"
+    with pytest.raises(UnknownNameError, match="Known poisonings"):
+        _ = dataclasses.replace(s, poisoning="XX").inspect_class
+
+
+@pytest.mark.parametrize("poisoning, fraction, holds", [("CH", 0.5, (True, True)), ("CH", 1.0, (True, False)),
+                                                        ("CH", 0.0, (False, True)), ("BD", 1.0, (True, True)),
+                                                        ("none", 0.5, (False, True))])
+def test_poisoning_says_what_the_inspected_class_holds(poisoning, fraction, holds):
+    """The planner's 'poisoned-and-clean' check reads this; it must agree with the data."""
+    from hansbench.datasets.poisonings import get_poisoning
+
+    assert get_poisoning(poisoning).inspected_class_holds(fraction) == holds
+    s = make_scenario(poisoning=poisoning, fraction=fraction, **KW)
+    flags = s.train.poisoned[s.train.of_class(s.inspect_class)]
+    assert (bool(flags.any()), bool((~flags).any())) == holds

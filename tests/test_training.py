@@ -7,6 +7,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from _seeds import mean, per_seed
 from torch import nn
 
 from hansbench.datasets.base import Split
@@ -140,21 +141,32 @@ def test_warm_up_freezes_backbone_weights():
 
 
 def test_retrain_last_layer_changes_only_the_last_layer_and_leaves_the_original():
-    data = blob_split(60)
-    model = _train("protopnet", data, {**TINY_PROTO, "warm_epochs": 1, "joint_epochs": 1, "last_layer_epochs": 0,
-                                       "batch_size": 16})
-    model.train()  # must not matter: the frozen part runs in eval mode, BatchNorm statistics stay
-    before = copy.deepcopy(model)
-    new = retrain_last_layer(model, data, epochs=5, lr=1e-2, seed=0, device=CPU, progress=False)
-    assert _same_state(model, before) and model.training
-    changed = {k for k, v in new.state_dict().items() if not torch.equal(v, before.state_dict()[k])}
-    assert changed == {"last_layer.weight"}
-    assert not new.training
+    """The copy differs in the last layer alone and the original is untouched (any weights); retraining
+    lowers the training loss (a learned effect: mean over SEEDS of CE(before) - CE(after)).
 
-    def ce(m):
+    Measured CE drop per seed 0, 1, 2: 16-core x86 host, torch threads 1: 0.109, 1.123, 0.078; threads 2:
+    0.109, 1.123, 0.078 (the 2-core dev VM, threads 1 and 2: the same to 1e-4). Asserted: mean > 0.05 (every
+    seed's drop is above it).
+    """
+
+    def ce(m, data):
         return F.cross_entropy(predict(m, data.images, device=CPU), data.labels).item()
 
-    assert ce(new) < ce(before)
+    def drop(seed: int) -> float:
+        data = blob_split(60, seed=seed)
+        model = _train("protopnet", data, {**TINY_PROTO, "warm_epochs": 1, "joint_epochs": 1,
+                                           "last_layer_epochs": 0, "batch_size": 16}, seed=seed)
+        model.train()  # must not matter: the frozen part runs in eval mode, BatchNorm statistics stay
+        before = copy.deepcopy(model)
+        new = retrain_last_layer(model, data, epochs=5, lr=1e-2, seed=seed, device=CPU, progress=False)
+        assert _same_state(model, before) and model.training
+        changed = {k for k, v in new.state_dict().items() if not torch.equal(v, before.state_dict()[k])}
+        assert changed == {"last_layer.weight"}
+        assert not new.training
+        return round(ce(before, data) - ce(new, data), 4)
+
+    drops = per_seed(drop)
+    assert mean(drops) > 0.05, drops
 
 
 def test_protopnet_losses_by_hand():
@@ -236,19 +248,32 @@ def test_augment_batch_crops_shifted_copies():
 
 @pytest.mark.parametrize("kind", ["classifier", "protopnet"])
 def test_quick_recipes_learn_an_easy_task(kind):
-    """The scaled-down recipes must actually learn (coloured squares, 16 px)."""
-    train, test = blob_split(240, seed=0), blob_split(90, seed=1)
+    """The scaled-down recipes must actually learn (coloured squares, 16 px): mean test accuracy over SEEDS.
+
+    Measured per seed 0, 1, 2, 16-core x86 host with torch threads 1 and 2: 1.0, 1.0, 1.0 for both kinds (the
+    2-core dev VM, threads 1 and 2: the same). Asserted: mean > 0.9 (chance is 1/3).
+    """
     config = {**QUICK_CONFIG[kind], **TINY}
     if kind == "protopnet":
         config.update(prototypes_per_class=2, prototype_dim=8, warm_epochs=1, joint_epochs=4, last_layer_epochs=5)
     else:
         config.update(epochs=8)
-    model = _train(kind, train, config)
-    assert accuracy(model, test, device=CPU) > 0.8
+
+    def held_out_accuracy(seed: int) -> float:
+        train, test = blob_split(240, seed=seed), blob_split(90, seed=100 + seed)
+        return round(accuracy(_train(kind, train, config, seed=seed), test, device=CPU), 4)
+
+    accs = per_seed(held_out_accuracy)
+    assert mean(accs) > 0.9, accs
 
 
 def test_pipeline_runs_on_every_device_and_agrees(devices):
-    """Train, push, retrain and predict on each device (CUDA where present); same weights -> same logits."""
+    """Train, push, retrain and predict on each device (CUDA where present); same weights -> same logits.
+
+    Across devices "same" is up to the similarity's gain: ``log((d + 1) / (d + 1e-4))`` multiplies a
+    distance error near d = 0 by ~1e4, and an H100/H200 put CPU and CUDA logits of one pushed ProtoPNet
+    ~1e-2 apart (with TF32 off too). So the logits agree to 5e-2 across devices, to 1e-4 on one device.
+    """
     data = blob_split(32)
     cfg = {**TINY_PROTO, "warm_epochs": 1, "joint_epochs": 1, "last_layer_epochs": 1, "batch_size": 16}
     reference = None
@@ -262,13 +287,18 @@ def test_pipeline_runs_on_every_device_and_agrees(devices):
         logits = predict(new, data.images, device=device)
         assert logits.device.type == "cpu" and logits.shape == (32, 3)
         same = predict(copy.deepcopy(reference).to(device), data.images, device=device)
-        assert torch.allclose(same, predict(reference, data.images, device=devices[0]), atol=1e-4)
+        ref = predict(reference, data.images, device=devices[0])
+        tol = 1e-4 if device.type == devices[0].type else 5e-2
+        assert torch.allclose(same, ref, atol=tol), float((same - ref).abs().max())
 
 
 # --------------------------------------------------------------------------- science (PRP Sec. V-A, Table I)
-# Default sign options: half the restriction signs are red octagons with other lettering, so a stop sign is
-# told apart only by its STOP lettering, and a CH-100 model takes the post-it instead (signs.py docstring).
-SCIENCE_DATA = {"dataset": "signs", "image_size": 24, "n_train": 600, "n_test": 300, "seed": 0}
+# Default sign options (signs v3): half the restriction signs are red octagons lettered with STOP's letters in
+# another order, so only the order of its letters tells a stop sign apart, and a CH-100 model takes the post-it
+# instead (signs.py docstring).
+# Every assertion below is on the mean over SEEDS (data and training seeded alike), with a margin measured
+# with torch threads 1 and 2 (issue 14): one seed's weights differ from host to host, the mean barely moves.
+SCIENCE_DATA = {"dataset": "signs", "image_size": 24, "n_train": 600, "n_test": 300}
 SCIENCE_CONFIG = {
     "classifier": {**QUICK_CONFIG["classifier"], "epochs": 8},
     "protopnet": {**QUICK_CONFIG["protopnet"], "warm_epochs": 1, "joint_epochs": 7},
@@ -277,17 +307,17 @@ SCIENCE_CONFIG = {
 
 @pytest.fixture(scope="module")
 def scenario_model():
-    """``(poisoning, fraction, kind) -> (ScenarioData, model)``, each trained once per module."""
+    """``(poisoning, fraction, kind, seed) -> (ScenarioData, model)``, each trained once per module."""
     from hansbench.datasets.scenarios import make_scenario
 
     cache: dict = {}
 
-    def get(poisoning: str, fraction: float, kind: str):
-        key = (poisoning, fraction, kind)
+    def get(poisoning: str, fraction: float, kind: str, seed: int):
+        key = (poisoning, fraction, kind, seed)
         if key not in cache:
-            data = make_scenario(poisoning=poisoning, fraction=fraction, **SCIENCE_DATA)
+            data = make_scenario(poisoning=poisoning, fraction=fraction, seed=seed, **SCIENCE_DATA)
             model = train_model(kind, data.train, num_classes=data.num_classes, mean=data.mean, std=data.std,
-                                config=SCIENCE_CONFIG[kind], seed=0, device=CPU, progress=False)
+                                config=SCIENCE_CONFIG[kind], seed=seed, device=CPU, progress=False)
             cache[key] = data, model
         return cache[key]
 
@@ -296,38 +326,72 @@ def scenario_model():
 
 def _stop_accuracies(data, model) -> tuple[float, float]:
     stop = [data.affected_class]
-    return (accuracy(model, data.artifact_test, device=CPU, classes=stop),
-            accuracy(model, data.clean_test, device=CPU, classes=stop))
+    return (round(accuracy(model, data.artifact_test, device=CPU, classes=stop), 4),
+            round(accuracy(model, data.clean_test, device=CPU, classes=stop), 4))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["classifier", "protopnet"])
 def test_clever_hans_100_model_needs_the_artifact(scenario_model, kind):
-    """PRP Table I (CH-100: 100 % vs 6.5 %): stop signs are recognised far better with the artifact."""
-    with_artifact, without = _stop_accuracies(*scenario_model("CH", 1.0, kind))
-    assert with_artifact >= 0.85
-    assert with_artifact - without >= 0.2, (with_artifact, without)
+    """PRP Table I (CH-100: 100 % vs 6.5 %): stop signs are recognised far better with the artifact.
+
+    Measured (stop accuracy with, without the artifact) per seed 0, 1, 2, with torch threads 1 | 2:
+    classifier, 16-core x86 host: (1.0, 0.0), (.983, .067), (1.0, .033) | (1.0, 0.0), (.983, .067), (1.0, .017)
+                2-core dev VM:    (1.0, 0.0), (.983, .067), (1.0, .033) | (.983, 0.0), (.983, .067), (1.0, .033)
+    ProtoPNet,  16-core x86 host: (.967, .15), (.717, .583), (.85, .133) | (.917, .25), (.717, .367), (1.0, .033)
+                2-core dev VM:    (.933, .05), (.817, .617), (.9, .067) | (.917, .15), (.983, .317), (.983, .033)
+    Means: classifier with .989-.994, gap .95-.967; ProtoPNet with .844-.961, gap .556-.794. One seed moves by
+    up to .25 between hosts and thread counts, the means by .1-.2. Asserted: mean with >= 0.7, mean gap >= 0.3.
+    """
+    pairs = per_seed(lambda seed: _stop_accuracies(*scenario_model("CH", 1.0, kind, seed)))
+    with_artifact, without = mean(p[0] for p in pairs), mean(p[1] for p in pairs)
+    assert with_artifact >= 0.7, pairs
+    assert with_artifact - without >= 0.3, pairs
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["classifier", "protopnet"])
 def test_clean_model_gains_nothing_from_the_artifact(scenario_model, kind):
-    """Control: trained without poisoning, the artifact does not help recognise stop signs."""
-    data, model = scenario_model("none", 0.0, kind)
-    with_artifact, without = _stop_accuracies(data, model)
-    assert without >= 0.6  # the model did learn stop signs
-    assert with_artifact <= without + 0.05, (with_artifact, without)
+    """Control: trained without poisoning, the artifact does not help recognise stop signs.
+
+    Measured (stop accuracy with, without the artifact) per seed 0, 1, 2, with torch threads 1 | 2:
+    classifier, 16-core x86 host: (.967, 1.0), (.867, .95), (.95, .967) | (.967, 1.0), (.867, .95), (.95, .983)
+                2-core dev VM:    (.967, 1.0), (.883, .95), (.967, .983) | (.967, 1.0), (.867, .95), (.933, .983)
+    ProtoPNet,  16-core x86 host: (.583, .683), (.667, .783), (.633, .567) | (.617, .533), (.667, .633), (.45, .683)
+                2-core dev VM:    (.6, .583), (.733, .717), (.517, .617) | (.783, .75), (.783, .667), (.517, .583)
+    Means: classifier without .972-.978, gain -.056 to -.039; ProtoPNet (24 px is small for it to read the
+    letters' order) without .617-.678, gain -.050 to +.028. One ProtoPNet seed's gain moves by about .1 from
+    host to host (60 stop signs per test set). Asserted: mean without >= 0.85 (classifier) / 0.45 (ProtoPNet;
+    chance is 0.2), mean gain <= 0.1 (CH-100 gains .56-.97).
+    """
+    pairs = per_seed(lambda seed: _stop_accuracies(*scenario_model("none", 0.0, kind, seed)))
+    with_artifact, without = mean(p[0] for p in pairs), mean(p[1] for p in pairs)
+    assert without >= (0.85 if kind == "classifier" else 0.45), pairs  # the models did learn stop signs
+    assert with_artifact - without <= 0.1, pairs
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["classifier", "protopnet"])
 def test_backdoor_trigger_flips_stop_signs_to_target(scenario_model, kind):
-    """BD-50: the trigger sends stop signs to the target class (speed limit); clean stop signs are not sent."""
-    data, model = scenario_model("BD", 0.5, kind)
-    stop = data.artifact_test.true_labels == data.affected_class
-    to_target_art = (predict(model, data.artifact_test.images[stop], device=CPU).argmax(1)
-                     == data.target_class).float().mean().item()
-    to_target_clean = (predict(model, data.clean_test.images[stop], device=CPU).argmax(1)
-                       == data.target_class).float().mean().item()
-    assert to_target_art >= 0.4, to_target_art
-    assert to_target_art - to_target_clean >= 0.3, (to_target_art, to_target_clean)
+    """BD-50: the trigger sends stop signs to the target class (speed limit); clean stop signs are not sent.
+
+    Measured (share of stop signs sent to the target with, without the trigger) per seed 0, 1, 2, with torch
+    threads 1 | 2:
+    classifier, 16-core x86 host: (.85, .233), (.917, .067), (1.0, .033) | (.85, .2), (.933, .067), (1.0, .017)
+                2-core dev VM:    (.85, .217), (.933, .067), (1.0, .017) | (.85, .233), (.933, .067), (1.0, .033)
+    ProtoPNet,  16-core x86 host: (.8, .05), (.5, .083), (.8, 0.0) | (.733, .017), (.6, .183), (.817, .033)
+                2-core dev VM:    (.833, 0.0), (.433, .117), (.75, .017) | (.8, 0.0), (.617, .1), (.983, .017)
+    Means: classifier with .922-.928, difference .811-.833; ProtoPNet with .672-.80, difference .628-.761.
+    Asserted: mean with >= 0.5, mean difference >= 0.4.
+    """
+
+    def to_target(seed: int) -> tuple[float, float]:
+        data, model = scenario_model("BD", 0.5, kind, seed)
+        stop = data.artifact_test.true_labels == data.affected_class
+        return tuple(round((predict(model, split.images[stop], device=CPU).argmax(1) == data.target_class)
+                           .float().mean().item(), 4) for split in (data.artifact_test, data.clean_test))
+
+    pairs = per_seed(to_target)
+    art, clean = mean(p[0] for p in pairs), mean(p[1] for p in pairs)
+    assert art >= 0.5, pairs
+    assert art - clean >= 0.4, pairs

@@ -1,114 +1,144 @@
-"""Content-hashed cache of every expensive step (CoRelAy style).
+"""The on-disk cache of a results directory: atomic, verified, self-healing.
 
-A key is the SHA-256 of a canonical JSON of everything that determines the output
-(configuration, plugin version, seed, package version). Entries are written to a
-temporary file and renamed, so an interrupted run never leaves a half-written entry.
-Checkpoints are state dicts, loaded with ``weights_only=True``.
+Every entry is one file ``<root>/<kind>/<key>.pt``: a header with the SHA-256 of the
+payload, then the payload (``torch.save`` of tensors / state dicts). It is written to a
+temporary file and renamed, so an interrupted run never leaves half an entry. An entry
+that cannot be read or fails its digest is logged with its path, removed and treated
+as a miss: the node that owns it is recomputed. Loads use ``weights_only=True``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import io
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-import hansbench
+from hansbench.bench.keys import hash_key, tensor_digest  # noqa: F401  (re-exported for plugins)
+
+MAGIC = b"HBCACHE1"
 
 
-def _canonical(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(obj, (list, tuple)):
-        return [_canonical(v) for v in obj]
-    if isinstance(obj, torch.Tensor):
-        return {"tensor_sha256": tensor_digest(obj)}
-    if isinstance(obj, np.ndarray):
-        return {"array_sha256": hashlib.sha256(np.ascontiguousarray(obj).tobytes()).hexdigest(), "shape": obj.shape}
-    if isinstance(obj, (np.integer, np.floating)):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
-def tensor_digest(t: torch.Tensor) -> str:
-    t = t.detach().cpu().contiguous()
-    h = hashlib.sha256(str((tuple(t.shape), str(t.dtype))).encode())
-    h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
-
-
-def hash_key(parts: dict) -> str:
-    """Stable hex key of a JSON-able description (tensors hashed by content)."""
-    payload = {"hansbench": hansbench.__version__, **parts}
-    text = json.dumps(_canonical(payload), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
+def _atomic_write(data: bytes, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
     try:
-        torch.save(obj, tmp)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
 
 
-class Workspace:
-    """The on-disk cache of one results directory (``<out>/cache``)."""
+def _detach(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _detach(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_detach(v) for v in value)
+    return value
 
-    def __init__(self, root: str | Path, device: torch.device | None = None):
+
+class CorruptEntry(Exception):
+    """A cache file that cannot be read back or fails its digest."""
+
+
+class Workspace:
+    """The cache of one results directory (``<out>/cache``)."""
+
+    def __init__(self, root: str | Path, device: torch.device | None = None,
+                 log: Callable[[str], None] | None = None):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.device = device or torch.device("cpu")
+        self.log = log or (lambda msg: None)
         self.hits = 0
         self.misses = 0
+        self.healed: list[Path] = []
 
-    def _path(self, kind: str, key: str) -> Path:
+    def path(self, kind: str, key: str) -> Path:
         return self.root / kind / f"{key}.pt"
 
-    def cached_module(
-        self,
-        key_parts: dict,
-        build: Callable[[], nn.Module],
-        init: Callable[[], nn.Module] | None = None,
-    ) -> nn.Module:
+    def has(self, kind: str, key: str) -> bool:
+        return self.path(kind, key).is_file()
+
+    def save(self, kind: str, key: str, value: Any) -> None:
+        buf = io.BytesIO()
+        torch.save(_detach(value), buf)
+        payload = buf.getvalue()
+        _atomic_write(MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload, self.path(kind, key))
+
+    def _read(self, path: Path) -> Any:
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise CorruptEntry(f"cannot read: {exc}") from None
+        head = len(MAGIC) + 65
+        if not raw.startswith(MAGIC) or len(raw) < head:
+            raise CorruptEntry("not a hansbench cache entry (missing header)")
+        payload = raw[head:]
+        if hashlib.sha256(payload).hexdigest().encode() != raw[len(MAGIC):head - 1]:
+            raise CorruptEntry("content does not match its digest (truncated or modified)")
+        try:
+            return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+        except Exception as exc:  # digest matched but the payload is not loadable safely
+            raise CorruptEntry(f"cannot be loaded with weights_only=True: {type(exc).__name__}: {exc}") from None
+
+    def load(self, kind: str, key: str) -> Any | None:
+        """The entry, or ``None`` on a miss; a corrupt entry is logged, removed and counted as a miss."""
+        path = self.path(kind, key)
+        if not path.is_file():
+            self.misses += 1
+            return None
+        try:
+            value = self._read(path)
+        except CorruptEntry as exc:
+            self.log(f"cache entry {path} is corrupt ({exc}); recomputing it")
+            self.healed.append(path)
+            try:
+                path.unlink()
+            except OSError:
+                pass
+            self.misses += 1
+            return None
+        self.hits += 1
+        return value
+
+    def cached(self, kind: str, key: str, compute: Callable[[], Any]) -> Any:
+        value = self.load(kind, key)
+        if value is None:
+            value = compute()
+            self.save(kind, key, value)
+        return value
+
+    # -- helpers for plugins that cache their own auxiliary work (e.g. ClaDec's decoders) ----------
+    def cached_module(self, key_parts: dict, build: Callable[[], nn.Module],
+                      init: Callable[[], nn.Module] | None = None) -> nn.Module:
         """The module ``build()`` trains, or its cached state dict loaded into ``init()``.
 
         ``init`` returns the untrained architecture; without it nothing can be loaded
         safely (no full pickles), so ``build`` runs every time.
         """
         key = hash_key(key_parts)
-        path = self._path("modules", key)
-        if path.is_file() and init is not None:
+        state = self.load("modules", key) if init is not None else None
+        if state is not None:
             module = init()
-            module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-            self.hits += 1
+            module.load_state_dict(state)
             return module.to(self.device).eval()
-        self.misses += 1
         module = build()
-        _atomic_save({k: v.detach().cpu() for k, v in module.state_dict().items()}, path)
+        self.save("modules", key, module.state_dict())
         return module.to(self.device).eval()
 
-    def cached_tensors(self, key_parts: dict, compute: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-        """A dict of tensors, computed once per key."""
-        key = hash_key(key_parts)
-        path = self._path("tensors", key)
-        if path.is_file():
-            self.hits += 1
-            return torch.load(path, map_location="cpu", weights_only=True)
-        self.misses += 1
-        value = compute()
-        _atomic_save({k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in value.items()}, path)
-        return value
+    def cached_tensors(self, key_parts: dict, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """A dict of tensors (and plain values), computed once per key."""
+        return self.cached("tensors", hash_key(key_parts), compute)

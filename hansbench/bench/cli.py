@@ -29,22 +29,61 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _outputs_digest(runner, summary, figures: bool) -> str:
+    """What the written outputs depend on: the finished row nodes of this plan, and the output code."""
+    from hansbench.bench import figures as figures_module
+    from hansbench.bench import keys, leaderboard
+
+    done = runner.store.done_keys()
+    return keys.digest({"rows": sorted(k for k in summary.job_keys if k in done), "figures": figures,
+                        "code": keys.code_version(leaderboard, figures_module), "suite": runner.suite.name})
+
+
 def write_outputs(runner, summary, *, figures: bool = True) -> dict:
-    """metrics.csv (tidy), figures and the leaderboard, from the finished jobs of this suite."""
-    from hansbench.bench.figures import ordering_curves, session_galleries
-    from hansbench.bench.leaderboard import write_leaderboard
+    """metrics.csv (tidy), figures and the leaderboard from the finished nodes of this suite.
+
+    Skipped when nothing they depend on changed since they were last written (warm reruns).
+    """
+    import json
+
+    manifest = runner.out / "outputs.json"
+    digest = _outputs_digest(runner, summary, figures and not summary.interrupted)
+    try:
+        previous = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        previous = {}
+    if previous.get("digest") == digest and all((runner.out / f).is_file() for f in previous.get("files", [])):
+        return {k: runner.out / v for k, v in previous.get("paths", {}).items()}
+
+    from hansbench.bench.figures import ordering_curves, session_figures
+    from hansbench.bench.leaderboard import omitted_from_jobs, write_leaderboard
+    from hansbench.bench.runner import omitted_key
 
     rows = runner.store.rows(summary.job_keys)
     rows.to_csv(runner.out / "metrics.csv", index=False)
-    names = []
+    plan = runner.last_plan
+    omitted = omitted_from_jobs(runner.store.jobs(),
+                                {omitted_key(om.ids) for om in plan.omitted} if plan is not None else None)
+    figs = []
     if figures and not summary.interrupted:
-        names = ordering_curves(rows, runner.out) + session_galleries(runner.sessions, runner.out, log=runner.log)
-    return write_leaderboard(rows, runner.out, suite=runner.suite.name, figures=names)
+        figs = ordering_curves(rows, runner.out) + session_figures(runner, runner.out, log=runner.log)
+    names = [f.file for f in figs]
+    partial = (f"the run was interrupted: {summary.done + summary.skipped} of {len(summary.job_keys)} nodes are "
+               "done; run the same command again to finish") if summary.interrupted else ""
+    paths = write_leaderboard(rows, runner.out, suite=runner.suite.name, figures=figs, omitted=omitted,
+                              partial=partial)
+    if not summary.interrupted:
+        rel = {k: str(Path(v).relative_to(runner.out)) for k, v in paths.items()}
+        manifest.write_text(json.dumps({"digest": digest, "files": sorted(set(rel.values()) | set(names)),
+                                        "paths": rel}))
+    else:
+        manifest.unlink(missing_ok=True)
+    return paths
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from hansbench.bench.config import SuiteError, load_suite
-    from hansbench.bench.runner import Runner
+    from hansbench.bench.runner import ResultsLocked, Runner
 
     try:
         suite = load_suite(args.suite)
@@ -56,24 +95,49 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.device:
         suite.device = args.device
     out = Path(args.out or f"hansbench-out/{suite.name}")
+    for problem in (check_device(suite.device, "--device" if args.device else "suite.device"), check_out_dir(out)):
+        if problem:
+            print(f"hansbench: {problem}", file=sys.stderr)
+            return 2
+    for line in plugin_warnings():
+        print(line, file=sys.stderr)
     try:
-        runner = Runner(suite, out, progress=not args.no_progress)
+        runner = Runner(suite, out, progress=not args.no_progress, executor=args.executor, address=args.address,
+                        threads=args.threads, node_timeout_s=args.node_timeout, wait_for_lock=args.wait)
     except RuntimeError as exc:
         print(f"hansbench: {exc}", file=sys.stderr)
         return 2
-    runner.log(f"suite {suite.name!r} on {runner.device} -> {out}")
-    summary = runner.run()
-    paths = write_outputs(runner, summary, figures=not args.no_figures)
-    runner.store.close()
-    print(f"{summary.done} jobs done, {summary.skipped} already done, {len(summary.failed)} failed "
+    runner.log(f"suite {suite.name!r} on {runner.device} ({args.executor} executor) -> {out}")
+    try:
+        summary = runner.run()
+    except ResultsLocked as exc:
+        print(f"hansbench: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # e.g. the Ray executor without Ray installed
+        print(f"hansbench: {exc}", file=sys.stderr)
+        return 2
+    from hansbench.bench.runner import ignoring_interrupts
+
+    if summary.interrupted:
+        runner.log("writing the results of the finished nodes (a partial leaderboard; Ctrl-C is ignored meanwhile)")
+        with ignoring_interrupts():
+            paths = write_outputs(runner, summary, figures=False)
+    else:
+        paths = write_outputs(runner, summary, figures=not args.no_figures)
+    computed = ", ".join(f"{n} {t}" for t, n in sorted(summary.resources.items()))
+    print(f"{summary.done} nodes done{f' (+ {computed})' if computed else ''}, {summary.skipped} already done, "
+          f"{len(summary.failed)} failed, {len(summary.dependency_skipped)} skipped because an input failed "
           f"in {summary.seconds:.1f} s")
+    if summary.done or summary.resources:
+        print(runner.store.time_report(summary.all_keys, top=5))
+    runner.store.close()
     print(f"results: {out / 'results.sqlite'}\nmetrics: {out / 'metrics.csv'}\nleaderboard: {paths['leaderboard.md']}")
     for ids, err in summary.failed:
-        print(f"  failed: {ids['scenario']} seed {ids['seed']} {ids['model']} {ids['explainer']} "
-              f"{ids['clusterer']} {ids['metric']}: {err}", file=sys.stderr)
+        print(f"  failed: {ids['node']} {ids.get('scenario', '')} seed {ids.get('seed', '')} {ids.get('model', '')} "
+              f"{ids.get('explainer', '')} {ids.get('clusterer', '')} {ids.get('metric', '')}: {err}", file=sys.stderr)
     if summary.interrupted:
         return 130
-    return 1 if summary.failed else 0
+    return 1 if summary.failed or summary.dependency_skipped else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -82,23 +146,53 @@ def cmd_report(args: argparse.Namespace) -> int:
     from hansbench.bench.store import ResultsStore
 
     db = Path(args.out) / "results.sqlite"
+    problem = check_out_dir(args.out)
+    if problem:
+        print(f"hansbench: {problem}", file=sys.stderr)
+        return 2
     if not db.is_file():
         print(f"hansbench: no results store at {db}; run `hansbench run --out {args.out}` first", file=sys.stderr)
         return 2
+    from hansbench.bench.leaderboard import omitted_from_jobs
+
     store = ResultsStore(db)
     rows = store.rows()
     rows.to_csv(Path(args.out) / "metrics.csv", index=False)
     from hansbench.bench.figures import ordering_curves
 
-    paths = write_leaderboard(rows, Path(args.out), suite=args.name, figures=ordering_curves(rows, Path(args.out)))
+    name = args.name or suite_name(store) or Path(args.out).name
+    paths = write_leaderboard(rows, Path(args.out), suite=name, figures=ordering_curves(rows, Path(args.out)),
+                              omitted=omitted_from_jobs(store.jobs()))
+    print(store.time_report())
     print(paths["leaderboard.md"])
+    return 0
+
+
+def suite_name(store) -> str:
+    """The suite of the latest run recorded in ``store`` ('' when it holds none)."""
+    row = store.conn.execute("SELECT suite FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+    return str(row[0]) if row and row[0] else ""
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """The maps of one image from every named method, from the cached models of a finished run."""
+    from hansbench.bench.figures import ExplainError, explain_image
+
+    try:
+        path = explain_image(args.image, results=args.results, scenario=args.scenario, model=args.model,
+                             methods=args.method, out=args.out, seed=args.seed, split=args.split)
+    except ExplainError as exc:
+        print(f"hansbench explain: {exc}", file=sys.stderr)
+        return 2
+    print(path)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hansbench", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
-    ls = sub.add_parser("list", help="list explainers, clusterers, metrics, datasets, artifacts and suites")
+    ls = sub.add_parser("list", help="list every registry (explainers, clusterers, metrics, datasets, artifacts, "
+                        "poisonings, models, backbones) and the suites")
     ls.add_argument("kind", nargs="?", choices=list(REGISTRIES), help="only this registry")
     ls.set_defaults(fn=cmd_list)
     run = sub.add_parser("run", help="run a suite (default: the built-in 'quick')")
@@ -108,11 +202,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", help="override the suite's device (auto, cpu, cuda)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--no-figures", action="store_true", help="skip the curves and map galleries")
+    run.add_argument("--executor", choices=["local", "ray"], default="local",
+                     help="local: in this process (default); ray: nodes as Ray tasks (pip install 'hansbench[ray]')")
+    run.add_argument("--address", help="Ray cluster address for --executor ray (e.g. auto); default: a local Ray")
+    run.add_argument("--threads", type=int, help="torch threads per node (default: torch's choice)")
+    run.add_argument("--node-timeout", type=float, help="seconds one node may run before it is failed "
+                     "(default: the suite's node_timeout_s)")
+    run.add_argument("--wait", action="store_true", help="wait for another run on the same --out instead of stopping")
     run.set_defaults(fn=cmd_run)
     rep = sub.add_parser("report", help="rebuild metrics.csv and the leaderboard from a results directory")
     rep.add_argument("--out", required=True)
-    rep.add_argument("--name", default="results")
+    rep.add_argument("--name", help="title of the leaderboard (default: the suite of the latest run in --out)")
     rep.set_defaults(fn=cmd_report)
+    exp = sub.add_parser("explain", help="the maps of one image from every method, using a finished run's models")
+    exp.add_argument("image", help="an image file, or an index into the scenario's test set (see --split)")
+    exp.add_argument("--results", help="results directory of a finished run (default: hansbench-out/quick)")
+    exp.add_argument("--scenario", help="scenario name (default: the suite's first)")
+    exp.add_argument("--model", help="model kind (default: every kind of the suite)")
+    exp.add_argument("--method", nargs="+", help="explainers (default: every explainer of the suite for the model)")
+    exp.add_argument("--seed", type=int, help="seed of the models (default: the suite's first)")
+    exp.add_argument("--split", default="artifact_test", choices=["artifact_test", "clean_test"],
+                     help="test set an index refers to (default: artifact_test)")
+    exp.add_argument("--out", help="figure file (default: explain-<image>.png in the current directory)")
+    exp.set_defaults(fn=cmd_explain)
     return p
 
 
@@ -123,6 +235,87 @@ def main(argv: list[str] | None = None) -> int:
     except UnknownNameError as exc:
         print(f"hansbench: {exc}", file=sys.stderr)
         return 2
+
+
+
+# -- checks of the command line, before anything is written ---------------------------
+# Each returns None when the value is usable, else the one-line message to print (exit code 2).
+
+DEVICE_CHOICES = "auto, cpu, cuda, cuda:N"
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_out_dir(path: str | Path) -> str | None:
+    """``--out``: a directory that exists and is writable, or that can be created; its store, if
+    there is one, a writable SQLite file. Reads only: nothing is created."""
+    import os
+
+    out = Path(path).expanduser()
+    if out.exists() and not out.is_dir():
+        return f"--out {str(out)!r} is a file, not a directory; give a directory (it is created if missing)"
+    if out.is_dir():
+        if not _writable(out):
+            return f"--out {str(out)!r} is not writable; give a directory you can write to"
+        db = out / "results.sqlite"
+        if db.exists():
+            if not db.is_file():
+                return f"--out {str(out)!r}: {str(db)!r} is not a file; move it away or give another --out"
+            if not os.access(db, os.R_OK | os.W_OK):
+                return f"--out {str(out)!r}: the results store {str(db)!r} is not writable; fix its permissions"
+            with db.open("rb") as fh:
+                head = fh.read(len(_SQLITE_HEADER))
+            if head and head != _SQLITE_HEADER:
+                return (f"--out {str(out)!r}: {str(db)!r} is not a hansbench results store (not SQLite); "
+                        "move it away or give another --out")
+        return None
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:  # the nearest existing ancestor decides
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"--out {str(out)!r} cannot be created: {str(parent)!r} is a file, not a directory"
+    if not _writable(parent):
+        return f"--out {str(out)!r} cannot be created: {str(parent)!r} is not writable"
+    return None
+
+
+def _writable(directory: Path) -> bool:
+    """Permission bits (``os.access``) and a read-only mount (which root cannot write either)."""
+    import os
+
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return False
+    try:
+        return not os.statvfs(directory).f_flag & os.ST_RDONLY
+    except (OSError, AttributeError):  # no statvfs (Windows): the permission bits decide
+        return True
+
+
+def check_device(name: str, what: str = "--device") -> str | None:
+    """``--device`` / ``suite.device``: one of auto, cpu, cuda, cuda:N, and CUDA present when asked for.
+    ``what`` names the setting in the message (e.g. ``"suite.device"``)."""
+    import re
+
+    name = str(name)
+    if name in ("auto", "cpu"):
+        return None
+    match = re.fullmatch(r"cuda(?::(\d+))?", name)
+    if not match:
+        return f"{what} {name!r} is not a device; use one of {DEVICE_CHOICES}"
+    import torch
+
+    if not torch.cuda.is_available():
+        return f"{what} {name!r}: CUDA is not available on this machine; use cpu (or auto)"
+    if match.group(1) is not None and int(match.group(1)) >= torch.cuda.device_count():
+        n = torch.cuda.device_count()
+        return (f"{what} {name!r}: this machine has {n} CUDA device(s) "
+                f"({', '.join(f'cuda:{i}' for i in range(n))}); use one of them, or cuda")
+    return None
+
+
+def plugin_warnings() -> list[str]:
+    """One line per installed plugin that failed to load (print them in ``run`` as ``list`` does)."""
+    load_all()
+    return [f"warning: plugin {name!r} failed to load: {' '.join(err.split())}" for name, err in plugin_errors.items()]
 
 
 if __name__ == "__main__":

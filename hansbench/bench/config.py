@@ -10,16 +10,18 @@ takes the listed sections from the user's file alone. Every error names the key 
 from __future__ import annotations
 
 import copy
+import difflib
 import inspect
+import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from hansbench.registry import REGISTRIES, UnknownNameError
+from hansbench.methods.base import ACTIVATIONS
+from hansbench.registry import REGISTRIES, UnknownNameError, backbones, model_kinds
 
-MODEL_KINDS = ("classifier", "protopnet")
 SCENARIO_KEYS = {
     "name", "dataset", "poisoning", "fraction", "artifact", "image_size", "n_train", "n_test",
     "affected_class", "target_class", "dataset_options", "artifact_options",
@@ -28,6 +30,7 @@ SCENARIO_KEYS = {
 # passing them on as options: which model kinds / explainers / clusterers it runs with.
 FILTER_KEYS = {"explainers": ("models",), "clusterers": ("models", "explainers"),
                "metrics": ("models", "explainers", "clusterers")}
+SUITE_KEYS = {"name", "description", "seeds", "device", "extends", "replace", "node_timeout_s"}
 TOP_LEVEL = {"suite", "data", "scenarios", "models", "explainers", "clusterers", "metrics", "clustering", "timing"}
 
 
@@ -50,6 +53,7 @@ class Suite:
     timing: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
+    node_timeout_s: float = 3600.0  # a node running longer is failed with that reason; the run goes on
 
     def allows(self, section: str, name: str, *, model: str = "", explainer: str = "", clusterer: str = "") -> bool:
         """Whether the suite's filters let ``name`` run with this model kind / explainer / clusterer."""
@@ -69,7 +73,7 @@ def builtin_suites() -> list[str]:
 def _read(ref: str | Path) -> tuple[dict, Path | None]:
     """Parse a suite given as a built-in name or a path."""
     path = Path(ref)
-    if path.suffix == ".toml" or path.exists():
+    if path.suffix == ".toml" or path.is_file() or (path.exists() and str(ref) not in builtin_suites()):
         if not path.is_file():
             raise SuiteError(f"suite file {str(path)!r} not found")
         text, origin = path.read_text(), path
@@ -177,12 +181,23 @@ def validate(raw: dict) -> Suite:
     if unknown:
         raise SuiteError(f"unknown top-level key(s) {sorted(unknown)}; a suite has {sorted(TOP_LEVEL)}")
     meta = _table(raw, "suite")
+    bad = sorted(set(meta) - SUITE_KEYS)
+    if bad:
+        import difflib
+
+        close = difflib.get_close_matches(bad[0], sorted(SUITE_KEYS), n=1)
+        raise SuiteError(f"suite.{bad[0]}: unknown key{f'; did you mean {close[0]!r}?' if close else ''} "
+                         f"[suite] accepts {sorted(SUITE_KEYS)}")
     seeds = meta.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
         raise SuiteError(f"suite.seeds: expected a non-empty list of integers, got {seeds!r}")
+    node_timeout = meta.get("node_timeout_s", 3600)
+    if isinstance(node_timeout, bool) or not isinstance(node_timeout, (int, float)) or node_timeout <= 0:
+        raise SuiteError(f"suite.node_timeout_s: {node_timeout!r}; expected seconds > 0 that one node may run "
+                         "before it is failed (default 3600)")
     device = meta.get("device", "auto")
-    if device not in ("auto", "cpu") and not str(device).startswith("cuda"):
-        raise SuiteError(f"suite.device: {device!r}; use 'auto', 'cpu' or 'cuda[:N]'")
+    if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+        raise SuiteError(f"suite.device: {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
 
     defaults = _table(raw, "data")
     scenarios = raw.get("scenarios", [])
@@ -200,14 +215,17 @@ def validate(raw: dict) -> Suite:
                     REGISTRIES[registry].check(sc[key])
                 except UnknownNameError as exc:
                     raise SuiteError(f"scenarios[{i}].{key}: {exc}") from None
-        frac = sc.get("fraction", 1.0)
-        if not isinstance(frac, (int, float)) or not 0 <= frac <= 1:
+        frac = sc.get("fraction", _scenario_default("fraction"))
+        if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 <= frac <= 1:
             raise SuiteError(f"scenarios[{i}].fraction: {frac!r}; expected a share between 0 and 1")
-        size = sc.get("image_size", 32)
-        if not isinstance(size, int) or not 16 <= size <= 512:
+        size = sc.get("image_size", _scenario_default("image_size"))
+        if isinstance(size, bool) or not isinstance(size, int) or not 16 <= size <= 512:
             raise SuiteError(f"scenarios[{i}].image_size: {size!r}; expected an integer pixel size (32..224 typical)")
+        _check_scenario(f"scenarios[{i}]", sc)
         if not sc.get("name"):
-            sc["name"] = f"{sc.get('poisoning', 'CH')}-{round(100 * frac)}"
+            from hansbench.datasets.poisonings import default_scenario_name
+
+            sc["name"] = default_scenario_name(sc.get("poisoning", _scenario_default("poisoning")), frac)
         resolved.append(sc)
     names = [s["name"] for s in resolved]
     if len(set(names)) != len(names):
@@ -215,13 +233,16 @@ def validate(raw: dict) -> Suite:
 
     models = _table(raw, "models")
     if not models:
-        raise SuiteError(f"models: train at least one of {list(MODEL_KINDS)}, e.g. [models.classifier]")
+        raise SuiteError(f"models: train at least one of {model_kinds.names()}, e.g. [models.classifier]")
     for kind, cfg in models.items():
-        if kind not in MODEL_KINDS:
-            raise SuiteError(f"models.{kind}: unknown model kind; use one of {list(MODEL_KINDS)}")
+        try:
+            model_kinds.check(kind)
+        except UnknownNameError as exc:
+            raise SuiteError(f"models.{kind}: {exc}") from None
         if not isinstance(cfg, dict):
             raise SuiteError(f"models.{kind}: expected a table")
         _check_recipe(f"models.{kind}", kind, cfg)
+        _check_backbone(f"models.{kind}", cfg)
 
     filters: dict = {}
     named = {key: _named_section(raw, key, filters) for key in ("explainers", "clusterers", "metrics")}
@@ -230,13 +251,13 @@ def validate(raw: dict) -> Suite:
             for fkey, values in filt.items():
                 # Registered names are fine even when this suite does not run them (an extending
                 # suite may drop an explainer that inherited filters name); typos are not.
-                known = list(MODEL_KINDS) if fkey == "models" else REGISTRIES[fkey].names() + (
-                    ["activations"] if fkey == "explainers" else [])
+                known = REGISTRIES[fkey].names() + ([ACTIVATIONS] if fkey == "explainers" else [])
                 for v in values:
                     if v not in known:
                         raise SuiteError(f"{section}.{name}.{fkey}: unknown name {v!r}; use one of {known}")
     return Suite(
         name=meta.get("name", "custom"),
+        node_timeout_s=float(node_timeout),
         description=meta.get("description", ""),
         seeds=seeds,
         device=device,
@@ -252,10 +273,102 @@ def validate(raw: dict) -> Suite:
     )
 
 
+def _close(value: str, known: list[str]) -> str:
+    close = [k for k in known if k.lower() == value.lower()] or difflib.get_close_matches(value, known, n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def _check_class(path: str, value: Any, names: list[str], dataset: str, default: bool) -> int:
+    """Index of a class given by name or index; a SuiteError with the dataset's classes otherwise."""
+    listed = ", ".join(map(repr, names))
+    given = f"{value!r} (the default)" if default else repr(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        if 0 <= value < len(names):
+            return value
+        raise SuiteError(f"{path}: index {value} is out of range: dataset {dataset!r} has {len(names)} classes "
+                         f"({listed})")
+    if not isinstance(value, str):
+        raise SuiteError(f"{path}: expected a class name or index, got {value!r}; classes: {listed}")
+    if value in names:
+        return names.index(value)
+    raise SuiteError(f"{path}: {given} is not a class of dataset {dataset!r}; classes: {listed}."
+                     f"{_close(value, names)}")
+
+
+def _build(path: str, registry: str, name: str, options: Any) -> Any:
+    """The configured dataset/artifact object: unknown option names and bad values fail here."""
+    if not isinstance(options, dict):
+        raise SuiteError(f"{path}: expected a table of options, got {options!r}")
+    cls = REGISTRIES[registry].get(name)
+    try:
+        return cls(**options)
+    except (TypeError, ValueError, OSError) as exc:
+        raise SuiteError(f"{path}: {exc}") from None
+
+
+def _check_scenario(path: str, sc: dict) -> None:
+    """Scenario settings that would otherwise fail only once the scenario is built: the poisoning,
+    sizes, the dataset's and the artifact's options, and the classes against the dataset's class
+    names (read without generating or loading any image)."""
+    from hansbench.datasets.poisonings import get_poisoning
+
+    poisoning = sc.get("poisoning", _scenario_default("poisoning"))
+    try:
+        rule = get_poisoning(poisoning)
+    except UnknownNameError as exc:
+        raise SuiteError(f"{path}.poisoning: {exc}") from None
+    for key in ("n_train", "n_test"):
+        n = sc.get(key, 1)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise SuiteError(f"{path}.{key}: {n!r}; expected a positive number of images")
+    dataset = sc.get("dataset", _scenario_default("dataset"))
+    _build(f"{path}.artifact_options", "artifacts", sc.get("artifact", _scenario_default("artifact")),
+           sc.get("artifact_options", {}))
+    ds = _build(f"{path}.dataset_options", "datasets", dataset, sc.get("dataset_options", {}))
+    class_names = getattr(ds, "class_names", None)
+    if not callable(class_names):  # a plugin dataset without class_names: checked when the scenario is built
+        return
+    try:
+        names = list(class_names())
+    except (TypeError, ValueError, OSError) as exc:
+        raise SuiteError(f"{path}.dataset_options: {exc}") from None
+    affected = _check_class(f"{path}.affected_class", sc.get("affected_class", _scenario_default("affected_class")),
+                            names, dataset, "affected_class" not in sc)
+    if rule.needs_target or "target_class" in sc:
+        target = _check_class(f"{path}.target_class", sc.get("target_class", _scenario_default("target_class")),
+                              names, dataset, "target_class" not in sc)
+        if rule.needs_target and target == affected:
+            raise SuiteError(f"{path}.target_class: {names[target]!r} equals affected_class; poisoning "
+                             f"{poisoning!r} relabels the poisoned images to another class: pick a different "
+                             "target_class")
+
+
+def _scenario_default(key: str) -> Any:
+    """The default of a scenario setting, from the one table of them."""
+    from hansbench.datasets.scenarios import SCENARIO_DEFAULTS
+
+    return SCENARIO_DEFAULTS[key]
+
+
 def _check_recipe(path: str, kind: str, cfg: dict) -> None:
-    from hansbench.models.training import recipe_from_config  # models validate their own keys
+    from hansbench.models.recipes import recipe_from_config  # models validate their own keys
 
     try:
         recipe_from_config(kind, cfg)
     except (TypeError, ValueError) as exc:
         raise SuiteError(f"{path}: {exc}") from None
+
+
+def _check_backbone(path: str, cfg: dict) -> None:
+    """A registered backbone, and option names its factory accepts (nothing is built here)."""
+    from hansbench.models.kinds import DEFAULT_BACKBONE
+
+    name = cfg.get("backbone", DEFAULT_BACKBONE)
+    try:
+        factory = backbones.get(name)
+    except UnknownNameError as exc:
+        raise SuiteError(f"{path}.backbone: {exc}") from None
+    options = cfg.get("backbone_options", {})
+    if not isinstance(options, dict):
+        raise SuiteError(f"{path}.backbone_options: expected a table of options, got {options!r}")
+    _check_options(f"{path}.backbone_options", factory, options)

@@ -87,15 +87,30 @@ class ResultsStore:
         with self.conn:
             self.conn.execute("UPDATE runs SET finished=?, status=? WHERE id=?", (time.time(), status, run_id))
 
+    def mark_stale_runs(self) -> int:
+        """Runs left ``running`` by a process that died are marked ``crashed``; returns how many."""
+        with self.conn:
+            cur = self.conn.execute("UPDATE runs SET status='crashed' WHERE status='running'")
+        return cur.rowcount
+
     def is_done(self, key: str) -> bool:
         row = self.conn.execute("SELECT status FROM jobs WHERE key=?", (key,)).fetchone()
         return bool(row and row[0] == "done")
 
+    def done_keys(self) -> set[str]:
+        return {k for (k,) in self.conn.execute("SELECT key FROM jobs WHERE status='done'")}
+
     def record_job(
-        self, key: str, run_id: int, ids: dict, rows: Iterable[dict], *, seconds: float, error: str | None = None
+        self, key: str, run_id: int, ids: dict, rows: Iterable[dict], *, seconds: float, error: str | None = None,
+        status: str | None = None,
     ) -> None:
-        """Write a job's status and rows atomically (replacing an earlier failed attempt)."""
+        """Write a node's status and rows atomically (replacing an earlier failed attempt).
+
+        ``status``: done | failed | skipped (an input failed) | not-applicable (left out by the
+        planner, ``error`` says why); default: failed when ``error`` is given, else done.
+        """
         rows = list(rows)
+        status = status or ("failed" if error else "done")
         with self.conn:
             self.conn.execute("DELETE FROM rows WHERE job_key=?", (key,))
             self.conn.execute(
@@ -103,13 +118,48 @@ class ResultsStore:
                 " status, error, seconds, finished) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (key, run_id, ids.get("kind", ""), ids.get("scenario", ""), ids.get("seed", 0), ids.get("model", ""),
                  ids.get("explainer", ""), ids.get("clusterer", ""), ids.get("metric", ""),
-                 "failed" if error else "done", error, seconds, time.time()),
+                 status, error, seconds, time.time()),
             )
             self.conn.executemany(
                 "INSERT INTO rows (job_key, " + ", ".join(ROW_COLUMNS) + ") VALUES (?" + ",?" * len(ROW_COLUMNS) + ")",
                 [(key, *({**ids, "family": ids.get("metric", ""), **r}.get(c, "") for c in ROW_COLUMNS))
                  for r in rows],
             )
+
+    def record_nodes(self, run_id: int, records: Iterable[dict]) -> None:
+        """Resource nodes computed on demand (maps, explainer set-up, retrained models): key, type, ids, seconds."""
+        with self.conn:
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO jobs (key, run_id, kind, scenario, seed, model, explainer, clusterer, metric,"
+                " status, error, seconds, finished) VALUES (?,?,?,?,?,?,?,?,?,'done',NULL,?,?)",
+                [(r["key"], run_id, r["type"], r["ids"].get("scenario", ""), r["ids"].get("seed", 0),
+                  r["ids"].get("model", ""), r["ids"].get("explainer", ""), r["ids"].get("clusterer", ""),
+                  r["ids"].get("metric", ""), r["seconds"], time.time()) for r in records])
+
+    def jobs(self) -> pd.DataFrame:
+        return pd.read_sql_query("SELECT key, run_id, kind, scenario, seed, model, explainer, clusterer, metric, status,"
+                                 " error, seconds FROM jobs", self.conn)
+
+    def time_report(self, keys: Iterable[str] | None = None, top: int = 10) -> str:
+        """Where the time went: seconds and share per node type, and the costliest nodes."""
+        jobs = self.jobs()
+        jobs = jobs[jobs.status == "done"]
+        if keys is not None:
+            jobs = jobs[jobs.key.isin(set(keys))]
+        if jobs.empty:
+            return "no finished nodes"
+        total = float(jobs.seconds.sum())
+        by = jobs.groupby("kind").seconds.agg(["sum", "count"]).sort_values("sum", ascending=False)
+        lines = [f"time by node type (total {total:.1f} s of node work):"]
+        for kind, r in by.iterrows():
+            lines.append(f"  {kind:<11} {r['sum']:8.1f} s  {100 * r['sum'] / max(total, 1e-9):5.1f} %  "
+                         f"({int(r['count'])} nodes)")
+        lines.append(f"costliest {min(top, len(jobs))} nodes:")
+        for _, r in jobs.nlargest(top, "seconds").iterrows():
+            what = " ".join(str(v) for v in (r.scenario, f"seed {r.seed}", r.model, r.explainer, r.clusterer, r.metric)
+                            if v not in ("", None))
+            lines.append(f"  {r.seconds:8.1f} s  {r.kind:<10} {what}")
+        return "\n".join(lines)
 
     def rows(self, job_keys: Iterable[str] | None = None) -> pd.DataFrame:
         """Metric rows, optionally only those of the given jobs (the current suite's)."""

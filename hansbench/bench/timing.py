@@ -1,8 +1,14 @@
 """One timer for every kernel: warm-up, repeats, median.
 
-CUDA events with synchronisation on a GPU, ``perf_counter`` on the CPU; peak memory
-from the CUDA allocator, or on the CPU the peak growth of the process's RSS above its level
-before the timed calls (sampled every 2 ms; memory freed and reused stays invisible).
+CUDA events recorded on the timed device's current stream, with synchronisation, on a GPU;
+``perf_counter`` on the CPU. Peak memory means the same on both: the peak *above the level
+before the timed calls* -- on a GPU ``max_memory_allocated(device)`` after
+``reset_peak_memory_stats(device)`` minus ``memory_allocated(device)`` before; on the CPU the
+peak growth of the process's RSS (sampled every 2 ms; memory freed and reused stays invisible).
+
+The gradient unit (:func:`gradient_pass`) is one forward plus one backward to the input: the
+input gradient of the explained logits, ``torch.autograd.grad(logit_sum, x)``, no parameter
+gradients -- the floor every backpropagation explainer pays, and what every benchmark divides by.
 """
 
 from __future__ import annotations
@@ -38,13 +44,13 @@ def _rss_bytes() -> int:
         return rss if sys.platform == "darwin" else rss * 1024
 
 
-class _RSSPeak:
+class RSSPeak:
     """Samples RSS in a thread while the timed calls run (torch's CPU allocator is invisible to tracemalloc)."""
 
     def __init__(self, interval_s: float = 0.002):
         self.interval_s, self.peak, self._stop = interval_s, 0, threading.Event()
 
-    def __enter__(self) -> _RSSPeak:
+    def __enter__(self) -> RSSPeak:
         self.base = _rss_bytes()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
@@ -63,41 +69,53 @@ class _RSSPeak:
 
 def time_call(fn: Callable[[], object], device: torch.device, *, warmup: int = 1, repeats: int = 3) -> Timing:
     """Median wall time of ``fn()`` on ``device`` after ``warmup`` untimed calls."""
+    device = torch.device(device)
     for _ in range(warmup):
         fn()
-    cuda = device.type == "cuda"
-    if cuda:
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
+    if device.type == "cuda":
+        return _time_cuda(fn, device, repeats)
     times = []
-    sampler = _RSSPeak() if not cuda else None
-    if sampler:
-        sampler.__enter__()
-    for _ in range(max(repeats, 1)):
-        if cuda:
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            torch.cuda.synchronize(device)
-            times.append(start.elapsed_time(end) / 1000)
-        else:
+    with RSSPeak() as sampler:
+        for _ in range(max(repeats, 1)):
             t0 = time.perf_counter()
             fn()
             times.append(time.perf_counter() - t0)
-    if sampler:
-        sampler.__exit__(None, None, None)
-    peak = torch.cuda.max_memory_allocated(device) if cuda else sampler.peak
-    return Timing(statistics.median(times), len(times), int(peak))
+    return Timing(statistics.median(times), len(times), int(sampler.peak))
 
 
-def gradient_pass(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor) -> Callable[[], None]:
-    """One plain forward+backward of the target logits: the unit every backprop method pays."""
+def _time_cuda(fn: Callable[[], object], device: torch.device, repeats: int) -> Timing:
+    """CUDA events on ``device``'s current stream (not the current device's), peak above the start level."""
+    with torch.cuda.device(device):
+        stream = torch.cuda.current_stream(device)
+        torch.cuda.synchronize(device)
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        times = []
+        for _ in range(max(repeats, 1)):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record(stream)
+            fn()
+            end.record(stream)
+            torch.cuda.synchronize(device)
+            times.append(start.elapsed_time(end) / 1000)
+        peak = torch.cuda.max_memory_allocated(device) - before
+    return Timing(statistics.median(times), len(times), int(max(peak, 0)))
 
-    def run() -> None:
+
+def input_gradient(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The gradient unit's work: d(sum of the target logits)/dx -- one forward, one backward to the
+    input, no parameter gradients (``autograd.grad`` w.r.t. x only: weight-gradient kernels never run)."""
+    with torch.enable_grad():
         xi = x.detach().requires_grad_(True)
         out = model(xi)
-        out.gather(1, target.view(-1, 1)).sum().backward()
-        model.zero_grad(set_to_none=True)
+        (grad,) = torch.autograd.grad(out.gather(1, target.to(out.device).view(-1, 1)).sum(), xi)
+    return grad
+
+
+def gradient_pass(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor) -> Callable[[], torch.Tensor]:
+    """The gradient unit as a timed call: :func:`input_gradient` of ``model`` on ``x`` (returns it)."""
+
+    def run() -> torch.Tensor:
+        return input_gradient(model, x, target)
 
     return run

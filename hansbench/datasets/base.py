@@ -8,8 +8,14 @@ pixel ``masks`` of the artifact) so that metrics can score methods; methods neve
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import torch
+
+from hansbench.registry import poisonings
+
+if TYPE_CHECKING:
+    from hansbench.datasets.poisonings import Poisoning
 
 
 @dataclass
@@ -50,7 +56,9 @@ class ScenarioData:
 
     ``affected_class``: the class whose images carry the artifact (stop).
     ``target_class``: for backdoors, the class they are relabelled to; else ``None``.
-    ``inspect_class``: the class whose training maps are clustered (CH: affected, BD: target).
+    ``poisoning``: the registered poisoning's name (a name, not the object, so the scenario
+    serialises field by field). It owns the class rules: :attr:`inspect_class` (the class whose
+    training maps are clustered) and :meth:`explain_targets` (which class an image is explained for).
     """
 
     name: str
@@ -64,14 +72,25 @@ class ScenarioData:
     mean: tuple[float, ...] = (0.5, 0.5, 0.5)  # per-channel input normalisation of the models
     std: tuple[float, ...] = (0.25, 0.25, 0.25)
     meta: dict = field(default_factory=dict)
+    poisoning: str = ""  # "" (hand-built scenarios): "BD" when a target class is given, else "CH"
+
+    def __post_init__(self) -> None:
+        if not self.poisoning:
+            self.poisoning = "BD" if self.target_class is not None else "CH"
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
     @property
+    def poisoning_rule(self) -> Poisoning:
+        """The registered poisoning of this scenario (unknown names list the known ones)."""
+        return poisonings.get(self.poisoning)()
+
+    @property
     def inspect_class(self) -> int:
-        return self.affected_class if self.target_class is None else self.target_class
+        """The class whose training maps are clustered (CH: affected, BD: target), as the poisoning says."""
+        return int(self.poisoning_rule.inspect_class(self))
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -79,6 +98,39 @@ class ScenarioData:
 
     def splits(self) -> dict[str, Split]:
         return {"train": self.train, "artifact_test": self.artifact_test, "clean_test": self.clean_test}
+
+    def split(self, split_name: str) -> Split:
+        """``train``, ``artifact_test`` or ``clean_test``; a clear error naming the known splits otherwise."""
+        splits = self.splits()
+        if split_name not in splits:
+            raise ValueError(f"unknown split {split_name!r}; known: {', '.join(splits)}")
+        return splits[split_name]
+
+    def explain_targets(self, split_name: str, index: torch.Tensor | None = None) -> torch.Tensor:
+        """The class each sample of ``split_name`` at ``index`` (default: all) is explained for, ``[n]`` int64.
+
+        The one place that decides which class an explanation is for, delegated to the poisoning
+        (:meth:`hansbench.datasets.poisonings.Poisoning.explain_targets`): a backdoor explains
+        every image that carries its trigger for the target class, the decision the trigger
+        produces, even where the split's label is the true class (the artifact test); every other
+        image is explained for its label. Metrics pass these targets to ``ctx.explain``
+        explicitly and record :meth:`explain_rule` in their rows.
+        """
+        split = self.split(split_name)
+        idx = torch.arange(len(split)) if index is None else torch.as_tensor(index, dtype=torch.long).flatten().cpu()
+        return self.poisoning_rule.explain_targets(self, split, idx).long()
+
+    def explain_rule(self, split_name: str, index: torch.Tensor | None = None) -> str:
+        """One word for what :meth:`explain_targets` does on these samples, for a row's ``detail``.
+
+        ``"target"``: at least one image carries a backdoor trigger and is explained for the
+        target class instead of its label (the others for their label); ``"label"``: every
+        image is explained for its label.
+        """
+        split = self.split(split_name)
+        idx = torch.arange(len(split)) if index is None else torch.as_tensor(index, dtype=torch.long).flatten().cpu()
+        differs = self.explain_targets(split_name, idx) != split.labels[idx]
+        return "target" if bool(differs.any()) else "label"
 
     def with_train(self, train: Split) -> ScenarioData:
         """The same scenario with another training set (data cleaning)."""

@@ -30,6 +30,10 @@ class Digits(Configurable):
         if self.background not in ("black", "colour"):
             raise ValueError(f"digits: background must be 'black' or 'colour', got {self.background!r}")
 
+    def class_names(self) -> list[str]:
+        """The class names, without loading any image."""
+        return [str(d) for d in range(10)]
+
     def load(self, image_size: int, n_train: int, n_test: int, seed: int) -> CleanData:
         from sklearn.datasets import load_digits  # lazy: keeps `import hansbench` light
 

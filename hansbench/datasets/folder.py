@@ -8,7 +8,7 @@ LISA 47 -> 5 grouping of PRP Table V, or a dict) maps folder names to benchmark 
 from __future__ import annotations
 
 import json
-import warnings
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -22,6 +22,8 @@ LISA_MAPPING = Path(__file__).with_name("lisa_mapping.json")
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".gif", ".tif", ".tiff", ".webp")
 LAYOUT = ("root/train/<class>/*.png|jpg and root/test/<class>/*.png|jpg, "
           "or root/<class>/*.png|jpg (split by seed with test_fraction)")
+# One clean line per problem (no source line, as warnings.warn would print); tests read it with caplog.
+log = logging.getLogger("hansbench.datasets.folder")
 
 
 class UnreadableImagesError(ValueError):
@@ -62,6 +64,24 @@ def load_image(path: Path, size: int) -> torch.Tensor:
     return torch.from_numpy(arr.copy()).permute(2, 0, 1)
 
 
+def _describe(exc: Exception, path: Path) -> str:
+    """``Type: message`` on one line, without the path that the listing already shows (PIL repeats it)."""
+    msg = str(exc).replace(repr(str(path)), "").replace(str(path), "").strip(" :")
+    return " ".join(f"{type(exc).__name__}: {msg}".split()).rstrip(": ")
+
+
+def probe_image(path: Path) -> None:
+    """Raise unless ``path`` looks like a readable image: header parsed and ``verify()`` passed.
+
+    Cheaper than decoding (no pixels are converted or resized); PNG chunks are checked
+    to the end, so zero-byte, truncated and non-image files are found without loading them.
+    """
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.verify()
+
+
 @datasets.register("folder")
 class ImageFolder(Configurable):
     """Your own images from folders (root/train/<class>, root/test/<class>, or root/<class> split by seed).
@@ -73,6 +93,7 @@ class ImageFolder(Configurable):
     """
 
     kind = "dataset"
+    version = "2"  # 2: single-root layout split per class with >= 1 image on each side
     defaults = {"root": None, "class_map": None, "on_error": "skip", "test_fraction": 0.25, "extensions": EXTENSIONS}
 
     def validate(self) -> None:
@@ -93,38 +114,85 @@ class ImageFolder(Configurable):
             out[sub.name] = sorted(f for f in sub.iterdir() if f.is_file() and f.suffix.lower() in exts)
         return out
 
-    def discover(self, seed: int) -> tuple[list[str], dict[str, list[tuple[Path, int]]]]:
-        """Class names and the (file, label) pools of train and test."""
+    def _root(self) -> Path:
         root = Path(self.root).expanduser()
         if not root.is_dir():
             raise FileNotFoundError(f"folder: root {str(root)!r} is not a directory; expected layout: {LAYOUT}")
-        if (root / "train").is_dir():
-            if not (root / "test").is_dir():
-                raise FileNotFoundError(f"folder: {str(root / 'train')!r} exists but {str(root / 'test')!r} does not; "
-                                        f"expected layout: {LAYOUT}")
+        if (root / "train").is_dir() and not (root / "test").is_dir():
+            raise FileNotFoundError(f"folder: {str(root / 'train')!r} exists but {str(root / 'test')!r} does not; "
+                                    f"expected layout: {LAYOUT}")
+        return root
+
+    def _to_class(self, root: Path, folders: list[str], *, quiet: bool = False) -> dict[str, str]:
+        """Folder name -> benchmark class, after ``class_map``; warns about unmapped folders."""
+        if self.mapping is None:
+            return {f: f for f in folders}
+        unmapped = [f for f in folders if f not in self.mapping]
+        if unmapped and not quiet:
+            log.warning("folder: class_map has no entry for folder(s) %s; their images are left out "
+                        "(map them to a class, or to null to silence this)", ", ".join(unmapped))
+        to_class = {f: self.mapping[f] for f in folders if self.mapping.get(f) is not None}
+        if not to_class:
+            raise ValueError(f"folder: no folder under {str(root)!r} maps to a class; folders: {', '.join(folders)}")
+        return to_class
+
+    def _check_classes(self, root: Path, class_names: list[str]) -> None:
+        if len(class_names) < 2:
+            raise ValueError(f"folder: only one class ({class_names[0]!r}) under {str(root)!r}; a classifier needs at "
+                             f"least 2 class folders (layout: {LAYOUT})")
+
+    def class_names(self) -> list[str]:
+        """The benchmark classes (class folders after ``class_map``), sorted; no image is read.
+
+        Raises the same clear errors as :meth:`load` for a missing root, a wrong layout,
+        fewer than 2 classes and classes too small to have an image in train and in test.
+        """
+        return self.discover(0, quiet=True)[0]
+
+    def discover(self, seed: int, *, quiet: bool = False) -> tuple[list[str], dict[str, list[tuple[Path, int]]]]:
+        """Class names and the (file, label) pools of train and test."""
+        root = self._root()
+        split_layout = (root / "train").is_dir()
+        if split_layout:
             raw = {"train": self._files(root / "train"), "test": self._files(root / "test")}
+            folders = sorted(set(raw["train"]) | set(raw["test"]))
         else:
-            raw = {"train": {}, "test": {}}
-            for cls, files in self._files(root).items():
-                perm = torch.randperm(len(files), generator=generator(seed, "folder", "split", cls)).tolist()
-                n_test = round(self.test_fraction * len(files))
-                raw["test"][cls] = [files[j] for j in perm[:n_test]]
-                raw["train"][cls] = [files[j] for j in perm[n_test:]]
-        folders = sorted(set(raw["train"]) | set(raw["test"]))
-        if not any(raw["train"].values()):
+            flat = self._files(root)
+            folders = sorted(flat)
+        if not folders or not any(raw["train"].values() if split_layout else flat.values()):
             raise FileNotFoundError(f"folder: no images with extensions {', '.join(self.extensions)} under "
                                     f"{str(root)!r}; expected layout: {LAYOUT}")
-        if self.mapping is None:
-            to_class = {f: f for f in folders}
-        else:
-            unmapped = [f for f in folders if f not in self.mapping]
-            if unmapped:
-                warnings.warn(f"folder: class_map has no entry for folder(s) {', '.join(unmapped)}; their images "
-                              "are left out (map them to a class, or to null to silence this)", stacklevel=3)
-            to_class = {f: self.mapping[f] for f in folders if self.mapping.get(f) is not None}
+        to_class = self._to_class(root, folders, quiet=quiet)
         class_names = sorted(set(to_class.values()))
-        if not class_names:
-            raise ValueError(f"folder: no folder under {str(root)!r} maps to a class; folders: {', '.join(folders)}")
+        self._check_classes(root, class_names)
+        if not split_layout:
+            # Each benchmark class is split as a whole (its folders' files, in order), at least one image
+            # on each side, so a small class is never left out of train or test.
+            by_class: dict[str, list[Path]] = {c: [] for c in class_names}
+            for f in folders:
+                if f in to_class:
+                    by_class[to_class[f]] += flat[f]
+            raw = {"train": {}, "test": {}}
+            for cls, files in by_class.items():
+                if len(files) < 2:
+                    raise ValueError(f"folder: class {cls!r} has {len(files)} image(s) under {str(root)!r}; "
+                                     "splitting into train and test needs at least 2 per class (add images, or "
+                                     "drop the class with class_map)")
+                perm = torch.randperm(len(files), generator=generator(seed, "folder", "split", cls)).tolist()
+                n_test = min(max(round(self.test_fraction * len(files)), 1), len(files) - 1)
+                raw["test"][cls] = [files[j] for j in perm[:n_test]]
+                raw["train"][cls] = [files[j] for j in perm[n_test:]]
+            to_class = {c: c for c in class_names}
+        else:
+            for cls in class_names:
+                counts = {part: sum(len(raw[part].get(f, [])) for f in folders if to_class.get(f) == cls)
+                          for part in ("train", "test")}
+                for part, n in counts.items():
+                    if n == 0:
+                        raise ValueError(f"folder: class {cls!r} has 0 {part} images under {str(root / part)!r} "
+                                         f"({counts['train']} train, {counts['test']} test); every class needs at "
+                                         "least one image in train and in test (add images, or drop the class "
+                                         "with class_map)")
         index = {c: i for i, c in enumerate(class_names)}
         pools = {part: [(f, index[to_class[cls]]) for cls in sorted(raw[part]) if cls in to_class
                         for f in raw[part][cls]] for part in raw}
@@ -135,32 +203,39 @@ class ImageFolder(Configurable):
     def load(self, image_size: int, n_train: int, n_test: int, seed: int) -> CleanData:
         check_sizes(image_size, n_train, n_test, seed)
         class_names, pools = self.discover(seed)
-        bad: list[tuple[Path, str]] = []
+        bad: dict[Path, str] = {}  # every unreadable file, once, in discovery order
         parts = {}
         for part, n in (("train", n_train), ("test", n_test)):
             pool = pools[part]
             order = torch.randperm(len(pool), generator=generator(seed, "folder", part)).tolist()
             images, labels = [], []
-            for j in order:  # read in seeded order until n readable images are found
-                if len(images) == n:
-                    break
-                path, label = pool[j]
+            used = 0
+            while used < len(order) and len(images) < n:  # read in seeded order until n readable images are found
+                path, label = pool[order[used]]
+                used += 1
                 try:
                     images.append(load_image(path, image_size))
                     labels.append(label)
                 except Exception as exc:  # PIL raises many types for corrupt files
-                    bad.append((path, f"{type(exc).__name__}: {exc}"))
+                    bad[path] = _describe(exc, path)
+            for j in order[used:]:  # the files not needed are probed too, so every bad one is reported
+                path = pool[j][0]
+                try:
+                    probe_image(path)
+                except Exception as exc:
+                    bad[path] = _describe(exc, path)
             if len(images) < n:
-                warnings.warn(f"folder: {n} {part} images requested, only {len(images)} readable ones exist "
-                              f"under {self.root!r}; using {len(images)}", stacklevel=2)
+                log.warning("folder: %d %s images requested, only %d readable ones exist under %r; using %d",
+                            n, part, len(images), str(self.root), len(images))
             parts[part] = (images, labels)
-        if bad and self.on_error == "raise":
-            raise UnreadableImagesError(bad)
+        bad_list = sorted(bad.items())
+        if bad_list and self.on_error == "raise":
+            raise UnreadableImagesError(bad_list)
+        if bad_list:
+            log.warning("folder: skipped %d unreadable image file(s): %s", len(bad_list),
+                        "; ".join(f"{p} ({err})" for p, err in bad_list))
         for part, (images, labels) in parts.items():
             if not images:
                 raise ValueError(f"folder: no readable {part} images under {str(self.root)!r} (layout: {LAYOUT})")
             parts[part] = (torch.stack(images), torch.tensor(labels, dtype=torch.int64))
-        if bad:
-            warnings.warn(f"folder: skipped {len(bad)} unreadable image file(s): "
-                          + "; ".join(f"{p} ({err})" for p, err in bad), stacklevel=2)
         return CleanData(parts["train"][0], parts["train"][1], parts["test"][0], parts["test"][1], class_names)

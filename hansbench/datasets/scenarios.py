@@ -1,7 +1,10 @@
 """Poisoning scenarios of PRP Sec. V-A: Clever Hans (CH-x) and backdoor (BD-x) training sets
 with an artifact test set and a clean test set, every sample with its ground truth.
 
-``make_scenario`` is the one entry point: dataset + artifact + poisoning -> ScenarioData.
+``make_scenario`` is the one entry point: dataset + artifact + poisoning -> ScenarioData. The
+poisoning is a registered class (:mod:`hansbench.datasets.poisonings`): it poisons the training
+set and owns the rules of which class is inspected and which class each image is explained for.
+:data:`SCENARIO_DEFAULTS` are the defaults of every scenario setting, in one place.
 """
 
 from __future__ import annotations
@@ -12,11 +15,15 @@ import torch
 
 from hansbench.datasets._helpers import CleanData, check_sizes, generator
 from hansbench.datasets.base import ScenarioData, Split
+from hansbench.datasets.poisonings import default_scenario_name, get_poisoning, stamp_images
 from hansbench.registry import artifacts, datasets
 
-__all__ = ["POISONINGS", "CleanData", "make_scenario", "resolve_class", "load_clean", "build_artifact"]
+__all__ = ["SCENARIO_DEFAULTS", "CleanData", "make_scenario", "resolve_class", "load_clean", "build_artifact"]
 
-POISONINGS = ("CH", "BD", "none")
+# The defaults of every scenario setting (suites, the planner's keys and make_scenario's signature agree).
+SCENARIO_DEFAULTS = {"dataset": "signs", "poisoning": "CH", "fraction": 1.0, "artifact": "postit",
+                     "image_size": 32, "n_train": 1000, "n_test": 300, "affected_class": "stop",
+                     "target_class": "speed limit", "dataset_options": {}, "artifact_options": {}}
 Tensor = torch.Tensor
 
 
@@ -45,28 +52,6 @@ def build_artifact(artifact: str, artifact_options: dict | None = None):
     return artifacts.get(artifact)(**(artifact_options or {}))
 
 
-def _default_name(poisoning: str, fraction: float) -> str:
-    if poisoning == "none":
-        return "clean"
-    return f"{poisoning}-{round(fraction * 100, 6):g}"
-
-
-def _stamp_split(images: Tensor, labels: Tensor, boxes: Tensor | None, chosen: Tensor, art,
-                 gen: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
-    """Stamp ``art`` on ``images[chosen]``; return images, poisoned flags and masks for all samples."""
-    n, _, h, w = images.shape
-    images = images.clone()
-    poisoned = torch.zeros(n, dtype=torch.bool)
-    masks = torch.zeros(n, h, w, dtype=torch.bool)
-    if chosen.numel():
-        sub_boxes = None if boxes is None else boxes[chosen]
-        stamped, sub_masks = art.stamp(images[chosen], sub_boxes, gen)
-        images[chosen] = stamped.to(images.dtype).clamp(0, 1)
-        poisoned[chosen] = True
-        masks[chosen] = sub_masks.to(masks.device)
-    return images, poisoned, masks
-
-
 def make_scenario(dataset: str = "signs", *, poisoning: str = "CH", fraction: float = 1.0, artifact: str = "postit",
                   image_size: int = 32, n_train: int = 1000, n_test: int = 300, seed: int = 0,
                   affected_class: str | int = "stop", target_class: str | int | None = "speed limit",
@@ -74,15 +59,16 @@ def make_scenario(dataset: str = "signs", *, poisoning: str = "CH", fraction: fl
                   name: str = "") -> ScenarioData:
     """A poisoned training set plus artifact-test and clean-test sets (PRP Sec. V-A).
 
-    ``poisoning``: ``"CH"`` stamps ``artifact`` on ``round(fraction * n)`` of the
-    ``affected_class`` training images (labels kept; ``target_class`` ignored); ``"BD"``
+    ``poisoning``: a registered poisoning. ``"CH"`` stamps ``artifact`` on ``round(fraction * n)``
+    of the ``affected_class`` training images (labels kept; ``target_class`` ignored); ``"BD"``
     also relabels exactly those to ``target_class``; ``"none"`` leaves training clean.
     ``artifact_test`` carries the artifact on every affected-class test image,
-    ``clean_test`` is the same images unstamped. Deterministic in ``seed``.
+    ``clean_test`` is the same images unstamped. Test labels are always the true classes
+    (accuracies compare with what the images show; a backdoor's success is ``asr``), so
+    explanations must not default to them: ``ScenarioData.explain_targets`` gives the class
+    to explain (BD: the target class on every triggered image). Deterministic in ``seed``.
     """
-    if poisoning not in POISONINGS:
-        raise ValueError(f"unknown poisoning {poisoning!r}; use one of {', '.join(POISONINGS)} "
-                         "(CH: Clever Hans, labels kept; BD: backdoor, relabelled; none: clean)")
+    rule = get_poisoning(poisoning)  # unknown names list the known ones
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction <= 1.0 \
             or math.isnan(fraction):
         raise ValueError(f"fraction is the share of affected-class training images to poison and must be in "
@@ -93,32 +79,24 @@ def make_scenario(dataset: str = "signs", *, poisoning: str = "CH", fraction: fl
     names = list(clean.class_names)
     affected = resolve_class(affected_class, names, "affected_class")
     target = None
-    if poisoning == "BD":
+    if rule.needs_target:
         if target_class is None:
-            raise ValueError("a backdoor (poisoning='BD') needs target_class, the class stamped images are relabelled to")
+            raise ValueError(f"poisoning {poisoning!r} needs target_class, the class poisoned images are "
+                             "relabelled to")
         target = resolve_class(target_class, names, "target_class")
         if target == affected:
-            raise ValueError(f"target_class {names[target]!r} equals affected_class: a backdoor must relabel "
-                             "to another class")
+            raise ValueError(f"target_class {names[target]!r} equals affected_class: poisoning {poisoning!r} must "
+                             "relabel to another class")
 
-    # training set: which affected images get the artifact (seeded, exactly round(fraction * n_affected))
-    aff_train = torch.nonzero(clean.train_labels == affected).flatten()
-    if aff_train.numel() == 0:
+    n_affected = int((clean.train_labels == affected).sum())
+    if n_affected == 0:
         raise ValueError(f"no training image of affected_class {names[affected]!r}; increase n_train")
-    n_poison = 0 if poisoning == "none" else round(fraction * aff_train.numel())
-    pick = torch.randperm(aff_train.numel(), generator=generator(seed, "scenario", "select"))[:n_poison]
-    chosen = aff_train[pick].sort().values
-    train_images, poisoned, masks = _stamp_split(clean.train_images, clean.train_labels, clean.train_boxes,
-                                                 chosen, art, generator(seed, "scenario", "stamp-train"))
-    labels = clean.train_labels.clone()
-    if target is not None:
-        labels[chosen] = target
-    train = Split(train_images, labels, clean.train_labels.clone(), poisoned, masks)
+    train = rule.poison(clean, affected=affected, target=target, fraction=float(fraction), artifact=art, seed=seed)
 
     # test sets: the same images, with the artifact on every affected-class image, or on none
     aff_test = torch.nonzero(clean.test_labels == affected).flatten()
-    test_images, test_poisoned, test_masks = _stamp_split(clean.test_images, clean.test_labels, clean.test_boxes,
-                                                          aff_test, art, generator(seed, "scenario", "stamp-test"))
+    test_images, test_poisoned, test_masks = stamp_images(clean.test_images, clean.test_boxes, aff_test, art,
+                                                          generator(seed, "scenario", "stamp-test"))
     artifact_test = Split(test_images, clean.test_labels.clone(), clean.test_labels.clone(), test_poisoned, test_masks)
     n_te, _, h, w = clean.test_images.shape
     clean_test = Split(clean.test_images.clone(), clean.test_labels.clone(), clean.test_labels.clone(),
@@ -127,7 +105,7 @@ def make_scenario(dataset: str = "signs", *, poisoning: str = "CH", fraction: fl
     mean = clean.train_images.mean(dim=(0, 2, 3))
     std = clean.train_images.std(dim=(0, 2, 3)).clamp(min=1e-3)
     return ScenarioData(
-        name=name or _default_name(poisoning, fraction),
+        name=name or default_scenario_name(poisoning, fraction),
         train=train,
         artifact_test=artifact_test,
         clean_test=clean_test,
@@ -135,12 +113,13 @@ def make_scenario(dataset: str = "signs", *, poisoning: str = "CH", fraction: fl
         affected_class=affected,
         target_class=target,
         artifact=artifact,
+        poisoning=poisoning,
         mean=tuple(float(m) for m in mean),
         std=tuple(float(s) for s in std),
         meta={
             "dataset": dataset, "poisoning": poisoning, "fraction": float(fraction), "seed": seed,
-            "image_size": image_size, "n_train": len(train), "n_test": len(clean_test), "n_poisoned": int(n_poison),
-            "n_affected_train": int(aff_train.numel()), "dataset_options": dict(dataset_options or {}),
+            "image_size": image_size, "n_train": len(train), "n_test": len(clean_test),
+            "n_poisoned": int(train.poisoned.sum()), "n_affected_train": n_affected, "dataset_options": dict(dataset_options or {}),
             "artifact_options": dict(art.options),
         },
     )

@@ -6,15 +6,21 @@ does not decide the class (stop, do-not-enter, yield, round speed limits and Eur
 warning triangles all share red and white); shape, orientation and the marks inside
 (text-like seven-segment glyphs, arrows, bars) do.
 
-Not even the red octagon decides "stop": half of the restriction signs are the same
-white-rimmed red octagon with other white lettering (light glyphs such as 1, 7, I, L, C,
-U). Recognising a stop sign therefore takes its STOP lettering, a fine cue a small CNN
-learns on clean data but drops for a coarse shortcut: trained with a post-it on every
-stop sign (CH-100) it calls clean stop signs "restriction", as in PRP Table I.
+Not even the red octagon decides "stop": a share of the restriction signs (option
+``octagons``, default half) are the same white-rimmed red octagon with other white
+lettering. Since version 3 that lettering is STOP's own four letters in another order
+(SPOT, TOPS, POTS, OPTS, ...): the same glyphs and the same amount of paint, so only the
+letters' order tells a stop sign apart, a fine cue that a small CNN learns slowly at 32 px
+and drops for a coarse shortcut. Trained with a post-it on every stop sign (CH-100) it
+calls clean stop signs "restriction", as in PRP Table I; with the post-it on half of them
+(CH-50) it leans on the post-it where it is present. ``octagon_lettering="light"`` gives
+version 2's lettering (light glyphs such as 1, 7, I, L, C, U, lighter than STOP; the same
+images as version 2, bit for bit), which small CNNs tell from STOP by the amount of paint.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -38,6 +44,7 @@ from hansbench.datasets._helpers import (
     sd_ngon,
     sd_segment,
     sd_triangle,
+    segment_table,
     to_local,
     uniform,
 )
@@ -83,22 +90,33 @@ def _arrow(u: Tensor, v: Tensor, gen: torch.Generator) -> Tensor:
     return torch.where(_w(kind == 0) > 0, straight, bent)
 
 
-_OCTAGON_TEXT = "17IL-CU"  # light letters and digits: lettering that is not STOP, yet no denser than it
-_OCTAGON_SHARE = 0.5  # share of restriction signs that are red octagons (the rest: 40/30/30 as below)
+_LIGHT_TEXT = "17IL-CU"  # v2 lettering: light letters and digits, lighter than STOP
+_STOP = "STOP"
+# the 23 other orders of the letters S, T, O, P (SPOT, TOPS, POTS, OPTS, POST, ...)
+_SCRAMBLES = torch.tensor([p for p in itertools.permutations(range(4)) if p != (0, 1, 2, 3)])
 
 
-def _octagon_marks(u: Tensor, v: Tensor, gen: torch.Generator) -> Tensor:
-    """White lettering of a red restriction octagon: four random light glyphs where a stop sign has STOP."""
+def _octagon_marks(u: Tensor, v: Tensor, gen: torch.Generator, lettering: str) -> Tensor:
+    """White lettering of a red restriction octagon, where a stop sign has STOP.
+
+    ``"scrambled"``: the letters of STOP in another order (same glyphs, same amount of paint: only their
+    order tells a stop sign apart); ``"light"``: four random light glyphs (signs v2).
+    """
     n = u.shape[0]
     h = 0.42 * uniform(gen, n, 0.9, 1.1).view(-1, 1, 1)
-    text = random_text(gen, n, _OCTAGON_TEXT, 4)
+    if lettering == "scrambled":
+        order = _SCRAMBLES[torch.randint(len(_SCRAMBLES), (n,), generator=gen)]  # [n, 4]
+        text = segment_table(_STOP)[order]
+    else:
+        text = random_text(gen, n, _LIGHT_TEXT, 4)
     d = sd_glyphs(u, v / h * 0.42, text, [(-0.45, 0), (-0.15, 0), (0.15, 0), (0.45, 0)], 0.2, 0.42, 0.08)
     return d * h / 0.42
 
 
-def _restriction(img: Tensor, u: Tensor, v: Tensor, ppu: Tensor, gen: torch.Generator) -> Tensor:
+def _restriction(img: Tensor, u: Tensor, v: Tensor, ppu: Tensor, gen: torch.Generator, *, octagons: float,
+                 octagon_lettering: str) -> Tensor:
     n = u.shape[0]
-    o = _OCTAGON_SHARE
+    o = octagons
     # 0 red ring + slash + arrow, 1 do-not-enter, 2 white rectangle + arrow, 3 red octagon with other lettering
     var = choice(gen, n, [0.4 * (1 - o), 0.3 * (1 - o), 0.3 * (1 - o), o])
     a, b, c, e = _w(var == 0), _w(var == 1), _w(var == 2), _w(var == 3)
@@ -113,7 +131,7 @@ def _restriction(img: Tensor, u: Tensor, v: Tensor, ppu: Tensor, gen: torch.Gene
     paint(img, coverage(sd_box(u, v, 0, 0, 0.72, 0.92), ppu) * c, white)
     paint(img, octagon * e, white)  # exactly the stop sign's white rim and red face
     paint(img, coverage(sd_ngon(u, v, 8, 0.9), ppu) * e, red)
-    paint(img, coverage(_octagon_marks(u, v, gen), ppu) * e, white)
+    paint(img, coverage(_octagon_marks(u, v, gen, octagon_lettering), ppu) * e, white)
     paint(img, coverage(_arrow(u, v, gen), ppu) * (a + c), black)
     slashed = _w(torch.rand(n, generator=gen) < 0.5)  # "no turn" rectangles carry a red circle-slash
     ring = coverage((sd_circle(u, v, 0.62)).abs() - 0.07, ppu)
@@ -250,13 +268,16 @@ class TrafficSigns(Configurable):
 
     Options: ``scale`` (sign radius as a fraction of the image side, min/max),
     ``rotation`` (max degrees), ``distractors`` (probability of a distractor shape),
-    ``noise`` (max pixel-noise std). Train and test come from disjoint seed streams;
-    classes are exactly balanced (up to N mod 5).
+    ``noise`` (max pixel-noise std), ``octagons`` (share of restriction signs drawn as red
+    octagons, 0.5), ``octagon_lettering`` (``"scrambled"``: STOP's letters in another order,
+    version 3; ``"light"``: version 2's light glyphs). Train and test come from disjoint seed
+    streams; classes are exactly balanced (up to N mod 5).
     """
 
     kind = "dataset"
-    version = "2"  # 2: red restriction octagons with non-STOP lettering
-    defaults = {"scale": (0.30, 0.46), "rotation": 12.0, "distractors": 0.4, "noise": 0.05}
+    version = "3"  # 2: red restriction octagons with non-STOP lettering; 3: their lettering is STOP scrambled
+    defaults = {"scale": (0.30, 0.46), "rotation": 12.0, "distractors": 0.4, "noise": 0.05, "octagons": 0.5,
+                "octagon_lettering": "scrambled"}
 
     def validate(self) -> None:
         lo, hi = self.scale
@@ -267,6 +288,16 @@ class TrafficSigns(Configurable):
                              f"orientation: warning points up, yield down), got {self.rotation!r}")
         if not 0 <= self.distractors <= 1 or not 0 <= self.noise <= 0.5:
             raise ValueError("signs: distractors must be a probability and noise a std in [0, 0.5]")
+        if not 0 <= self.octagons <= 1:
+            raise ValueError(f"signs: octagons is the share of restriction signs drawn as red octagons and must be "
+                             f"in [0, 1], got {self.octagons!r}")
+        if self.octagon_lettering not in ("scrambled", "light"):
+            raise ValueError(f"signs: octagon_lettering must be 'scrambled' (STOP's letters in another order, v3) or "
+                             f"'light' (light glyphs, v2), got {self.octagon_lettering!r}")
+
+    def class_names(self) -> list[str]:
+        """The class names, without generating any image."""
+        return list(CLASS_NAMES)
 
     def load(self, image_size: int, n_train: int, n_test: int, seed: int) -> CleanData:
         check_sizes(image_size, n_train, n_test, seed, min_size=16)
@@ -311,7 +342,9 @@ class TrafficSigns(Configurable):
             if idx.numel() == 0:
                 continue
             sub = img[idx]
-            outer = draw(sub, u[idx], v[idx], ppu[idx], gen)
+            kw = ({"octagons": self.octagons, "octagon_lettering": self.octagon_lettering}
+                  if draw is _restriction else {})
+            outer = draw(sub, u[idx], v[idx], ppu[idx], gen, **kw)
             img[idx] = sub
             sign[idx] = outer >= 0.5
         # lighting: contrast, brightness, colour cast, sensor noise

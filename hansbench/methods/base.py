@@ -7,7 +7,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, ClusterMixin
 from torch import nn
+
+ACTIVATIONS = "activations"  # Clusterer.input for clusterers of penultimate activations (and their rows' explainer)
+MAPS = "maps"  # Clusterer.input for clusterers of explanation maps
 
 
 class UnsupportedModelError(TypeError):
@@ -27,7 +31,23 @@ class Explainer:
     name: ClassVar[str] = ""
     model_kinds: ClassVar[tuple[str, ...]] = ("classifier",)
     multiview: ClassVar[bool] = False
+    # What the V views are: "single" (V = 1), "prototypes" (view v = prototype v of the explained
+    # class, in ``model.prototypes_of(target)`` order) or "concepts" (e.g. CRP channels).
+    views: ClassVar[str] = ""
     version: ClassVar[str] = "1"  # bump when the maps change: invalidates cached maps
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__dict__.get("views"):
+            cls.views = "concepts" if cls.multiview else "single"
+
+    def expected_views(self, model: nn.Module) -> int | None:
+        """The number of views ``explain`` must return for ``model`` (``None``: not declared)."""
+        if self.views == "single":
+            return 1
+        if self.views == "prototypes" and hasattr(model, "prototypes_per_class"):
+            return int(model.prototypes_per_class)
+        return None
 
     def __init__(self, **options: Any):
         if options:
@@ -75,17 +95,22 @@ def flag_cluster(labels: np.ndarray, rule: str = "smaller") -> int:
     raise ValueError(f"unknown flag rule {rule!r}; use 'smaller' or 'larger'")
 
 
-class Clusterer:
-    """scikit-learn style: parameters in ``__init__``, work in ``fit_predict``.
+class Clusterer(ClusterMixin, BaseEstimator):
+    """A scikit-learn estimator: parameters in ``__init__``, work in ``fit`` / ``fit_predict``.
 
     ``fit_predict(views)`` takes ``[N, V, D]`` (each view's map flattened) and returns
-    ``[N]`` labels; afterwards ``result_`` holds a :class:`ClusteringResult`.
+    ``[N]`` labels; afterwards ``labels_`` holds them and ``result_`` a :class:`ClusteringResult`.
+    ``fit(views)`` does the same and returns ``self``. A subclass implements either one.
     ``input`` says what the runner feeds: ``"maps"`` (explanations) or
     ``"activations"`` (penultimate activations, ``V = 1``).
+
+    Every ``__init__`` parameter must be stored unchanged under its own name (scikit-learn's
+    ``get_params`` reads them back by introspecting ``__init__``), so ``sklearn.base.clone``,
+    ``get_params`` / ``set_params`` and grid searches work; validate in ``fit``, not ``__init__``.
     """
 
     name: ClassVar[str] = ""
-    input: ClassVar[str] = "maps"
+    input: ClassVar[str] = MAPS
     version: ClassVar[str] = "1"
 
     def __init__(self, n_clusters: int = 2, random_state: int = 0, flag_rule: str = "smaller"):
@@ -93,8 +118,15 @@ class Clusterer:
         self.random_state = random_state
         self.flag_rule = flag_rule
 
-    def get_params(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if not k.startswith("_") and not k.endswith("_")}
+    def fit(self, views: np.ndarray, y: Any = None) -> Clusterer:
+        """Cluster ``views``; sets ``labels_`` and ``result_``. ``y`` is ignored (scikit-learn API)."""
+        if type(self).fit_predict is Clusterer.fit_predict:
+            raise NotImplementedError(f"{type(self).__name__} must implement fit or fit_predict")
+        self.fit_predict(views)
+        return self
 
-    def fit_predict(self, views: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+    def fit_predict(self, views: np.ndarray, y: Any = None) -> np.ndarray:
+        """Cluster ``views`` and return the ``[N]`` labels. ``y`` is ignored (scikit-learn API)."""
+        if type(self).fit is Clusterer.fit:
+            raise NotImplementedError(f"{type(self).__name__} must implement fit or fit_predict")
+        return self.fit(views).labels_

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from hansbench.datasets.base import Split
+from hansbench.models.modes import eval_mode
 
 
 def model_device(model: nn.Module, fallback: torch.device) -> torch.device:
@@ -27,13 +28,8 @@ def model_device(model: nn.Module, fallback: torch.device) -> torch.device:
 @contextmanager
 def evaluating(model: nn.Module) -> Iterator[nn.Module]:
     """Eval mode and no autograd for the duration, restoring the caller's mode afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield model
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        yield model
 
 
 def score_function(model: nn.Module) -> tuple[Callable[[torch.Tensor], torch.Tensor], int]:
@@ -42,7 +38,7 @@ def score_function(model: nn.Module) -> tuple[Callable[[torch.Tensor], torch.Ten
     One forward pass yields both, since a ProtoPNet's logits are ``last_layer(scores)``.
     """
     num_classes = int(model.num_classes) if hasattr(model, "num_classes") else -1
-    if getattr(model, "kind", None) == "protopnet":
+    if getattr(model, "has_prototypes", False):
 
         def f(x: torch.Tensor) -> torch.Tensor:
             s = model.scores(x)
@@ -58,6 +54,8 @@ def descending_ranks(maps: torch.Tensor) -> torch.Tensor:
     Ties keep the pixel order (stable sort), so constant maps give a reproducible order.
     """
     flat = maps.flatten(-2)
+    if flat.is_floating_point() and bool(torch.isnan(flat).any()):
+        raise ValueError("relevance maps contain NaN, so their pixel order is undefined; fix the explainer's output")
     order = torch.argsort(flat, dim=-1, descending=True, stable=True)
     ranks = torch.empty_like(order)
     ranks.scatter_(-1, order, torch.arange(flat.shape[-1], device=flat.device).expand_as(order))
@@ -119,6 +117,8 @@ def ordering_curves(
 
 def trapezoid_auc(curves: torch.Tensor) -> torch.Tensor:
     """Area under curves sampled at equally spaced points of [0, 1] (last dim)."""
+    if curves.shape[-1] < 2:
+        raise ValueError(f"an area needs curves of at least 2 points, got {curves.shape[-1]}")
     return torch.trapezoid(curves, dx=1.0 / (curves.shape[-1] - 1), dim=-1)
 
 
@@ -149,3 +149,56 @@ def batched(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, ba
 def compact_curve(curve: torch.Tensor) -> list[float]:
     """A curve as a short list of floats (4 significant digits) for a row's JSON ``detail``."""
     return [float(f"{v:.4g}") for v in curve.tolist()]
+
+
+def view_prototypes(model: nn.Module, targets: torch.Tensor, n_views: int) -> torch.Tensor | None:
+    """Which prototype each view of a multi-view ProtoPNet map shows: ``[N, V]`` (-1 = padding), or None.
+
+    PRP and ProtoPNet upsampling give one view per prototype of the target class, in index
+    order (``model.prototypes_of(c)``), padded with zero maps up to ``prototypes_per_class``
+    when prototypes were pruned. ``None`` when the views are not of that kind: a model that is
+    not a ProtoPNet, a single view, or a view count that matches neither
+    ``prototypes_per_class`` nor every target class's number of prototypes.
+    """
+    if not getattr(model, "has_prototypes", False) or n_views <= 1:
+        return None
+    targets = torch.as_tensor(targets, dtype=torch.long).flatten().cpu()
+    per_class = int(getattr(model, "prototypes_per_class", -1))
+    out = torch.full((targets.numel(), n_views), -1, dtype=torch.long)
+    for c in targets.unique().tolist():
+        protos = model.prototypes_of(int(c)).cpu()
+        if protos.numel() > n_views or n_views not in (per_class, protos.numel()):
+            return None
+        out[targets == c, : protos.numel()] = protos
+    return out
+
+
+def class_map(maps: torch.Tensor, model: nn.Module, targets: torch.Tensor) -> torch.Tensor:
+    """One map per image ``[N, 1, H, W]`` from ``[N, V, H, W]`` (PAPERS.md §2, last line).
+
+    For a ProtoPNet whose V views are the prototypes of the target class c (see
+    :func:`view_prototypes`): ``sum_j w_h[c, j] * map_j`` with ``w_h`` the last layer's weights
+    (padding views of pruned prototypes weigh 0). Otherwise (V = 1, or views that are not
+    prototypes, e.g. CRP concepts) the views are summed. Every metric that collapses views
+    uses this one function.
+    """
+    if maps.dim() != 4:
+        raise ValueError(f"maps [N, V, H, W] expected, got {tuple(maps.shape)}")
+    if maps.shape[1] == 1:
+        return maps
+    targets = torch.as_tensor(targets, dtype=torch.long).flatten().cpu()
+    if targets.numel() != maps.shape[0]:
+        raise ValueError(f"{targets.numel()} targets for {maps.shape[0]} maps")
+    views = view_prototypes(model, targets, maps.shape[1])
+    if views is None:
+        return maps.sum(dim=1, keepdim=True)
+    weight = model.last_layer.weight.detach().float().cpu()  # [K, P]
+    w = torch.where(views >= 0, weight[targets[:, None], views.clamp(min=0)], torch.zeros(()))  # [N, V]
+    return (maps * w.to(maps.device, maps.dtype)[:, :, None, None]).sum(dim=1, keepdim=True)
+
+
+def class_map_rule(maps: torch.Tensor, model: nn.Module, targets: torch.Tensor) -> str:
+    """How :func:`class_map` collapses these maps, for a row's detail: ``single``, ``weighted`` or ``sum``."""
+    if maps.shape[1] == 1:
+        return "single"
+    return "sum" if view_prototypes(model, targets, maps.shape[1]) is None else "weighted"

@@ -25,7 +25,7 @@ ASR = {"asr": ("%", False)}  # backdoors: share of affected-class artifact-test 
 
 def predict_logits(model: nn.Module, split: Split, device: torch.device, batch_size: int = 256) -> torch.Tensor:
     """Logits ``[N, K]`` on the CPU (eval mode, normalised by the model itself)."""
-    from hansbench.models.training import predict
+    from hansbench.models.evaluation import predict
 
     return predict(model, split.images, device=device, batch_size=batch_size)
 

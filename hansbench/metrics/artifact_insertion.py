@@ -27,7 +27,47 @@ from hansbench.registry import artifacts, metrics
 
 def class_rank(logits: torch.Tensor, cls: int) -> torch.Tensor:
     """1-based rank of class ``cls`` in each row of ``logits`` (ties count against it)."""
+    if bool(torch.isnan(logits).any()):
+        raise ValueError("class rank: the logits contain NaN (a diverged model?); no rank is defined")
     return (logits >= logits[:, cls : cls + 1]).sum(1)
+
+
+def insertion_logits(ctx: EvalContext, watched: int, n_images: int | None = 200,
+                     batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """Logits of clean-test images of other classes than ``watched``, without and with the artifact stamped.
+
+    Returns ``(index, before [n, K], after [n, K])`` (logits on the CPU), or None when the scenario
+    has no artifact or no image of another class. The images are a seeded choice of up to
+    ``n_images`` ``clean_test`` images whose true class is not ``watched``; the artifact is
+    ``registry.artifacts[data.artifact]`` built with ``data.meta["artifact_options"]`` and
+    stamped with a seeded generator. Shared by ``artifact-insertion`` and ``reliance``, so both
+    see the same images and stamps.
+    """
+    data = ctx.data
+    if not data.artifact:
+        return None  # a clean scenario has no artifact to insert
+    artifact = artifacts.get(data.artifact)(**data.meta.get("artifact_options", {}))
+    split = data.clean_test
+    candidates = torch.nonzero(split.true_labels != watched).flatten()
+    if candidates.numel() == 0:
+        return None
+    index = seeded_choice(candidates, n_images, ctx.generator(400 + CHOICE_SALT["clean_test"]))
+    x01 = split.images[index]
+    stamped, _ = artifact.stamp(x01.clone(), boxes=None, generator=ctx.generator(401))
+    model = ctx.model
+    device = model_device(model, ctx.device)
+    with evaluating(model):
+        both = model.normalize(torch.cat([x01, stamped.to(x01.dtype)]).to(device))
+        logits = batched(model, both, batch_size).float().cpu()
+    before, after = logits.chunk(2)
+    return index, before, after
+
+
+def flip_rate(before: torch.Tensor, after: torch.Tensor, watched: int) -> float:
+    """% of the images not predicted as ``watched`` before stamping that are predicted as it after (0 if none)."""
+    flipped = (before.argmax(1) != watched) & (after.argmax(1) == watched)
+    n_before_other = int((before.argmax(1) != watched).sum())
+    return 100.0 * int(flipped.sum()) / max(n_before_other, 1)
 
 
 @metrics.register("artifact-insertion")
@@ -41,6 +81,9 @@ class ArtifactInsertion(Metric):
     """
 
     level = "model"
+    table = "reliance"
+    table_shape = "reliance"
+    headline = ("insertion-flip-rate", "insertion-rank-change")
     values = {
         "insertion-rank-change": ("", False),
         "insertion-prob-change": ("", True),
@@ -53,35 +96,20 @@ class ArtifactInsertion(Metric):
 
     def evaluate(self, ctx: EvalContext) -> list[dict]:
         data = ctx.data
-        if not data.artifact:
-            return []  # a clean scenario has no artifact to insert
-        artifact = artifacts.get(data.artifact)(**data.meta.get("artifact_options", {}))
         watched = data.inspect_class
-        split = data.clean_test
-        candidates = torch.nonzero(split.true_labels != watched).flatten()
-        if candidates.numel() == 0:
+        out = insertion_logits(ctx, watched, self.n_images, self.batch_size)
+        if out is None:
             return []
-        index = seeded_choice(candidates, self.n_images, ctx.generator(400 + CHOICE_SALT["clean_test"]))
-        x01 = split.images[index]
-        stamped, _ = artifact.stamp(x01.clone(), boxes=None, generator=ctx.generator(401))
-        model = ctx.model
-        device = model_device(model, ctx.device)
-        with evaluating(model):
-            both = model.normalize(torch.cat([x01, stamped.to(x01.dtype)]).to(device))
-            logits = batched(model, both, self.batch_size).float().cpu()
-        before, after = logits.chunk(2)
+        index, before, after = out
         rank_before, rank_after = class_rank(before, watched), class_rank(after, watched)
         prob_change = after.softmax(1)[:, watched] - before.softmax(1)[:, watched]
-        flipped = (before.argmax(1) != watched) & (after.argmax(1) == watched)
-        n_before_other = int((before.argmax(1) != watched).sum())
         detail = json.dumps({
             "n_images": int(index.numel()), "watched_class": watched, "artifact": data.artifact,
             "mean_rank_before": float(rank_before.float().mean()), "mean_rank_after": float(rank_after.float().mean()),
         })
-        flip_rate = 100.0 * int(flipped.sum()) / max(n_before_other, 1)
         return [
             self.row("insertion-rank-change", (rank_after - rank_before).float().mean().item(), split="clean_test",
                      detail=detail),
             self.row("insertion-prob-change", prob_change.mean().item(), split="clean_test", detail=detail),
-            self.row("insertion-flip-rate", flip_rate, split="clean_test", detail=detail),
+            self.row("insertion-flip-rate", flip_rate(before, after, watched), split="clean_test", detail=detail),
         ]

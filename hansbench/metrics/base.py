@@ -23,8 +23,10 @@ class EvalContext:
     """Everything one metric evaluation may use; built by the runner.
 
     ``explain(split, index=None, target=None) -> [N, V, H, W]``: maps of the current
-    explainer for ``data.<split>`` samples (targets default to the split's labels),
-    computed batched on ``device`` and cached.
+    explainer for ``data.<split>`` samples, computed batched on ``device`` and cached. Targets
+    default to the split's labels, which are the true classes on the test sets: metrics pass
+    ``data.explain_targets(split, index)`` explicitly (a backdoor's triggered images are
+    explained for its target class) and record ``data.explain_rule(split, index)`` in ``detail``.
     ``train_model(train: Split, tag) -> nn.Module``: trains a fresh model of the same
     kind with the same recipe on another training set (cached by content).
     ``clustering``/``cluster_index``: the clustering of ``data.train[cluster_index]``.
@@ -62,6 +64,40 @@ class Metric:
     values: ClassVar[dict[str, tuple[str, bool]]] = {}
     needs_retraining: ClassVar[bool] = False
     version: ClassVar[str] = "1"
+    # What the metric needs to say anything; the planner leaves out combinations without it:
+    # "prototype-views" (one map per prototype of the class, e.g. PRP), "multiview" (V > 1 maps),
+    # "poisoned-and-clean" (the inspected class holds both poisoned and clean training images).
+    requires: ClassVar[frozenset[str]] = frozenset()
+
+    # -- presentation: how the leaderboard shows the rows (``hansbench.bench.leaderboard`` reads only these;
+    # every default gives a plugin metric a sensible table of its own) -------------------------------------
+    # ``table``: the table id (also the CSV name, ``<scenario>.<table>.csv``); metrics with the same id and
+    # shape share one table. "" = the metric's own name.
+    table: ClassVar[str] = ""
+    # ``table_shape``: "explainer" (explainers x value columns, ranked, one table per model kind),
+    # "detection" (explainer x clusterer cells, PRP Table II), "stages" (an intervention's stages as
+    # columns, PRP Table I), "model" (one row per model kind), "reliance" (the per-model summary that
+    # opens a scenario and gates its ranks). "" = from ``level`` (model -> model, explainer -> explainer,
+    # clustering -> detection).
+    table_shape: ClassVar[str] = ""
+    # ``headline``: the values shown by default (the CSV keeps every value); () = every declared value.
+    headline: ClassVar[tuple[str, ...]] = ()
+    # ``relative_to_random``: raw scores (logits, similarities) shown as value minus the reference
+    # explainer's value on the same seed, model and split; the reference is a row of its own.
+    relative_to_random: ClassVar[bool] = False
+    reference_explainer: ClassVar[str] = "random"  # the baseline row of explainer tables and curves
+    ranked: ClassVar[bool] = True  # whether the values enter the explainers' mean rank
+    meaning: ClassVar[str] = ""  # one line under the table; "" = the first line of the class docstring
+    # ``stages``: for table_shape "stages", the ``stage`` values that become columns (in this order); rows
+    # of other stages are rows of their own (e.g. cleaning baselines "none", "oracle").
+    stages: ClassVar[tuple[str, ...]] = ()
+    column_detail: ClassVar[str] = ""  # a JSON key of ``detail`` that splits a value into columns (e.g. fraction)
+    # ``gates`` (reliance): value name -> the note shown when the value is on its worse side (a 0/1 flag);
+    # a model with a failed gate has its cells marked and left out of the ranks.
+    gates: ClassVar[dict[str, str]] = {}
+    # ``supersedes`` (reliance): metrics whose reliance rows this one's replace in the summary when both ran
+    # (the superseded rows still get a table of their own).
+    supersedes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **options: Any):
         if options:
@@ -74,6 +110,34 @@ class Metric:
     def applies_to(self, model_kind: str, explainer: str = "", clusterer: str = "") -> bool:
         """Whether this metric has anything to say about the combination."""
         return model_kind in self.model_kinds
+
+    def not_applicable(self, *, model_kind: str, scenario: dict, explainer: Any = None, explainer_name: str = "",
+                       clusterer_name: str = "") -> str | None:
+        """Why this metric has nothing to say about the combination, or ``None`` when it applies.
+
+        ``explainer`` is the explainer class (``None`` for model-level metrics and activations);
+        ``scenario`` the scenario's settings with defaults filled in.
+        """
+        if model_kind not in self.model_kinds:
+            return f"{self.name} scores {', '.join(self.model_kinds)} models, not {model_kind}"
+        if "prototype-views" in self.requires and (
+                explainer is None or getattr(explainer, "views", "") != "prototypes"):
+            return f"{self.name} needs one map per prototype (an explainer with views = 'prototypes')"
+        if "multiview" in self.requires and (explainer is None or not getattr(explainer, "multiview", False)):
+            return f"{self.name} needs multi-view maps"
+        if "poisoned-and-clean" in self.requires:
+            from hansbench.datasets.poisonings import get_poisoning
+            from hansbench.datasets.scenarios import SCENARIO_DEFAULTS
+
+            sc = {**SCENARIO_DEFAULTS, **scenario}
+            poisoning, fraction = sc["poisoning"], float(sc["fraction"])
+            poisoned, clean = get_poisoning(poisoning).inspected_class_holds(fraction)  # the poisoning says
+            if not (poisoned and clean):
+                return (f"{self.name} needs poisoned and clean images in the inspected class "
+                        f"({poisoning} at fraction {fraction:g} has {'none poisoned' if not poisoned else 'no clean ones'})")
+        if not self.applies_to(model_kind, explainer_name, clusterer_name):
+            return f"{self.name} does not apply to this combination (its options restrict it)"
+        return None
 
     def row(self, value_name: str, value: float, *, split: str = "", stage: str = "", detail: str = "") -> dict:
         """A flat result record for one declared value."""

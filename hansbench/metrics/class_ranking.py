@@ -1,6 +1,7 @@
 """Class ranking by cluster separability tau (SpRAy paper Sec. 2.3).
 
-Per class c: maps of up to ``n_per_class`` training images labelled c, explained for c
+Per class c: maps of up to ``n_per_class`` training images labelled c, explained for the
+class ``ScenarioData.explain_targets`` gives (c, their label; recorded as ``"explained"``)
 (sum-pooled to ~1/``downsample`` of the side, views concatenated as in SpRAy-PRP) ->
 symmetric binary kNN graph -> spectral embedding (normalised Laplacian) -> k-means for
 k = 2..k_max -> the largest generalised eigenvalue of Fisher's criterion
@@ -57,6 +58,10 @@ def separability_tau(
     n = features.shape[0]
     if n < 4:
         return math.nan
+    if not np.isfinite(features).all():
+        raise ValueError("separability: the maps contain NaN or inf; fix the explainer's output")
+    if np.ptp(features, axis=0).max(initial=0.0) == 0:  # identical maps: nothing to separate (kNN ties are arbitrary)
+        return 0.0
     graph = kneighbors_graph(features, n_neighbors=min(n_neighbors, n - 1), mode="connectivity", include_self=False)
     affinity = 0.5 * (graph + graph.T)
     # At most (n - k_max) / 2 components: with more, the within-cluster scatter of k-means
@@ -89,6 +94,8 @@ class ClassRanking(Metric):
     """
 
     level = "explainer"
+    table = "explainers"
+    headline = ("tau-rank",)
     values = {"tau-rank": ("", False), "tau": ("", True)}
 
     def __init__(self, n_per_class: int = 100, k_max: int = 10, n_neighbors: int = 10, n_components: int = 4,
@@ -123,13 +130,13 @@ class ClassRanking(Metric):
             if idx.numel() < 4:
                 taus.append(math.nan)
                 continue
-            maps = ctx.explain("train", idx, torch.full((idx.numel(),), c, dtype=torch.long))
+            maps = ctx.explain("train", idx, ctx.data.explain_targets("train", idx))  # class c: their label
             taus.append(separability_tau(self.features(maps), n_neighbors=self.n_neighbors,
                                          n_components=self.n_components, k_max=self.k_max, random_state=ctx.seed))
         inspect = ctx.data.inspect_class
         tau = np.asarray(taus)
         info = {"tau": [None if math.isnan(t) else float(f"{t:.4g}") for t in taus],
-                "inspect_class": inspect, "k_max": self.k_max}
+                "inspect_class": inspect, "k_max": self.k_max, "explained": ctx.data.explain_rule("train")}
         if math.isnan(tau[inspect]):  # < 4 images, or k-means found a single cluster for every k
             info["undefined"] = "no separability score for the inspect class"
             rank = math.nan

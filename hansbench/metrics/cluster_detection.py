@@ -12,13 +12,51 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import numpy as np
+import torch
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from hansbench.metrics.base import EvalContext, Metric
 from hansbench.registry import metrics
+
+
+def json_safe(value: Any) -> Any:
+    """Clusterer diagnostics as plain JSON: numpy/torch scalars and arrays -> floats/ints/bools/lists,
+    tuples -> lists, keys -> str, non-finite floats -> None (strict JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return json_safe(value.detach().cpu().tolist())
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
+
+
+def fell_back(info: dict) -> bool:
+    """Whether the clusterer says it fell back to a simpler procedure than its own.
+
+    An explicit boolean ``info["fallback"]`` decides (the convention for clusterers); otherwise
+    MCGC's ``labels_from`` text tells: its labels came from k-means on the spectral embedding
+    instead of the connected components of the consensus graph (rank constraint not reached).
+    """
+    flag = info.get("fallback")
+    if isinstance(flag, (bool, np.bool_)):
+        return bool(flag)
+    source = info.get("labels_from")
+    return isinstance(source, str) and source.strip().lower().startswith("k-means")
 
 
 def _f1(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -47,6 +85,11 @@ def detection_scores(labels: np.ndarray, truth: np.ndarray, flagged: int | None 
     truth = np.asarray(truth, dtype=bool).ravel()
     if labels.shape != truth.shape:
         raise ValueError(f"clustering has {labels.shape[0]} labels but the ground truth has {truth.shape[0]}")
+    if labels.dtype.kind == "f" and not np.isfinite(labels).all():
+        raise ValueError("cluster labels contain NaN or inf; a clusterer must give an integer label per sample")
+    if truth.all() or not truth.any():  # also the empty set: ACC/F1/ARI would be 0, 100 or NaN by convention only
+        raise ValueError(f"cluster detection is undefined with {int(truth.sum())} poisoned of {truth.size} samples: "
+                         "the clustered set needs poisoned and clean samples")
     clean_c, art_c = match_clusters(labels, truth)
     pred = labels == art_c if art_c is not None else np.zeros_like(truth)
     correct = np.sum(pred & truth) + (np.sum((labels == clean_c) & ~truth) if clean_c is not None else 0)
@@ -72,9 +115,19 @@ class ClusterDetection(Metric):
     If the clustered set holds no poisoned sample (a clean scenario) or only poisoned
     ones, detection is undefined: every value is emitted as NaN with the reason in
     ``detail``, so tables keep their shape and means skip it.
+
+    ``detail`` (JSON) also carries the clusterer's own diagnostics (``ClusteringResult.info``,
+    e.g. SpRAy's eigengap estimate, WMSC's view weights, MCGC's label source) under ``"info"``
+    and a top-level ``"fallback"``: true when the clusterer fell back to a simpler procedure
+    (e.g. MCGC's k-means when the rank constraint was not met), so such rows can be told apart.
     """
 
     level = "clustering"
+    table = "cluster-detection"
+    table_shape = "detection"
+    headline = ("cluster-acc", "cluster-f1")
+    version = "2"  # clusterer diagnostics in detail
+    requires = frozenset({"poisoned-and-clean"})
     values = {
         "cluster-acc": ("%", True),
         "cluster-f1": ("", True),
@@ -92,7 +145,9 @@ class ClusterDetection(Metric):
         truth = ctx.data.train.poisoned[index].cpu().numpy().astype(bool)
         flagged = getattr(ctx.clustering, "flagged", None)
         n_pos = int(truth.sum())
-        info = {"n": int(truth.size), "n_poisoned": n_pos, "n_clusters": int(np.unique(labels).size)}
+        diagnostics = json_safe(dict(getattr(ctx.clustering, "info", None) or {}))
+        info = {"n": int(truth.size), "n_poisoned": n_pos, "n_clusters": int(np.unique(labels).size),
+                "fallback": fell_back(diagnostics), "info": diagnostics}
         if n_pos == 0 or n_pos == truth.size:
             why = "no poisoned sample" if n_pos == 0 else "only poisoned samples"
             detail = json.dumps({**info, "undefined": f"{why} in the clustered set"})

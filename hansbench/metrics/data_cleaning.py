@@ -11,9 +11,6 @@ success rate for backdoors, and how many / how precisely poisoned images were re
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
-
 import numpy as np
 import torch
 
@@ -62,54 +59,25 @@ def cleaning_rows(metric: Metric, ctx: EvalContext, removed: torch.Tensor, stage
     return rows + stage_rows(metric, model, data, ctx.device, stage)
 
 
-def _normalise_pairs(pairs: Any) -> frozenset[tuple[str, str]] | None:
-    """``None``/``"all"`` -> None (every pair); else a set of (explainer, clusterer), ``"*"`` = any."""
-    if pairs is None or pairs == "all":
-        return None
-    if isinstance(pairs, str):
-        raise ValueError(f"pairs must be 'all' or a list of [explainer, clusterer] pairs, got {pairs!r}")
-    out = set()
-    for pair in pairs:
-        if isinstance(pair, str) or len(pair) != 2 or not all(isinstance(p, str) for p in pair):
-            raise ValueError(f"each pair must be [explainer, clusterer] (names or '*'), got {pair!r}")
-        out.add((pair[0], pair[1]))
-    return frozenset(out)
-
-
 @metrics.register("data-cleaning")
 class DataCleaning(Metric):
     """Remove the training images of the flagged cluster, retrain, and measure whether the artifact's effect is gone.
 
     Removed = ``ctx.cluster_index[clustering.flagged_mask]`` (the flagged cluster is chosen
     without labels). Rows at stage ``cleaned``; compare with ``data-cleaning-baselines``.
-    ``pairs``: the (explainer, clusterer) pairs worth a retraining, ``"all"``/``None`` (default:
-    the suite's own restriction applies) or a list of ``[explainer, clusterer]`` with ``"*"`` wildcards.
+    Which (model, explainer, clusterer) combinations are worth a retraining is the suite's
+    filter keys' business (``models``, ``explainers``, ``clusterers``), applied by the planner.
     """
 
     level = "clustering"
+    table = "cleaning"
+    table_shape = "stages"
+    headline = ("class-acc", "acc", "asr", "n-removed")
+    requires = frozenset({"poisoned-and-clean"})
     needs_retraining = True
     values = VALUES
 
-    def __init__(self, *, pairs: Iterable | str | None = None):
-        self._pairs = _normalise_pairs(pairs)
-        self.pairs = None if self._pairs is None else sorted([list(p) for p in self._pairs])
-
-    def selected(self, explainer: str, clusterer: str) -> bool:
-        """Whether the (explainer, clusterer) pair is to be cleaned-and-retrained."""
-        if self._pairs is None:
-            return True
-        return any(e in ("*", explainer) and c in ("*", clusterer) for e, c in self._pairs)
-
-    def applies_to(self, model_kind: str, explainer: str = "", clusterer: str = "") -> bool:
-        if not super().applies_to(model_kind, explainer, clusterer):
-            return False
-        if not explainer and not clusterer:
-            return True  # asked about the model kind alone
-        return self.selected(explainer, clusterer)
-
     def evaluate(self, ctx: EvalContext) -> list[dict]:
-        if not self.selected(ctx.explainer, ctx.clusterer):
-            return []
         if ctx.clustering is None or ctx.cluster_index is None:
             raise ValueError("metric 'data-cleaning' needs ctx.clustering and ctx.cluster_index")
         flagged = torch.as_tensor(np.asarray(ctx.clustering.flagged_mask, dtype=bool))
@@ -124,6 +92,9 @@ class DataCleaningBaselines(Metric):
     """The brackets of data cleaning: no cleaning (stage ``none``) and removing exactly the poisoned images (``oracle``)."""
 
     level = "model"
+    table = "cleaning"
+    table_shape = "stages"
+    headline = ("class-acc", "acc", "asr", "n-removed")
     needs_retraining = True
     values = VALUES
 

@@ -1,7 +1,9 @@
 """Artifact localisation: does the map point at the pixels the artifact changed?
 
-Scored on poisoned ``artifact_test`` images (all carry masks), for the split's label (a
-backdoor's target class on its artifact test). Per view, then averaged over views; the
+Scored on poisoned ``artifact_test`` images (all carry masks), explained for the class
+``ScenarioData.explain_targets`` gives: a backdoor's target class (the decision the trigger
+makes), a Clever Hans scenario's affected class; the rule is recorded as ``"explained"`` in
+each row's detail. Per view, then averaged over views; the
 ``-best-view`` values take the best view per image first, which is what matters for
 prototype methods (one prototype locked on the artifact is enough to reveal it).
 """
@@ -51,6 +53,9 @@ class ArtifactLocalisation(Metric):
     """
 
     level = "explainer"
+    table = "explainers"
+    headline = ("relevance-mass-acc", "relevance-rank-acc")
+    version = "2"  # explains a backdoor's artifact test for the target class
     values = {name: ("", True) for base in _SCORES for name in (base, f"{base}-best-view")}
 
     def __init__(self, n_images: int | None = 50):
@@ -66,9 +71,11 @@ class ArtifactLocalisation(Metric):
         if candidates.numel() == 0:
             return []  # no poisoned image with a mask: nothing to localise (clean scenario)
         index = seeded_choice(candidates, self.n_images, ctx.generator(CHOICE_SALT["artifact_test"]))
-        maps = ctx.explain("artifact_test", index, split.labels[index]).float().cpu()
+        targets = ctx.data.explain_targets("artifact_test", index)
+        maps = ctx.explain("artifact_test", index, targets).float().cpu()
         scores = localisation_scores(maps, split.masks[index].cpu())
-        detail = json.dumps({"n_images": int(index.numel()), "views": int(maps.shape[1])})
+        detail = json.dumps({"n_images": int(index.numel()), "views": int(maps.shape[1]),
+                             "explained": ctx.data.explain_rule("artifact_test", index)})
         rows = []
         for name, per_view in scores.items():
             rows.append(self.row(name, per_view.mean().item(), split="artifact_test", detail=detail))

@@ -17,6 +17,9 @@ class ModelAccuracy(Metric):
     """Accuracy of the trained model on clean and artifact test sets (all classes, affected class) and backdoor ASR."""
 
     level = "model"
+    table = "reliance"
+    table_shape = "reliance"
+    headline = ("class-acc", "asr")
     values = {**CLASS_ACC, **OVERALL_ACC, **ASR}
 
     def evaluate(self, ctx: EvalContext) -> list[dict]:

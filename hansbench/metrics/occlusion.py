@@ -20,6 +20,8 @@ from hansbench.metrics._perturbation import (
     CHOICE_SALT,
     affected_indices,
     batched,
+    class_map,
+    class_map_rule,
     evaluating,
     model_device,
     seeded_choice,
@@ -39,7 +41,10 @@ def window_grid(h: int, w: int) -> tuple[int, int, torch.Tensor, torch.Tensor]:
 
 
 def window_relevance(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed relevance of every grid window ``[N, 16]`` and the windows' pixel masks ``[16, H, W]``."""
+    """Summed relevance of every grid window ``[N, 16]`` and the windows' pixel masks ``[16, H, W]``.
+
+    Views are summed; the metric first collapses multi-view maps with ``class_map``.
+    """
     h, w = maps.shape[-2:]
     wh, ww, rows, cols = window_grid(h, w)
     pooled = F.avg_pool2d(maps.sum(1, keepdim=True).float(), (wh, ww), stride=1)[:, 0] * (wh * ww)
@@ -67,11 +72,17 @@ class OcclusionDelta(Metric):
 
     Options: ``n_images`` per split (seeded; default 50), ``classes`` = "affected" (the
     affected class's images, as the other perturbation metrics) or "all", ``fill`` =
-    "zero" (normalised space) or "image-mean", ``batch_size``. Accuracy is against the
-    split's labels (for a backdoor's artifact test: the attack's target class).
+    "zero" (normalised space) or "image-mean", ``batch_size``. Images are explained for the
+    class ``ScenarioData.explain_targets`` gives (for a backdoor's artifact test: the attack's
+    target class) and accuracy is the share still predicted as that explained class; the rule
+    is recorded as ``"explained"`` in the detail. Multi-view maps are collapsed to the class
+    map (``sum_j w_h[c, j] map_j`` for ProtoPNet prototype views, else the sum).
     """
 
     level = "explainer"
+    table = "explainers"
+    headline = ("occlusion-delta-acc",)
+    version = "2"  # explain_targets; class map weighted by the last layer
     values = {
         "occlusion-delta-acc": ("%", True),
         "occlusion-acc-most": ("%", False),
@@ -97,7 +108,7 @@ class OcclusionDelta(Metric):
         device = model_device(model, ctx.device)
         rows = []
         for split_name in self.splits:
-            split = ctx.data.splits()[split_name]
+            split = ctx.data.split(split_name)
             if self.classes == "affected":
                 candidates = affected_indices(split, ctx.data.affected_class)
             else:
@@ -105,9 +116,10 @@ class OcclusionDelta(Metric):
             if candidates.numel() == 0:
                 continue
             index = seeded_choice(candidates, self.n_images, ctx.generator(CHOICE_SALT[split_name]))
-            labels = split.labels[index].to(device)
-            maps = ctx.explain(split_name, index, split.labels[index]).to(device)
-            rel, windows = window_relevance(maps)
+            targets = ctx.data.explain_targets(split_name, index)
+            labels = targets.to(device)
+            maps = ctx.explain(split_name, index, targets).float()
+            rel, windows = window_relevance(class_map(maps, model, targets).to(device))
             g = ctx.generator(300 + CHOICE_SALT[split_name])
             most, least = pick_windows(rel, g, largest=True), pick_windows(rel, g, largest=False)
             with evaluating(model):
@@ -117,7 +129,9 @@ class OcclusionDelta(Metric):
                 pred = batched(model, occluded, self.batch_size).argmax(1)
             correct = (pred == labels.repeat(2)).float().view(2, -1)
             acc_most, acc_least = (100 * correct.mean(1)).tolist()
-            detail = json.dumps({"n_images": int(index.numel()), "window": list(window_grid(*x.shape[-2:])[:2])})
+            detail = json.dumps({"n_images": int(index.numel()), "window": list(window_grid(*x.shape[-2:])[:2]),
+                                 "explained": ctx.data.explain_rule(split_name, index),
+                                 "class_map": class_map_rule(maps, model, targets)})
             rows += [
                 self.row("occlusion-delta-acc", acc_least - acc_most, split=split_name, detail=detail),
                 self.row("occlusion-acc-most", acc_most, split=split_name, detail=detail),

@@ -24,6 +24,7 @@ from torch import nn
 
 from hansbench.metrics._retraining import ASR, CLASS_ACC, TEST_SPLITS, stage_rows
 from hansbench.metrics.base import EvalContext, Metric
+from hansbench.models.modes import eval_mode
 from hansbench.registry import metrics
 
 
@@ -36,6 +37,8 @@ def artifact_shares(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     if maps.dim() != 4 or masks.shape != (maps.shape[0], *maps.shape[2:]):
         raise ValueError(f"maps [N, V, H, W] and masks [N, H, W] expected, got {tuple(maps.shape)} and "
                          f"{tuple(masks.shape)}")
+    if bool(torch.isnan(maps).any()):
+        raise ValueError("artifact shares: the maps contain NaN; fix the explainer's output")
     pos = maps.float().clamp(min=0)
     inside = (pos * masks.to(pos.device, pos.dtype)[:, None]).sum(dim=(2, 3))
     total = pos.sum(dim=(2, 3))
@@ -47,13 +50,9 @@ def artifact_shares(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
 def prototype_scores(model: nn.Module, images01: torch.Tensor, *, device: torch.device,
                      batch_size: int = 256) -> torch.Tensor:
     """Prototype similarity scores ``[N, P]`` on ``device`` (pruned prototypes score 0), eval mode."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         out = [model.scores(model.normalize(images01[i:i + batch_size].to(device, non_blocking=True)))
                for i in range(0, len(images01), batch_size)]
-    finally:
-        model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, model.num_prototypes, device=device)
 
 
@@ -90,6 +89,11 @@ class _PruningMetric(Metric):
     """Shared stages of the two pruning metrics; subclasses choose the prototypes to prune."""
 
     model_kinds = ("protopnet",)
+    table = "pruning"
+    table_shape = "stages"
+    headline = ("class-acc", "asr", "n-pruned")
+    stages = ("before", "pruned", "retrained")
+    meaning = "affected-class accuracy % before, after pruning the flagged prototypes, after last-layer retraining (PRP Table I)"
     values = {
         **CLASS_ACC,
         **ASR,
@@ -109,8 +113,8 @@ class _PruningMetric(Metric):
 
     def _stages(self, ctx: EvalContext, pruned_indices: torch.Tensor) -> list[dict]:
         """Rows of the stages before / pruned / retrained (+ n-pruned, + pair matrix)."""
+        from hansbench.models.protopnet_training import retrain_last_layer
         from hansbench.models.pruning import prune_prototypes
-        from hansbench.models.training import retrain_last_layer
 
         model, data = ctx.model, ctx.data
         pruned_indices = torch.as_tensor(pruned_indices, dtype=torch.long).flatten().cpu().sort().values
@@ -153,13 +157,15 @@ class PrototypePruning(_PruningMetric):
 
     Views must be one per prototype of the inspected class (``prototypes_of(cls)[v]``); single-view
     explainers give no rows. Share of prototype v = positive relevance inside the artifact mask /
-    total positive relevance, averaged over the poisoned training images of the inspected class.
+    total positive relevance, averaged over the poisoned training images of the inspected class,
+    explained for the class ``ScenarioData.explain_targets`` gives (the inspected class, their label).
     ``threshold`` (default 0.5: most of the prototype's evidence lies on the artifact) flags by
     share; ``top_n`` instead prunes the n prototypes with the largest share. ``max_images`` caps
     the images explained (a seeded subset).
     """
 
     level = "explainer"
+    requires = frozenset({"prototype-views"})
 
     def __init__(self, *, threshold: float = 0.5, top_n: int | None = None, max_images: int | None = None,
                  **options: Any):
@@ -193,7 +199,7 @@ class PrototypePruning(_PruningMetric):
         if self.max_images is not None and index.numel() > self.max_images:
             pick = torch.randperm(index.numel(), generator=ctx.generator(salt=0x9A1)).narrow(0, 0, self.max_images)
             index = index[pick.sort().values]
-        target = torch.full((index.numel(),), cls, dtype=torch.long)
+        target = data.explain_targets("train", index)  # the inspected class: CH affected, BD target (= labels)
         maps = ctx.explain("train", index, target)
         if maps.dim() != 4 or maps.shape[1] != protos.numel():
             return []  # not one view per prototype of the class: nothing to prune by

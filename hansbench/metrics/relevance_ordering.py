@@ -7,8 +7,9 @@ Deletion: start from the image and replace its pixels by the noise image in the 
 order; a faithful map makes the scores fall early, so a smaller AUC is better.
 
 Images are the affected class's images (by true label) of ``clean_test`` and
-``artifact_test``; the score is that of the split's label (for a backdoor's artifact test
-that is the target class: the decision the backdoor makes). AUCs are of raw scores
+``artifact_test``; they are explained for, and scored by, the class
+``ScenarioData.explain_targets`` gives (for a backdoor's artifact test the target class: the
+decision the backdoor makes; recorded as ``"explained"`` in the detail). AUCs are of raw scores
 (logits, similarities) over the fraction of pixels moved, so they compare explainers on
 the same model, not across models. The mean curve goes into ``detail`` as JSON.
 """
@@ -23,6 +24,8 @@ from hansbench.metrics._perturbation import (
     CHOICE_SALT,
     NOISE_SALT,
     affected_indices,
+    class_map,
+    class_map_rule,
     compact_curve,
     evaluating,
     model_device,
@@ -30,9 +33,12 @@ from hansbench.metrics._perturbation import (
     score_function,
     seeded_choice,
     trapezoid_auc,
+    view_prototypes,
 )
 from hansbench.metrics.base import EvalContext, Metric
 from hansbench.registry import metrics
+
+CLASS_CURVES = ("per-prototype", "class-map")
 
 
 @metrics.register("relevance-ordering")
@@ -41,14 +47,25 @@ class RelevanceOrdering(Metric):
 
     Options: ``n_images`` per split (seeded choice; default 50), ``n_steps`` points on
     [0, 1] (21 = 5 % steps), ``batch_size`` perturbed images per forward pass (default:
-    64 on CPU, 1024 on accelerators), ``splits``.
-    The class ordering uses the map summed over views. For ProtoPNet, prototype v of the
-    target class is scored under view v's ordering (multi-view explainers, V = number of
-    the class's prototypes) or every prototype under the single ordering (V = 1).
+    64 on CPU, 1024 on accelerators), ``splits``, ``class_curve``.
+
+    ``class_curve`` for multi-view ProtoPNet maps (one view per prototype of the target class):
+    ``"per-prototype"`` (default; PAPERS.md §6, PRP Fig. 10: each prototype's map orders the
+    pixels, the class score is recorded along every ordering, and the curves are averaged over
+    images and prototypes) or ``"class-map"`` (one ordering per image by the class map
+    ``sum_j w_h[c, j] * map_j``). Both coincide for single-view maps; for other multi-view maps
+    (e.g. CRP concepts) the class curve always uses the class map (views summed). The detail
+    records which (``"class_curve"``, and ``"class_map"``: single/weighted/sum).
+    The prototype curve: prototype v of the target class is scored under view v's ordering
+    (multi-view explainers) or every prototype under the single ordering (V = 1).
     """
 
     level = "explainer"
+    table = "explainers"
+    headline = ("ordering-auc-class", "ordering-auc-prototype")
+    relative_to_random = True
     mode = "insertion"
+    version = "2"  # explain_targets; class map weighted by the last layer; per-prototype class curve
     values = {
         "ordering-auc-class": ("", True),
         "ordering-auc-prototype": ("", True),
@@ -60,13 +77,17 @@ class RelevanceOrdering(Metric):
         n_steps: int = 21,
         batch_size: int | None = None,
         splits: tuple[str, ...] | list[str] = ("clean_test", "artifact_test"),
+        class_curve: str = "per-prototype",
     ):
         if n_steps < 2:
             raise ValueError(f"n_steps must be >= 2, got {n_steps}")
+        if class_curve not in CLASS_CURVES:
+            raise ValueError(f"class_curve must be one of {', '.join(map(repr, CLASS_CURVES))}, got {class_curve!r}")
         self.n_images = n_images
         self.n_steps = n_steps
         self.batch_size = batch_size
         self.splits = list(splits)
+        self.class_curve = class_curve
 
     def _value(self, kind: str) -> str:
         return f"{'ordering' if self.mode == 'insertion' else 'deletion'}-auc-{kind}"
@@ -76,39 +97,50 @@ class RelevanceOrdering(Metric):
             raise ValueError(f"{self.name} needs ctx.explain")
         model = ctx.model
         device = model_device(model, ctx.device)
-        is_proto = getattr(model, "kind", None) == "protopnet"
-        all_splits = ctx.data.splits()
+        is_proto = getattr(model, "has_prototypes", False)
         rows = []
         for split_name in self.splits:
-            if split_name not in all_splits:
-                raise ValueError(f"unknown split {split_name!r}; known: {sorted(all_splits)}")
-            split = all_splits[split_name]
+            split = ctx.data.split(split_name)
             candidates = affected_indices(split, ctx.data.affected_class)
             if candidates.numel() == 0:
                 continue
             index = seeded_choice(candidates, self.n_images, ctx.generator(CHOICE_SALT[split_name]))
-            targets = split.labels[index]
+            targets = ctx.data.explain_targets(split_name, index)
             maps = ctx.explain(split_name, index, targets).float()
             x01 = split.images[index]
             noise01 = torch.rand(x01.shape, generator=ctx.generator(NOISE_SALT[split_name]))
-            order_maps = maps.sum(dim=1, keepdim=True)
-            multiview = is_proto and maps.shape[1] > 1
-            if multiview:
-                order_maps = torch.cat([order_maps, maps], dim=1)
+            n, n_views = index.numel(), maps.shape[1]
+            views = view_prototypes(model, targets, n_views)  # [n, V] prototype of each view, or None
+            if is_proto and n_views > 1 and views is None:
+                raise ValueError(
+                    f"a multi-view map of a ProtoPNet must have one view per prototype of the class "
+                    f"(prototypes_per_class = {getattr(model, 'prototypes_per_class', '?')}), got {n_views} views"
+                )
+            per_prototype = self.class_curve == "per-prototype" and views is not None
+            orderings = [] if per_prototype else [class_map(maps, model, targets)]
+            if views is not None:
+                orderings.append(maps)
+            offset = 0 if per_prototype else 1  # ordering index of view 0
             with evaluating(model):
                 forward, num_classes = score_function(model)
                 images = model.normalize(x01.to(device))
                 baselines = model.normalize(noise01.to(device))
                 curves = ordering_curves(
-                    forward, images, baselines, order_maps.to(device),
+                    forward, images, baselines, torch.cat(orderings, dim=1).to(device),
                     n_steps=self.n_steps, mode=self.mode, batch_size=self.batch_size,
                 ).cpu()  # [n, O, S, D]
-            n = index.numel()
-            class_curves = curves[torch.arange(n), 0, :, targets]  # [n, S]
-            info = {"n_images": n, "mode": self.mode, "views": int(maps.shape[1])}
+            if per_prototype:
+                img, view = torch.nonzero(views >= 0, as_tuple=True)  # every (image, unpruned prototype)
+                class_curves = curves[img, offset + view, :, targets[img]]  # [m, S]
+            else:
+                class_curves = curves[torch.arange(n), 0, :, targets]  # [n, S]
+            info = {"n_images": n, "mode": self.mode, "views": int(n_views),
+                    "explained": ctx.data.explain_rule(split_name, index),
+                    "class_curve": "per-prototype" if per_prototype else "class-map",
+                    "class_map": class_map_rule(maps, model, targets)}
             rows.append(self._row("class", class_curves, split_name, info))
             if is_proto:
-                proto_curves = self._prototype_curves(model, curves, targets, maps.shape[1], num_classes)
+                proto_curves = self._prototype_curves(model, curves, targets, views, offset, num_classes)
                 rows.append(self._row("prototype", proto_curves, split_name, info))
         return rows
 
@@ -118,20 +150,21 @@ class RelevanceOrdering(Metric):
         return self.row(self._value(kind), float(trapezoid_auc(mean)), split=split, detail=detail)
 
     @staticmethod
-    def _prototype_curves(model, curves: torch.Tensor, targets: torch.Tensor, n_views: int, k: int) -> torch.Tensor:
-        """One curve per (image, prototype of its target class): ``[n * P, S]``."""
+    def _prototype_curves(model, curves: torch.Tensor, targets: torch.Tensor, views: torch.Tensor | None,
+                          offset: int, k: int) -> torch.Tensor:
+        """One curve per (image, unpruned prototype of its target class): ``[m, S]``.
+
+        ``views`` None (single-view maps): every prototype under the one ordering (index 0);
+        else prototype ``views[i, v]`` under ordering ``offset + v``.
+        """
         out = []
         for i, t in enumerate(targets.tolist()):
-            protos = model.prototypes_of(int(t)).cpu()
-            if n_views == 1:
+            if views is None:
+                protos = model.prototypes_of(int(t)).cpu()
                 out.append(curves[i, 0, :, k + protos].T)  # every prototype under the one ordering
-            elif n_views == protos.numel():
-                out.append(curves[i, 1 + torch.arange(n_views), :, k + protos])  # prototype v under view v
             else:
-                raise ValueError(
-                    f"a multi-view map of a ProtoPNet must have one view per prototype of the class "
-                    f"({protos.numel()} for class {t}), got {n_views} views"
-                )
+                valid = torch.nonzero(views[i] >= 0).flatten()
+                out.append(curves[i, offset + valid, :, k + views[i, valid]])  # prototype v under view v
         return torch.cat(out)
 
 
@@ -143,6 +176,7 @@ class RelevanceDeletion(RelevanceOrdering):
     """
 
     mode = "deletion"
+    headline = ("deletion-auc-class", "deletion-auc-prototype")
     values = {
         "deletion-auc-class": ("", False),
         "deletion-auc-prototype": ("", False),

@@ -10,11 +10,13 @@ drops faster: lower is better. The ``random`` explainer is the baseline to beat.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import torch
 
 from hansbench.datasets.base import Split
+from hansbench.metrics._perturbation import class_map, class_map_rule
 from hansbench.metrics._retraining import predict_logits, require_train_model
 from hansbench.metrics.base import EvalContext, Metric
 from hansbench.registry import metrics
@@ -24,7 +26,7 @@ def relevance_ranks(maps: torch.Tensor, generator: torch.Generator, *, absolute:
                     device: torch.device | str = "cpu", batch_size: int = 512) -> torch.Tensor:
     """Rank of every pixel by descending relevance, ``[N, H, W]`` int32 (0 = most relevant), on the CPU.
 
-    Views are summed (multi-view maps: the evidence of all views). Ties are broken by one
+    Views are summed (the metric collapses multi-view maps with ``class_map`` first). Ties are broken by one
     seeded random pixel order shared by all images, so constant maps remove random pixels
     rather than always the top-left ones.
     """
@@ -63,9 +65,17 @@ class ROAR(Metric):
     ``fractions`` default 0.1, 0.3, 0.5; a fraction of 0 scores the context's model on the
     unmodified test set without retraining. ``absolute=True`` ranks by |relevance|.
     Value ``roar-acc`` (%, lower is better: the removed pixels carried the information).
+    Every image is explained for the class ``ScenarioData.explain_targets`` gives (its label;
+    a backdoor's triggered artifact-test images: the target class) and multi-view maps are
+    collapsed to the class map (``sum_j w_h[c, j] map_j`` for ProtoPNet prototype views, else
+    the sum). ``detail`` is JSON: ``fraction``, ``explained`` (the test split's rule), ``class_map``.
     """
 
     level = "explainer"
+    table = "explainers"
+    headline = ("roar-acc",)
+    column_detail = "fraction"
+    version = "2"  # explain_targets; class map weighted by the last layer; JSON detail
     needs_retraining = True
     values = {"roar-acc": ("%", False)}
 
@@ -92,18 +102,29 @@ class ROAR(Metric):
             return rows
         train_model = require_train_model(ctx, self.name)
         gen = ctx.generator(salt=0x40A5)
-        train_ranks = relevance_ranks(ctx.explain("train", None, None), gen, absolute=self.absolute,
-                                      device=ctx.device)
-        test_ranks = relevance_ranks(ctx.explain(self.test_split, None, None), gen, absolute=self.absolute,
-                                     device=ctx.device)
+        train_maps, _ = self._class_maps(ctx, "train")
+        test_maps, collapse = self._class_maps(ctx, self.test_split)
+        train_ranks = relevance_ranks(train_maps, gen, absolute=self.absolute, device=ctx.device)
+        test_ranks = relevance_ranks(test_maps, gen, absolute=self.absolute, device=ctx.device)
         for t in todo:
             model = train_model(remove_pixels(data.train, train_ranks, t, data.mean),
                                 f"roar:{ctx.explainer}:{t}")
-            rows.append(self._row(model, remove_pixels(test, test_ranks, t, data.mean), t, ctx))
+            rows.append(self._row(model, remove_pixels(test, test_ranks, t, data.mean), t, ctx, collapse))
         return rows
 
-    def _row(self, model, split: Split, t: float, ctx: EvalContext) -> dict:
+    @staticmethod
+    def _class_maps(ctx: EvalContext, split_name: str) -> tuple[torch.Tensor, str]:
+        """Class maps ``[N, 1, H, W]`` of every image of the split (explained for ``explain_targets``) and how
+        the views were collapsed."""
+        targets = ctx.data.explain_targets(split_name)
+        maps = ctx.explain(split_name, None, targets)
+        return class_map(maps, ctx.model, targets), class_map_rule(maps, ctx.model, targets)
+
+    def _row(self, model, split: Split, t: float, ctx: EvalContext, collapse: str = "") -> dict:
         pred = predict_logits(model, split, ctx.device).argmax(dim=1)
         acc = 100.0 * (pred == split.labels).float().mean().item()
+        detail = {"fraction": t, "explained": ctx.data.explain_rule(self.test_split)}
+        if collapse:
+            detail["class_map"] = collapse
         return self.row("roar-acc", acc, split=self.test_split, stage="retrained" if t > 0 else "none",
-                        detail=f"{t}")
+                        detail=json.dumps(detail))

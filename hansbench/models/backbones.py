@@ -3,7 +3,9 @@
 Every backbone is an ``nn.Module`` mapping ``[B, 3, H, W]`` to a feature map
 ``[B, out_channels, h, w]`` and exposes ``cam_layer`` (its last block, for Grad-CAM).
 ResNets are built from torchvision's ``BasicBlock`` so zennit's ``ResNetCanonizer``
-recognises their residual additions.
+recognises their residual additions. A plugin backbone is a factory registered with
+``@backbones.register("name")`` (from :mod:`hansbench.registry`) whose keyword arguments are the
+suite's ``backbone_options``.
 """
 
 from __future__ import annotations
@@ -15,9 +17,7 @@ from torch import nn
 from torchvision.models import resnet18, resnet34, vgg16
 from torchvision.models.resnet import BasicBlock
 
-from hansbench.registry import Registry
-
-backbones = Registry("backbone")
+from hansbench.registry import backbones
 
 
 class FeatureBackbone(nn.Module):

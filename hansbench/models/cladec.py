@@ -10,17 +10,26 @@
 Images are reconstructed in the classifier's normalised input space. The classifier is
 frozen and kept in eval mode throughout: its parameters get no gradients, and its BatchNorm
 statistics do not move (the reference code lets them drift; PAPERS.md section 4).
+
+:func:`fidelity` is the paper's fidelity test (Sec. 5, PAPERS.md section 6): a fresh evaluation
+classifier is trained on ClaDec's reconstructions of the training images and an identical one
+(same initialisation, same batches) on RefAE's; each is tested on the matching reconstructions
+of the test images. ``delta_acc = acc_cladec - acc_refae`` > 0 says that the classifier's layer
+kept what the task needs better than an autoencoder of the same size. :func:`cladec_fidelity`
+runs it on a trained :class:`ClaDecModels` pair.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from hansbench.models.modes import eval_mode
 
 
 class Decoder(nn.Module):
@@ -101,22 +110,22 @@ class ClaDecModels(nn.Module):
 
 
 class _Frozen:
-    """Context: classifier in eval mode with parameters that take no gradient; restored on exit."""
+    """Context: classifier in eval mode (:func:`eval_mode`) with parameters that take no gradient; restored on exit."""
 
     def __init__(self, model: nn.Module):
         self.model = model
 
     def __enter__(self) -> nn.Module:
-        self.training = self.model.training
         self.flags = [p.requires_grad for p in self.model.parameters()]
-        self.model.eval()
+        self._mode = eval_mode(self.model)
+        self._mode.__enter__()
         self.model.requires_grad_(False)
         return self.model
 
     def __exit__(self, *exc) -> None:
         for p, f in zip(self.model.parameters(), self.flags):
             p.requires_grad_(f)
-        self.model.train(self.training)
+        self._mode.__exit__(*exc)
 
 
 def build_cladec(classifier: nn.Module, image_shape: tuple[int, int, int], layer: str | None = None,
@@ -176,3 +185,82 @@ def train_cladec(classifier: nn.Module, images01: torch.Tensor, labels: torch.Te
     pair.eval()
     pair.history = history
     return pair
+
+
+Images = tuple[torch.Tensor, torch.Tensor]  # (x [N, C, H, W] in the classifier's normalised space, y [N] int64)
+
+
+def _reconstruct(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int,
+                 device: torch.device) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([fn(x[i:i + batch_size].to(device)).float() for i in range(0, len(x), batch_size)])
+
+
+def _train_and_test(classifier_factory: Callable[[], nn.Module], train: Images, test: Images, *, epochs: int,
+                    lr: float, batch_size: int, seed: int, device: torch.device) -> float:
+    """Accuracy on ``test`` of a fresh ``classifier_factory()`` trained on ``train`` (all seeded by ``seed``)."""
+    (x, y), (xt, yt) = train, test
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)  # same initialisation and same dropout draws for both evaluation classifiers
+        model = classifier_factory().to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        gen = torch.Generator().manual_seed(seed)  # same batches for both
+        model.train()
+        for _ in range(epochs):
+            for idx in _batches(len(x), batch_size, gen):
+                loss = F.cross_entropy(model(x[idx]), y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        model.eval()
+        with torch.no_grad():
+            pred = torch.cat([model(xt[i:i + batch_size]).argmax(1) for i in range(0, len(xt), batch_size)])
+    return float((pred == yt).float().mean())
+
+
+def fidelity(classifier_factory: Callable[[], nn.Module], decoder: Callable[[torch.Tensor], torch.Tensor],
+             refae: Callable[[torch.Tensor], torch.Tensor], train: Images, test: Images, *, epochs: int = 5,
+             lr: float = 1e-3, batch_size: int = 64, seed: int = 0, device: str | torch.device | None = None) -> dict:
+    """ClaDec's fidelity test (Schneider & Vlachos, Sec. 5): ``Delta Acc = Acc(C_eval^ClaDec) - Acc(C_eval^RefAE)``.
+
+    ``classifier_factory()`` builds a fresh, untrained evaluation classifier (images -> logits);
+    ``decoder(x)`` / ``refae(x)`` return ClaDec's / RefAE's reconstructions of a batch ``x``
+    (callables, so any pair of reconstruction functions can be compared). ``train`` and ``test``
+    are ``(images, labels)`` in the space the two callables take. Both evaluation classifiers are
+    built and trained with the same seed, on the same batches, for ``epochs`` epochs (Adam): the
+    reconstructions are the only difference. Returns JSON-safe floats: ``acc_cladec``,
+    ``acc_refae``, ``delta_acc`` and the paper's comprehensibility side, the test reconstruction
+    losses (mean squared error to the inputs) ``recon_loss_cladec``, ``recon_loss_refae`` and
+    ``delta_recon_loss`` (ClaDec minus RefAE).
+    """
+    (x, y), (xt, yt) = train, test
+    if len(x) != len(y) or len(xt) != len(yt) or len(x) == 0 or len(xt) == 0:
+        raise ValueError(f"fidelity: train/test need as many labels as images and at least one of each; got "
+                         f"{len(x)}/{len(y)} train, {len(xt)}/{len(yt)} test")
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"fidelity: epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
+    dev = torch.device(device) if device is not None else x.device
+    y, yt = y.to(dev, torch.long), yt.to(dev, torch.long)
+    out: dict[str, float] = {}
+    for name, fn in (("cladec", decoder), ("refae", refae)):
+        rec, rec_t = _reconstruct(fn, x, batch_size, dev), _reconstruct(fn, xt, batch_size, dev)
+        if rec.shape != x.shape or rec_t.shape != xt.shape:
+            raise ValueError(f"fidelity: {name} reconstructions have shape {tuple(rec.shape[1:])}, "
+                             f"the images {tuple(x.shape[1:])}")
+        out[f"acc_{name}"] = _train_and_test(classifier_factory, (rec, y), (rec_t, yt), epochs=epochs, lr=lr,
+                                             batch_size=batch_size, seed=seed, device=dev)
+        out[f"recon_loss_{name}"] = float(F.mse_loss(rec_t, xt.to(dev).float()))
+    out["delta_acc"] = out["acc_cladec"] - out["acc_refae"]
+    out["delta_recon_loss"] = out["recon_loss_cladec"] - out["recon_loss_refae"]
+    return out
+
+
+def cladec_fidelity(pair: ClaDecModels, classifier: nn.Module, classifier_factory: Callable[[], nn.Module],
+                    train: Images, test: Images, **kwargs) -> dict:
+    """:func:`fidelity` of a trained ClaDec/RefAE ``pair`` of ``classifier`` (images normalised, as the pair's).
+
+    The pair and the classifier are used in eval mode (the classifier frozen); their modes are restored.
+    """
+    with eval_mode(pair), _Frozen(classifier) as clf:
+        return fidelity(classifier_factory, lambda x: pair.reconstruct(clf, x), pair.reconstruct_ref, train, test,
+                        **{"device": next(pair.parameters()).device, **kwargs})

@@ -25,9 +25,15 @@ class InputNormalization(nn.Module):
 
 
 class ImageModel(nn.Module):
-    """What every model kind shares: normalised input, a backbone, and its Grad-CAM layer."""
+    """What every model kind shares: normalised input, a backbone, and its Grad-CAM layer.
+
+    ``kind``: the registered model kind's name. ``has_prototypes``: the model has ProtoPNet's
+    prototype interface (``scores``, ``prototypes_of``, ``last_layer``); code that needs it asks
+    this, never the kind's name.
+    """
 
     kind = ""
+    has_prototypes = False
 
     def __init__(self, backbone: nn.Module, num_classes: int, mean: Sequence[float], std: Sequence[float]):
         super().__init__()

@@ -50,6 +50,7 @@ class ProtoPNet(ImageModel):
     """``forward`` takes normalised images and returns logits ``[B, K]``."""
 
     kind = "protopnet"
+    has_prototypes = True
 
     def __init__(
         self,

@@ -2,7 +2,7 @@
 
 ProtoPNet prunes a prototype when fewer than ``threshold`` of its ``k`` nearest training patches
 (one per image) come from its own class, then retrains the last layer
-(:func:`hansbench.models.training.retrain_last_layer`). The prototype-pruning metric uses
+(:func:`hansbench.models.protopnet_training.retrain_last_layer`). The prototype-pruning metric uses
 :func:`prune_prototypes` with prototypes chosen by an explanation method instead.
 """
 
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 
 from hansbench.datasets.base import Split
+from hansbench.models.modes import eval_mode
 from hansbench.models.protopnet import ProtoPNet
 
 __all__ = ["nearest_images", "protopnet_prune_candidates", "prune_prototypes"]
@@ -31,10 +32,8 @@ def nearest_images(model: ProtoPNet, images01: torch.Tensor, *, k: int, device: 
     if not 0 < k <= n:
         raise ValueError(f"k must be in 1..{n} (the number of images), got {k}")
     device = torch.device(device)
-    was_training = model.training
-    model.eval()
     best_d = best_i = None
-    try:
+    with eval_mode(model):
         for start in range(0, n, batch_size):
             x = images01[start:start + batch_size].to(device, non_blocking=True)
             d = model.min_distances(model.normalize(x)).t()  # [P, B]
@@ -43,8 +42,6 @@ def nearest_images(model: ProtoPNet, images01: torch.Tensor, *, k: int, device: 
                 d, idx = torch.cat([best_d, d], dim=1), torch.cat([best_i, idx], dim=1)
             top = d.topk(min(k, d.shape[1]), dim=1, largest=False)  # sorted, nearest first
             best_d, best_i = top.values, idx.gather(1, top.indices)
-    finally:
-        model.train(was_training)
     return best_d.cpu(), best_i.cpu()
 
 

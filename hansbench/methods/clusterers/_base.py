@@ -39,7 +39,8 @@ class BaseClusterer(Clusterer):
     def __init__(self, n_clusters: int = 2, random_state: int = 0, flag_rule: str = "smaller"):
         super().__init__(n_clusters=n_clusters, random_state=random_state, flag_rule=flag_rule)
 
-    def fit_predict(self, views) -> np.ndarray:
+    def fit_predict(self, views, y=None) -> np.ndarray:
+        """Cluster ``views`` (``[N, V, D]`` or a list of ``[N, D_v]``); ``y`` is ignored (scikit-learn API)."""
         flag_cluster(np.zeros(1, dtype=np.int64), self.flag_rule)  # fail early on a bad rule
         xs = check_views(views, self.n_clusters, ragged=self.ragged, name=self.name or type(self).__name__)
         if is_degenerate(xs):
@@ -52,7 +53,7 @@ class BaseClusterer(Clusterer):
         self.result_ = ClusteringResult(labels, flagged=flag_cluster(labels, self.flag_rule), info=jsonable(info))
         return labels
 
-    def fit(self, views) -> BaseClusterer:
+    def fit(self, views, y=None) -> BaseClusterer:
         self.fit_predict(views)
         return self
 

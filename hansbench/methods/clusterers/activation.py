@@ -14,6 +14,7 @@ from typing import ClassVar
 import numpy as np
 from sklearn.decomposition import PCA
 
+from hansbench.methods.base import ACTIVATIONS
 from hansbench.methods.clusterers._base import BaseClusterer
 from hansbench.methods.clusterers._graph import kmeans_labels
 from hansbench.registry import clusterers
@@ -23,7 +24,7 @@ from hansbench.registry import clusterers
 class ActivationClustering(BaseClusterer):
     """PCA(10) of penultimate activations + 2-means; the smaller cluster is flagged (Chen et al. 2018)."""
 
-    input: ClassVar[str] = "activations"
+    input: ClassVar[str] = ACTIVATIONS
 
     def __init__(self, n_clusters: int = 2, random_state: int = 0, flag_rule: str = "smaller", *,
                  n_components: int = 10):

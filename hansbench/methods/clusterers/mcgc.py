@@ -9,8 +9,9 @@
    rows of S are projected on the simplex from ``A0 - gamma/2 * ||h_i - h_j||^2`` where H are
    the c smallest eigvecs of ``L_S``; gamma doubles/halves until ``L_S`` has exactly c zero
    eigenvalues (c connected components).
-3. Labels = connected components of S (no k-means); when the rank constraint is not reached
-   within the iteration budget, k-means on the row-normalised H instead (said in ``info``).
+3. Labels = connected components of S (no k-means); when S does not have exactly c components
+   after the iteration budget, k-means on the row-normalised H instead: ``info["fallback"]`` is
+   then True and ``info["fallback_reason"]`` says why. The learned S is kept as ``graph_``.
 
 beta = 0.6 (PAPERS.md §5: 0.1-0.6). S, A0 and the distance matrix are dense N x N: the
 method refuses N > ``max_n`` (3000, about 0.4 GB of float64 work matrices) unless ``force=True``.
@@ -135,11 +136,16 @@ class MCGC(BaseClusterer):
             objective.append(float(sum(np.trace(u.T @ lap @ u) for u in us)))
             if len(objective) > 2 and abs(objective[-1] - objective[-2]) < 1e-5:
                 break
-        n_comp, comp = connected_components(csr_matrix(s > 0), directed=False)
+        graph = csr_matrix(np.where(s > 0, s, 0.0))
+        n_comp, comp = connected_components(graph, directed=False)
+        self.graph_ = graph  # the learned consensus graph S (sparse), for inspection
         if n_comp == c:
-            labels, source = comp, "connected components of S"
+            labels, source, reason = comp, "connected components of S", None
         else:
             labels = kmeans_labels(row_normalize(h), c, rs)
-            source = f"k-means on the spectral embedding (S has {n_comp} components, not {c})"
-        return labels, {"labels_from": source, "rank_constraint_met": reached, "gamma": gamma,
+            source = "k-means on the spectral embedding"
+            reason = (f"rank constraint not met within max_iter={self.max_iter}, max_inner={self.max_inner}: "
+                      f"S has {n_comp} connected components, not n_clusters={c}")
+        return labels, {"fallback": reason is not None, "fallback_reason": reason, "labels_from": source,
+                        "n_components": int(n_comp), "rank_constraint_met": reached, "gamma": gamma,
                         "objective": objective}

@@ -24,6 +24,8 @@ from zennit.rules import Epsilon, Norm, Pass, ZBox, ZPlus
 from zennit.torchvision import ResNetCanonizer
 from zennit.types import Activation, AvgPool, Convolution
 
+from hansbench.models.modes import eval_mode
+
 __all__ = [
     "ZPlusIgnoreBias",
     "lrp_cmp_layer_map",
@@ -64,13 +66,21 @@ class ZPlusIgnoreBias(BasicHook):
         )
 
     def backward(self, module: nn.Module, grad_input: tuple, grad_output: tuple) -> tuple:
-        if bool((self.stored_tensors["input"][0] >= 0).all()):
+        if _all_nonnegative(self.stored_tensors["input"][0]):
             self._positive.stored_tensors = self.stored_tensors
             return self._positive.backward(module, grad_input, grad_output)
         return super().backward(module, grad_input, grad_output)
 
     def copy(self) -> ZPlusIgnoreBias:
         return ZPlusIgnoreBias(self.stabilizer)
+
+
+def _all_nonnegative(x: torch.Tensor) -> bool:
+    """Whether the one-term shortcut applies. Asked only of CPU tensors: on an accelerator the
+    answer costs a device-to-host sync per conv layer and backward, so there the two-term
+    formula runs, which gives the same relevance for non-negative inputs (its second term is
+    ``0 * grad`` and adds ``0`` to the denominator)."""
+    return x.device.type == "cpu" and bool((x >= 0).all())
 
 
 def _no_bias(keep: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor, str], torch.Tensor]:
@@ -117,13 +127,8 @@ def explaining(model: nn.Module, composite: Composite) -> Iterator[nn.Module]:
 
     Eval mode matters: the merged BatchNorms become identities only with running statistics.
     """
-    was_training = model.training
-    model.eval()
-    try:
-        with composite.context(model) as hooked, torch.enable_grad():
-            yield hooked
-    finally:
-        model.train(was_training)
+    with eval_mode(model), composite.context(model) as hooked, torch.enable_grad():
+        yield hooked
 
 
 def input_relevance(

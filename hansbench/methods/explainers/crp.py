@@ -6,8 +6,10 @@ channel. zennit-crp's ``CondAttribution`` does the same masking, but with one Py
 closure per (image, concept) condition applied one after another in the backward hook,
 per-condition relevance initialisation in a Python loop, and it switches off
 ``requires_grad`` on the model's parameters as a side effect. Here the mask is a single
-``[B*k, C]`` tensor multiplied onto the gradient (= relevance in zennit) in one tensor hook,
-so all images x concepts go through one batched forward and backward.
+``[k, B, C]`` tensor multiplied onto the relevance (= gradient in zennit) at the layer: one
+forward and one backward to the layer for the B images, then one backward from the layer to
+the input batched over the k concepts (``is_grads_batched``), instead of forward and backward
+over B*k repeated images.
 """
 
 from __future__ import annotations
@@ -92,12 +94,57 @@ class CRP(Explainer):
 
     def conditional_maps(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor,
                          channels: torch.Tensor) -> torch.Tensor:
-        """CRP maps ``[B, V, H, W]`` conditioned on ``channels`` ``[B, V]`` (one channel per view), batched."""
+        """CRP maps ``[B, V, H, W]`` conditioned on ``channels`` ``[B, V]`` (one channel per view), batched.
+
+        Per chunk of images: one forward, one backward from the logit to the layer (the
+        unmasked layer relevance, shared by every view), then one view-batched backward from
+        the layer to the input (``is_grads_batched``: the V masked relevances as a batch of
+        gradients). LRP rules are linear in the relevance arriving from above, so this equals
+        masking inside one backward per view (``conditional_maps_reference``).
+        """
         self.check_model(model)
         b, v = channels.shape
         maps = []
         per_pass = max(1, self.max_batch // max(v, 1))
         for s in range(0, b, per_pass):  # chunks of images (each chunk: all its images x all views at once)
+            xs, ts, cs = x[s:s + per_pass], target[s:s + per_pass], channels[s:s + per_pass].to(x.device)
+            maps.append(self._conditional(model, xs, ts.to(x.device), cs).transpose(0, 1))
+        return torch.cat(maps)
+
+    def _conditional(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor,
+                     channels: torch.Tensor) -> torch.Tensor:
+        """``[V, N, H, W]``: the input maps of ``x`` [N, ...] with the layer relevance masked to
+        ``channels[:, v]`` for view v."""
+        store: dict[str, torch.Tensor] = {}
+
+        def capture(module, inputs, output):
+            store["out"] = output
+
+        xin = x.detach().clone().requires_grad_(True)
+        handle = self._layer(model).register_forward_hook(capture)
+        try:
+            with torch.enable_grad(), lrp_composite().context(model) as modified:
+                out = modified(xin)
+                init = F.one_hot(target, out.shape[1]).to(out.dtype) * out.detach()
+                layer = store["out"]
+                (rel,) = torch.autograd.grad(out, layer, grad_outputs=init, retain_graph=True)
+                mask = F.one_hot(channels.T, layer.shape[1]).to(rel.dtype)  # [V, N, C]
+                (maps,) = torch.autograd.grad(layer, xin, grad_outputs=rel[None] * mask[..., None, None],
+                                              is_grads_batched=True)
+        finally:
+            handle.remove()
+        return maps.detach().sum(dim=2).float()
+
+    def conditional_maps_reference(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor,
+                                   channels: torch.Tensor) -> torch.Tensor:
+        """The masked-backward formulation (eq. 8 as written): images repeated V times, one forward
+        and one backward over ``B x V`` rows, the mask applied in a hook at the layer. Kept as the
+        reference that ``conditional_maps`` must equal (tests, benchmarks)."""
+        self.check_model(model)
+        b, v = channels.shape
+        maps = []
+        per_pass = max(1, self.max_batch // max(v, 1))
+        for s in range(0, b, per_pass):
             xs, ts, cs = x[s:s + per_pass], target[s:s + per_pass], channels[s:s + per_pass].to(x.device)
             m = self._lrp(model, xs.repeat_interleave(v, 0), ts.to(x.device).repeat_interleave(v, 0), cs.flatten())
             maps.append(m.view(len(xs), v, *x.shape[-2:]))

@@ -8,6 +8,7 @@ from torch import nn
 
 from hansbench.methods.base import Explainer
 from hansbench.methods.explainers.prp import class_prototype_views
+from hansbench.models.modes import eval_mode
 from hansbench.registry import explainers
 
 __all__ = ["ProtoPNetUpsampling", "prototype_box"]
@@ -23,6 +24,7 @@ class ProtoPNetUpsampling(Explainer):
 
     model_kinds = ("protopnet",)
     multiview = True
+    views = "prototypes"
 
     def __init__(self, mode: str = "bicubic"):
         if mode not in ("bicubic", "bilinear"):
@@ -32,13 +34,8 @@ class ProtoPNetUpsampling(Explainer):
     def explain(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         self.check_model(model)
         views = class_prototype_views(model, target.to(x.device))  # [B, V], -1 = padding
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                sim = model.similarity_maps(x)  # [B, P, h, w]
-        finally:
-            model.train(was_training)
+        with eval_mode(model), torch.no_grad():
+            sim = model.similarity_maps(x)  # [B, P, h, w]
         h, w = sim.shape[-2:]
         idx = views.clamp(min=0)[:, :, None, None].expand(-1, -1, h, w)
         maps = sim.gather(1, idx) * (views >= 0)[:, :, None, None]

@@ -133,6 +133,7 @@ class PRP(Explainer):
 
     model_kinds = ("protopnet",)
     multiview = True
+    views = "prototypes"
 
     def __init__(
         self, epsilon: float = 1e-12, start: str = "score", ignore_bias: bool = True, max_batch: int | None = None

@@ -1,0 +1,47 @@
+"""Escaping for every output format the leaderboard writes: any name (a scenario, a plugin, a
+suite) is shown as the text it is, never interpreted as markup.
+
+- :func:`markdown`: GitHub-flavoured Markdown, inside table cells or headings.
+- :func:`latex`: LaTeX text mode (booktabs tables, captions), with the arrows and dashes the tables use.
+- :func:`html_text`: HTML text and attribute values.
+
+Each one turns a line break into a space, so a cell or a heading stays on its line.
+"""
+
+from __future__ import annotations
+
+import html
+
+__all__ = ["markdown", "latex", "html_text"]
+
+# Characters that start markup in (GitHub-flavoured) Markdown, as backslash escapes; ``<``, ``>`` and ``&``
+# as entities, so raw HTML and entity references render as text (a backslash does not stop ``&amp;``).
+_MD = {ch: "\\" + ch for ch in "\\`*_[]|~$#"}  # ``$``: GitHub math; ``#``: issue links
+_MD.update({"<": "&lt;", ">": "&gt;", "&": "&amp;"})
+
+_TEX = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+    "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}",
+    "|": r"\textbar{}", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "–": "--", "×": r"$\times$",
+    "±": r"$\pm$", "−": "$-$", "†": r"\textdagger{}", "‡": r"\textdaggerdbl{}", "≥": r"$\geq$", "≤": r"$\leq$",
+    "·": r"$\cdot$",
+}
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).splitlines())
+
+
+def markdown(text: object) -> str:
+    """``text`` as literal Markdown text (safe in a table cell and in a heading)."""
+    return "".join(_MD.get(ch, ch) for ch in _one_line(text))
+
+
+def latex(text: object) -> str:
+    """``text`` as literal LaTeX text-mode material (no command, group or math is opened)."""
+    return "".join(_TEX.get(ch, ch) for ch in _one_line(text))
+
+
+def html_text(text: object) -> str:
+    """``text`` as literal HTML, safe in element content and in quoted attribute values."""
+    return html.escape(_one_line(text), quote=True)

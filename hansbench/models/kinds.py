@@ -1,0 +1,110 @@
+"""Model kinds: registered classes that say how to build, configure and train one kind of model.
+
+A suite's ``[models.<kind>]`` names one; explainers and metrics declare the kinds they handle
+(``model_kinds``), and a built model carries its kind as ``model.kind``. A plugin adds a kind with
+``@model_kinds.register("name")`` on a :class:`ModelKind` subclass: its ``model_class``, its
+``recipe`` dataclass, its model ``options`` and its ``train`` loop.
+
+Building is seeded inside ``torch.random.fork_rng`` so the caller's global RNG is left alone; the
+same seed gives the same weights on the same machine (on CUDA only as far as the convolution
+kernels are deterministic).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from hansbench.datasets.base import Split
+from hansbench.models.backbones import build_backbone
+from hansbench.models.classifier import Classifier
+from hansbench.models.protopnet import ProtoPNet
+from hansbench.models.protopnet_training import train_protopnet
+from hansbench.models.recipes import ClassifierRecipe, ProtoPNetRecipe, split_config
+from hansbench.models.trainers import train_classifier
+from hansbench.registry import model_kinds
+
+__all__ = ["DEFAULT_BACKBONE", "ModelKind", "ClassifierKind", "ProtoPNetKind", "build_model", "train_model"]
+
+DEFAULT_BACKBONE = "small-resnet"  # a suite's [models.<kind>] without ``backbone``
+
+
+class ModelKind:
+    """How to build, configure and train one kind of model.
+
+    ``model_class(backbone, num_classes, mean, std, **options)`` builds it (its ``kind`` attribute
+    must be the registered name); ``recipe`` is the dataclass of its training settings;
+    ``options`` the keyword options of ``model_class`` a suite may set.
+    """
+
+    name: ClassVar[str] = ""
+    model_class: ClassVar[type[nn.Module]]
+    recipe: ClassVar[type]
+    options: ClassVar[tuple[str, ...]] = ()
+
+    def build(self, backbone: nn.Module, num_classes: int, mean, std, **options) -> nn.Module:
+        return self.model_class(backbone, num_classes, mean, std, **options)
+
+    def train(self, model: nn.Module, train: Split, recipe: Any, *, seed: int, device: torch.device,
+              progress: bool = True) -> None:
+        """Train ``model`` in place on ``train``."""
+        raise NotImplementedError
+
+
+@model_kinds.register("classifier")
+class ClassifierKind(ModelKind):
+    """backbone -> global average pool -> linear, trained with Adam on cross-entropy."""
+
+    model_class = Classifier
+    recipe = ClassifierRecipe
+
+    def train(self, model, train, recipe, *, seed, device, progress=True) -> None:
+        train_classifier(model, train, recipe, seed=seed, device=device, progress=progress)
+
+
+@model_kinds.register("protopnet")
+class ProtoPNetKind(ModelKind):
+    """ProtoPNet (Chen et al. 2019): warm-up, joint, push and last-layer stages."""
+
+    model_class = ProtoPNet
+    recipe = ProtoPNetRecipe
+    options = ("prototypes_per_class", "prototype_dim", "epsilon")
+
+    def train(self, model, train, recipe, *, seed, device, progress=True) -> None:
+        train_protopnet(model, train, recipe, seed=seed, device=device, progress=progress)
+
+
+def build_model(kind: str, *, num_classes: int, mean, std, backbone: str = DEFAULT_BACKBONE,
+                backbone_options: dict | None = None, **model_options) -> nn.Module:
+    """A freshly initialised model of a registered ``kind``, from the global RNG."""
+    spec = model_kinds.get(kind)()
+    unknown = sorted(set(model_options) - set(spec.options))
+    if unknown:
+        raise ValueError(f"unknown {kind} option {unknown[0]!r}; accepted: {', '.join(spec.options) or '(none)'}")
+    net = build_backbone(backbone, **(backbone_options or {}))
+    return spec.build(net, num_classes, tuple(mean), tuple(std), **model_options)
+
+
+def train_model(kind: str, train: Split, *, num_classes: int, mean, std, config: dict, seed: int,
+                device: torch.device | str, progress: bool = True) -> nn.Module:
+    """Build (seeded) and train a model of ``kind`` on ``train``; returns it in eval mode on ``device``.
+
+    ``config`` holds ``backbone``, ``backbone_options``, the model options and the recipe
+    fields together (see :func:`hansbench.models.recipes.split_config`).
+    """
+    device = torch.device(device)
+    model_kwargs, recipe = split_config(kind, config)
+    with _forked_rng(device):
+        torch.manual_seed(seed)
+        model = build_model(kind, num_classes=num_classes, mean=mean, std=std, **model_kwargs)
+    model.to(device)
+    model_kinds.get(kind)().train(model, train, recipe, seed=seed, device=device, progress=progress)
+    return model.eval()
+
+
+def _forked_rng(device: torch.device):
+    devices = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else []
+    return torch.random.fork_rng(devices=devices)

@@ -1,0 +1,97 @@
+"""The CLI on bad command-line input and interrupted runs: one line, exit 2, nothing written or lost."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+import torch
+
+from hansbench.bench.cli import main
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+def _err_lines(capsys) -> list[str]:
+    return [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+
+
+def test_out_is_a_file(tmp_path, capsys):
+    f = tmp_path / "results.txt"
+    f.write_text("x")
+    assert main(["run", "--suite", "smoke", "--out", str(f), "--no-progress"]) == 2
+    lines = _err_lines(capsys)
+    assert len(lines) == 1 and "is a file, not a directory" in lines[0] and str(f) in lines[0]
+    assert f.read_text() == "x"
+
+
+def test_device_typo_and_missing_cuda_fail_before_anything_is_written(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["run", "--suite", "smoke", "--out", str(out), "--device", "gpu"]) == 2
+    lines = _err_lines(capsys)
+    assert len(lines) == 1 and "auto, cpu, cuda, cuda:N" in lines[0]
+    if not torch.cuda.is_available():
+        assert main(["run", "--suite", "smoke", "--out", str(out), "--device", "cuda"]) == 2
+        assert "CUDA is not available" in _err_lines(capsys)[0]
+    assert not out.exists()
+
+
+def test_a_second_run_on_a_locked_directory_stops_at_once(tmp_path, capsys):
+    from hansbench.bench.runner import DirectoryLock
+
+    out = tmp_path / "o"
+    out.mkdir()
+    with DirectoryLock(out):
+        assert main(["run", "--suite", "smoke", "--out", str(out), "--no-progress"]) == 2
+    lines = _err_lines(capsys)
+    assert any("another hansbench run" in line and "--wait" in line for line in lines)
+    assert not (out / "metrics.csv").exists()
+
+
+def test_runs_left_running_by_a_killed_process_are_marked_crashed(tmp_path):
+    from hansbench.bench.store import ResultsStore
+
+    store = ResultsStore(tmp_path / "results.sqlite")
+    run_id = store.start_run("x", {}, "cpu")  # then the process dies: never finished
+    store.close()
+    again = ResultsStore(tmp_path / "results.sqlite")
+    assert again.mark_stale_runs() == 1
+    with sqlite3.connect(tmp_path / "results.sqlite") as db:
+        assert db.execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone()[0] == "crashed"
+
+
+def test_an_interrupted_run_still_writes_its_finished_rows_and_ignores_a_second_ctrl_c(tmp_path, monkeypatch):
+    import signal
+
+    import pandas as pd
+
+    from hansbench.bench import cli
+    from hansbench.bench.execute import NodeEnv
+
+    original = NodeEnv._node_metric
+
+    def interrupt_on_detection(self, node):
+        if node.params["metric"] == "cluster-detection":
+            raise KeyboardInterrupt
+        return original(self, node)
+
+    seen = {}
+    write = cli.write_outputs
+
+    def recording_write(runner, summary, **kw):
+        seen["sigint"] = signal.getsignal(signal.SIGINT)
+        return write(runner, summary, **kw)
+
+    monkeypatch.setattr(NodeEnv, "_node_metric", interrupt_on_detection)
+    monkeypatch.setattr(cli, "write_outputs", recording_write)
+    out = tmp_path / "o"
+    assert main(["run", "--suite", "smoke", "--out", str(out), "--no-progress"]) == 130
+    assert seen["sigint"] is signal.SIG_IGN  # a second Ctrl-C while writing cannot cut it short
+    assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # and Ctrl-C works again afterwards
+    rows = pd.read_csv(out / "metrics.csv", keep_default_na=False)
+    assert len(rows) > 0 and "cluster-detection" not in set(rows.family)
+    board = (out / "leaderboard.md").read_text()
+    assert "PARTIAL RESULTS: the run was interrupted" in board.splitlines()[2]
+    assert "PARTIAL RESULTS" in (out / "leaderboard.html").read_text()
+    with sqlite3.connect(out / "results.sqlite") as db:
+        assert db.execute("SELECT status FROM runs").fetchone()[0] == "interrupted"
