@@ -15,9 +15,9 @@ from torch import nn
 from hansbench.datasets.base import ScenarioData, Split
 from hansbench.metrics.base import EvalContext
 from hansbench.metrics.pruning import artifact_shares
+from hansbench.models.evaluation import predict
 from hansbench.models.protopnet import ProtoPNet
 from hansbench.models.pruning import prune_prototypes
-from hansbench.models.training import predict
 from hansbench.registry import metrics
 
 H = W = 8

@@ -10,9 +10,10 @@ from torch import nn
 
 from hansbench.datasets.base import Split
 from hansbench.models.backbones import FeatureBackbone
+from hansbench.models.evaluation import predict
 from hansbench.models.protopnet import ProtoPNet
+from hansbench.models.protopnet_training import push_prototypes, retrain_last_layer
 from hansbench.models.pruning import nearest_images, protopnet_prune_candidates, prune_prototypes
-from hansbench.models.training import predict, push_prototypes, retrain_last_layer
 
 CPU = torch.device("cpu")
 
