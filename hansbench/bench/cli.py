@@ -129,7 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"{len(summary.failed)} failed, {len(summary.dependency_skipped)} skipped because an input failed "
           f"in {summary.seconds:.1f} s")
     if summary.done or summary.resources:
-        print(runner.store.time_report(summary.all_keys, top=5))
+        print(runner.store.time_report(summary.run_id, top=5))
     runner.store.close()
     print(f"results: {out / 'results.sqlite'}\nmetrics: {out / 'metrics.csv'}\nleaderboard: {paths['leaderboard.md']}")
     for ids, err in summary.failed:

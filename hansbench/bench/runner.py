@@ -40,6 +40,7 @@ class RunSummary:
     seconds: float = 0.0
     interrupted: bool = False
     all_keys: list[str] = field(default_factory=list)
+    run_id: int | None = None
 
 
 class DirectoryLock:
@@ -144,6 +145,7 @@ class Runner:
         summary = RunSummary(self.out, keys, all_keys=[n.key for n in plan.all_nodes()])
         summary.skipped = len(plan.nodes) - sum(n.produces_rows for n in todo)
         run_id = self.store.start_run(self.suite.name, self.suite.raw, str(self.device))
+        summary.run_id = run_id
         for om in plan.omitted:
             self.store.record_job(omitted_key(om.ids), run_id, {"kind": "metric", **om.ids}, [], seconds=0.0,
                                   error=om.reason, status="not-applicable")

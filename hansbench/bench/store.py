@@ -140,12 +140,12 @@ class ResultsStore:
         return pd.read_sql_query("SELECT key, run_id, kind, scenario, seed, model, explainer, clusterer, metric, status,"
                                  " error, seconds FROM jobs", self.conn)
 
-    def time_report(self, keys: Iterable[str] | None = None, top: int = 10) -> str:
-        """Where the time went: seconds and share per node type, and the costliest nodes."""
+    def time_report(self, run_id: int | None = None, top: int = 10) -> str:
+        """Where the time went: seconds and share per node type, and the costliest nodes (of one run, or all)."""
         jobs = self.jobs()
         jobs = jobs[jobs.status == "done"]
-        if keys is not None:
-            jobs = jobs[jobs.key.isin(set(keys))]
+        if run_id is not None:
+            jobs = jobs[jobs.run_id == run_id]
         if jobs.empty:
             return "no finished nodes"
         total = float(jobs.seconds.sum())
