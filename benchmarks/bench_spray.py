@@ -18,22 +18,14 @@ import torch
 from _common import interleaved, machine, ratio
 
 from hansbench.registry import clusterers
+from hansbench.testing import blob_maps
 
 N, VIEWS, SIDE, K = 60, 2, 8, 10
 ROUNDS = 3
 
 
 def blobs(n: int = N, views: int = VIEWS, side: int = SIDE, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:side, :side] / (side - 1)
-    out = np.empty((n, views, side * side))
-    for i in range(n):
-        for v in range(views):
-            c = np.array([0.8, 0.5]) if i % 3 == 0 else rng.random(2) * 0.6 + 0.2
-            c = c + 0.1 * rng.standard_normal(2)
-            m = np.exp(-((yy - c[0]) ** 2 + (xx - c[1]) ** 2) / (2 * 0.12**2))
-            out[i, v] = (m + 0.2 * rng.standard_normal((side, side))).ravel()
-    return out
+    return blob_maps(n, views, side, seed)
 
 
 def wasserstein(x: np.ndarray, prune: bool) -> np.ndarray:

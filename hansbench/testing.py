@@ -53,3 +53,23 @@ def blob_maps(n: int, n_views: int, side: int = 8, seed: int = 0) -> np.ndarray:
             m = np.exp(-((yy - c[0]) ** 2 + (xx - c[1]) ** 2) / (2 * 0.12**2))
             out[i, v] = (m + 0.2 * rng.standard_normal((side, side))).ravel()
     return out
+
+
+class CornerSquare:
+    """A test artifact with a known footprint: a ``value``-coloured 3x3 square in the bottom-right corner.
+
+    Not registered (``hansbench list`` stays clean): a test registers it under a name of its own.
+    """
+
+    def __init__(self, value: float = 1.0):
+        self.value = value
+        self.options = {"value": value}
+
+    def stamp(self, images01, boxes=None, generator=None):
+        import torch
+
+        out = images01.clone()
+        out[:, :, -3:, -3:] = self.value
+        masks = torch.zeros(images01.shape[0], *images01.shape[-2:], dtype=torch.bool)
+        masks[:, -3:, -3:] = True
+        return out, masks

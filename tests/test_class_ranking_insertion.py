@@ -14,6 +14,7 @@ from hansbench.metrics.artifact_insertion import ArtifactInsertion, class_rank
 from hansbench.metrics.base import EvalContext
 from hansbench.metrics.class_ranking import ClassRanking, fisher_separability
 from hansbench.registry import artifacts
+from hansbench.testing import CornerSquare
 
 H = 12
 
@@ -89,21 +90,8 @@ def test_class_rank_is_one_based_and_pessimistic():
     assert class_rank(logits, 0).tolist() == [1, 2]
 
 
-class _Square:
-    """A fake artifact: a white 3x3 square in the bottom-right corner."""
 
-    def __init__(self, value: float = 1.0):
-        self.value = value
-
-    def stamp(self, images01, boxes=None, generator=None):
-        out = images01.clone()
-        out[:, :, -3:, -3:] = self.value
-        masks = torch.zeros(images01.shape[0], *images01.shape[-2:], dtype=torch.bool)
-        masks[:, -3:, -3:] = True
-        return out, masks
-
-
-artifacts.register("test-white-square", _Square, replace=True)
+artifacts.register("test-white-square", CornerSquare, replace=True)
 
 
 class Shortcut(nn.Module):
@@ -144,7 +132,7 @@ def test_insertion_moves_watched_class_to_top():
     assert rank_before > 1.5
     assert v["insertion-rank-change"] == pytest.approx(1.0 - rank_before)
     assert v["insertion-flip-rate"] == pytest.approx(100.0)
-    after = Shortcut()(_Square().stamp(images)[0]).detach()
+    after = Shortcut()(CornerSquare().stamp(images)[0]).detach()
     expected = (after.softmax(1)[:, 0] - before.softmax(1)[:, 0]).mean().item()
     assert v["insertion-prob-change"] == pytest.approx(expected, rel=1e-5) and expected > 0.5
     # a dark square is not the shortcut: nothing moves

@@ -12,27 +12,14 @@ from torch import nn
 from hansbench.datasets.base import ScenarioData, Split
 from hansbench.metrics.base import EvalContext
 from hansbench.registry import artifacts, metrics
+from hansbench.testing import CornerSquare
 
 H = 12
 AFF, OTHER, TGT = 0, 1, 2
 
 
-class _Corner:
-    """The artifact: a white 3x3 square in the bottom-right corner."""
 
-    def __init__(self, value: float = 1.0):
-        self.value = value
-        self.options = {"value": value}
-
-    def stamp(self, images01, boxes=None, generator=None):
-        out = images01.clone()
-        out[:, :, -3:, -3:] = self.value
-        masks = torch.zeros(images01.shape[0], *images01.shape[-2:], dtype=torch.bool)
-        masks[:, -3:, -3:] = True
-        return out, masks
-
-
-artifacts.register("test-reliance-corner", _Corner, replace=True)
+artifacts.register("test-reliance-corner", CornerSquare, replace=True)
 
 
 def _scenario(backdoor: bool) -> ScenarioData:
@@ -45,7 +32,7 @@ def _scenario(backdoor: bool) -> ScenarioData:
         x[labels == k, :, :, 4 * k:4 * k + 4] = 0.9
     dim = torch.nonzero(labels == AFF).flatten()[::2]
     x[dim, :, :, 0:4] = 0.55
-    art_x, masks = _Corner().stamp(x)
+    art_x, masks = CornerSquare().stamp(x)
     poisoned = labels == AFF
     art_x = torch.where(poisoned[:, None, None, None], art_x, x)
     masks = masks & poisoned[:, None, None]
@@ -129,7 +116,7 @@ def _reference(rule, backdoor_data=False):
         out["artifact-class-acc"] = 100 * sum(pred(art.images[i]) == AFF for i in aff) / len(aff)
         out["clean-class-acc"] = 100 * sum(pred(clean.images[i]) == AFF for i in aff) / len(aff)
         others = [i for i in range(30) if i not in aff and pred(clean.images[i]) != AFF]
-        stamped = _Corner().stamp(clean.images[others])[0]
+        stamped = CornerSquare().stamp(clean.images[others])[0]
         out["flip-rate"] = 100 * sum(pred(s) == AFF for s in stamped) / len(others)
     return out
 
