@@ -73,3 +73,22 @@ class CornerSquare:
         masks = torch.zeros(images01.shape[0], *images01.shape[-2:], dtype=torch.bool)
         masks[:, -3:, -3:] = True
         return out, masks
+
+
+def tiny_model(kind: str = "classifier", *, num_classes: int = 3, side: int = 16, seed: int = 0, **options):
+    """A seeded small-ResNet model of ``kind`` (widths 8, 16) with non-trivial BatchNorm statistics, in eval mode.
+
+    Small enough that a test explains it in milliseconds on a CPU; ``options`` go to the model kind
+    (e.g. ``prototypes_per_class=3, prototype_dim=8`` for a ProtoPNet).
+    """
+    import torch
+
+    from hansbench.models.kinds import build_model
+
+    torch.manual_seed(seed)
+    model = build_model(kind, num_classes=num_classes, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25),
+                        backbone_options={"widths": (8, 16)}, **options)
+    model.train()
+    with torch.no_grad():  # running statistics that differ from the identity
+        model(torch.randn(8, 3, side, side))
+    return model.eval()

@@ -5,34 +5,22 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hansbench.models.backbones import build_backbone
 from hansbench.models.classifier import Classifier
 from hansbench.models.protopnet import ProtoPNet
+from hansbench.testing import tiny_model
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 NUM_CLASSES = 3
 
 
-def _eval(model: torch.nn.Module) -> torch.nn.Module:
-    """Give BatchNorm non-trivial statistics, then freeze in eval mode."""
-    model.train()
-    with torch.no_grad():
-        model(torch.randn(8, 3, 16, 16))
-    return model.eval()
-
-
 @pytest.fixture
 def tiny_classifier() -> Classifier:
-    torch.manual_seed(0)
-    return _eval(Classifier(build_backbone("small-resnet", widths=(8, 16)), NUM_CLASSES, MEAN, STD))
+    return tiny_model("classifier", num_classes=NUM_CLASSES)
 
 
 @pytest.fixture
 def tiny_protopnet() -> ProtoPNet:
-    torch.manual_seed(0)
-    net = ProtoPNet(build_backbone("small-resnet", widths=(8, 16)), NUM_CLASSES, MEAN, STD,
-                    prototypes_per_class=3, prototype_dim=8)
-    return _eval(net)
+    return tiny_model("protopnet", num_classes=NUM_CLASSES, prototypes_per_class=3, prototype_dim=8)
 
 
 @pytest.fixture
