@@ -95,3 +95,15 @@ def test_an_interrupted_run_still_writes_its_finished_rows_and_ignores_a_second_
     assert "PARTIAL RESULTS" in (out / "leaderboard.html").read_text()
     with sqlite3.connect(out / "results.sqlite") as db:
         assert db.execute("SELECT status FROM runs").fetchone()[0] == "interrupted"
+
+
+def test_ray_executor_without_ray_fails_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    out = tmp_path / "o"
+    assert main(["run", "--suite", "smoke", "--out", str(out), "--executor", "ray"]) == 2
+    lines = _err_lines(capsys)
+    assert len(lines) == 1 and "pip install 'hansbench[ray]'" in lines[0]
+    assert not out.exists()

@@ -114,8 +114,10 @@ def test_each_setting_changes_exactly_its_dependants(tmp_path, monkeypatch):
     monkeypatch.setattr(explainers.get("gradcam"), "version", "999")
     c = _changed(base, _nodes(_suite(tmp_path)))
     assert c and all(k[3] == "gradcam" for k in c)
-    monkeypatch.setattr(clusterers.get("spray"), "version", "999")
     monkeypatch.undo()
+    monkeypatch.setattr(clusterers.get("spray"), "version", "999")
+    c = _changed(base, _nodes(_suite(tmp_path)))
+    assert c == _of(c, clusterer="spray") and len(c) == 4
 
 
 def test_metric_and_explainer_options_never_overwrite_each_other(tmp_path):

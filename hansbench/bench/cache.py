@@ -49,6 +49,11 @@ def _detach(value: Any) -> Any:
     return value
 
 
+def entry_path(root: str | Path, kind: str, key: str) -> Path:
+    """Where the cache of a results directory keeps an entry: ``<root>/<kind>/<key>.pt``."""
+    return Path(root) / kind / f"{key}.pt"
+
+
 class CorruptEntry(Exception):
     """A cache file that cannot be read back or fails its digest."""
 
@@ -67,7 +72,7 @@ class Workspace:
         self.healed: list[Path] = []
 
     def path(self, kind: str, key: str) -> Path:
-        return self.root / kind / f"{key}.pt"
+        return entry_path(self.root, kind, key)
 
     def has(self, kind: str, key: str) -> bool:
         return self.path(kind, key).is_file()

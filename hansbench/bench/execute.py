@@ -124,41 +124,32 @@ class MapBank:
         self.env, self.node, self.split = env, explainer_node, split
         self.key = keys.node_key("maps-bank", {"split": split}, MAPS_VERSION, {"explainer": explainer_node.key})
 
-    def _pairs(self, index: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return index.long() * 1_000_003 + target.long()  # one integer per (image, class)
+    PAIR_BASE = 1_000_003  # (image, class) -> image * PAIR_BASE + class: one sortable integer per pair
 
     def get(self, index: torch.Tensor, target: torch.Tensor, batch_size: int = 64) -> tuple[torch.Tensor, float]:
         """Maps ``[n, V, H, W]`` float32 for ``(index[i], target[i])``; also the seconds spent computing."""
         env = self.env
-        bank = env.ws.load("maps", self.key) or {"pairs": torch.empty(0, dtype=torch.long)}
-        want = self._pairs(index, target)
-        have = bank["pairs"]
-        pos = {int(p): i for i, p in enumerate(have.tolist())}
-        missing = torch.tensor([i for i, p in enumerate(want.tolist()) if p not in pos], dtype=torch.long)
+        bank = env.ws.load("maps", self.key)
+        want = index.long() * self.PAIR_BASE + target.long()
+        have = bank["pairs"] if bank is not None else torch.empty(0, dtype=torch.long)
+        new_pairs = torch.unique(want[~torch.isin(want, have)])  # a pair asked for twice is computed once
         seconds = 0.0
-        if missing.numel():
-            uniq = torch.unique(want[missing])  # a pair asked for twice is computed once
-            first = {int(p): i for i, p in reversed(list(enumerate(want.tolist())))}
-            rows = torch.tensor([first[int(p)] for p in uniq], dtype=torch.long)
+        if new_pairs.numel():
             data = env.output(self.node.inputs["model"].inputs["data"])
             t0 = time.perf_counter()
-            new = env.compute_maps(self.node, data.split(self.split), index[rows], target[rows], batch_size)
+            new = env.compute_maps(self.node, data.split(self.split), new_pairs // self.PAIR_BASE,
+                                   new_pairs % self.PAIR_BASE, batch_size)
             seconds = time.perf_counter() - t0
-            enc = encode_maps(new)
-            if have.numel() and bank["maps16"].shape[1:] != enc["maps16"].shape[1:]:
-                bank = {"pairs": torch.empty(0, dtype=torch.long)}  # an explainer whose V changed: start over
-                have, pos = bank["pairs"], {}
-            if have.numel():
-                bank = {"pairs": torch.cat([have, uniq]), "maps16": torch.cat([bank["maps16"], enc["maps16"]]),
-                        "scale": torch.cat([bank["scale"], enc["scale"]])}
-            else:
-                bank = {"pairs": uniq, **enc}
+            enc = {"pairs": new_pairs, **encode_maps(new)}
+            if bank is not None and bank["maps16"].shape[1:] == enc["maps16"].shape[1:]:
+                enc = {k: torch.cat([bank[k], enc[k]]) for k in enc}
+            bank = enc  # (a bank whose V no longer matches the explainer's is replaced)
             env.ws.save("maps", self.key, bank)
-            pos = {int(p): i for i, p in enumerate(bank["pairs"].tolist())}
-        rows = torch.tensor([pos[int(p)] for p in want.tolist()], dtype=torch.long)
-        if not rows.numel():
+        order = torch.argsort(bank["pairs"]) if bank is not None else torch.empty(0, dtype=torch.long)
+        if not want.numel():
             h, w = env.output(self.node.inputs["model"].inputs["data"]).split(self.split).images.shape[-2:]
             return torch.empty(0, 1, h, w), seconds
+        rows = order[torch.searchsorted(bank["pairs"][order], want)]
         return decode_maps(bank["maps16"][rows], bank["scale"][rows]), seconds
 
 
@@ -214,9 +205,8 @@ class NodeEnv:
         own = max(total - sum(r["seconds"] for r in self._records), 0.0)
         return NodeResult(node.key, status, rows, own, err, tb, list(self._records))
 
-    def _record(self, node: Node, seconds: float, key: str | None = None, ids: dict | None = None) -> None:
-        self._records.append({"key": key or node.key, "type": node.type, "ids": ids or node.ids,
-                              "seconds": float(seconds)})
+    def _record(self, node: Node, seconds: float) -> None:
+        self._records.append({"key": node.key, "type": node.type, "ids": node.ids, "seconds": float(seconds)})
 
     def output(self, node: Node, *, top: bool = False) -> Any:
         """The node's output: memo, else cache, else computed (and recorded as a sub-node unless ``top``)."""
@@ -265,12 +255,15 @@ class NodeEnv:
     def _load_data(self, node: Node, state: dict) -> ScenarioData:
         return data_from_state(state)
 
-    def _build_model(self, kind: str, config: dict, data: ScenarioData) -> torch.nn.Module:
+    def _model_from_state(self, kind: str, config: dict, data: ScenarioData, state: dict) -> torch.nn.Module:
+        """The architecture of ``kind``/``config`` with a cached state dict, on the device, in eval mode."""
         from hansbench.models.kinds import build_model
         from hansbench.models.recipes import split_config
 
-        model_opts = split_config(kind, config)[0]
-        return build_model(kind, num_classes=data.num_classes, mean=data.mean, std=data.std, **model_opts)
+        model = build_model(kind, num_classes=data.num_classes, mean=data.mean, std=data.std,
+                            **split_config(kind, config)[0])
+        model.load_state_dict(state)
+        return model.to(self.device).eval()
 
     def _train(self, kind: str, config: dict, train: Split, data: ScenarioData, seed: int, what: str):
         from hansbench.models.kinds import train_model
@@ -290,10 +283,7 @@ class NodeEnv:
         return model, model.state_dict()
 
     def _load_model(self, node: Node, state: dict) -> torch.nn.Module:
-        data = self.output(node.inputs["data"])
-        model = self._build_model(node.params["kind"], node.params["raw"], data)
-        model.load_state_dict(state)
-        return model.to(self.device).eval()
+        return self._model_from_state(node.params["kind"], node.params["raw"], self.output(node.inputs["data"]), state)
 
     def retrainer(self, model_node: Node) -> Callable[[Split, str], torch.nn.Module]:
         """``ctx.train_model``: a fresh model of the node's kind and recipe on another training set."""
@@ -305,9 +295,7 @@ class NodeEnv:
             key = keys.node_key("model", params, model_node.code, {"data": model_node.inputs["data"].key})
             state = self.ws.load("model", key)
             if state is not None:
-                model = self._build_model(kind, config, data)
-                model.load_state_dict(state)
-                return model.to(self.device).eval()
+                return self._model_from_state(kind, config, data, state)
             t0 = time.perf_counter()
             model = self._train(kind, config, train, data, model_node.ids["seed"], f"{kind} ({tag or 'retrained'})")
             self.ws.save("model", key, model.state_dict())
@@ -345,9 +333,8 @@ class NodeEnv:
 
     @staticmethod
     def targets(data: ScenarioData, split_name: str, index: torch.Tensor) -> torch.Tensor:
-        """The classes to explain: the scenario's rule where it has one, else the split's labels."""
-        rule = getattr(data, "explain_targets", None)
-        return rule(split_name, index) if rule is not None else data.split(split_name).labels[index]
+        """The classes to explain: the scenario's poisoning decides (``ScenarioData.explain_targets``)."""
+        return data.explain_targets(split_name, index)
 
     def _node_maps(self, node: Node):
         """The clusterers' input: the inspected class's training maps (kept in the bank; the entry holds the index)."""

@@ -407,11 +407,6 @@ def session_figures(runner, out: Path, n_images: int = 6, log: Callable[[str], N
     return figs
 
 
-def session_galleries(runner, out: Path, n_images: int = 6, log: Callable[[str], None] = print) -> list[str]:
-    """File names of :func:`session_figures` (kept for callers of the earlier API)."""
-    return [f.file for f in session_figures(runner, out, n_images, log)]
-
-
 # -- hansbench explain ---------------------------------------------------------------------------------
 class ExplainError(RuntimeError):
     """What ``hansbench explain`` cannot do, in one line for the user."""

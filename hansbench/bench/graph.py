@@ -16,7 +16,6 @@ from __future__ import annotations
 import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from hansbench.bench import keys
 from hansbench.bench.config import Suite
@@ -236,8 +235,3 @@ class Planner:
                     for e in exps:
                         rows.append(self.timing(self.explainer(model, e)))
         return Plan(rows, omitted)
-
-
-def describe(node: Node) -> dict[str, Any]:
-    """A JSON-able summary of a node (for logs and the store)."""
-    return {"type": node.type, "key": node.key, "ids": node.ids, "inputs": {r: n.key for r, n in node.inputs.items()}}

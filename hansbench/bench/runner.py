@@ -77,6 +77,12 @@ class Runner:
                  threads: int | None = None, node_timeout_s: float | None = None, wait_for_lock: bool = False):
         from hansbench.bench.device import resolve_device
 
+        if executor == "ray":
+            import importlib.util
+
+            if importlib.util.find_spec("ray") is None:
+                raise RuntimeError("--executor ray needs Ray, which the plain install leaves out: "
+                                   "pip install 'hansbench[ray]' (or use --executor local)")
         self.suite = suite
         self.out = Path(out)
         self.device = resolve_device(suite.device)
@@ -117,15 +123,15 @@ class Runner:
 
     def pending(self, plan: Plan) -> list[Node]:
         """Row nodes not done, preceded by the cached-output nodes they need that are not in the cache."""
+        from hansbench.bench.cache import entry_path
         from hansbench.bench.execute import CACHED_TYPES
 
         done = self.store.done_keys()
         rows = [n for n in plan.nodes if n.key not in done]
-        cache = self.out / "cache"
         needed: dict[str, Node] = {}
-        for node in rows:
+        for node in rows:  # checked on disk, without building a node environment (a warm rerun loads nothing)
             for a in node.ancestors():
-                if a.type in CACHED_TYPES and not (cache / a.type / f"{a.key}.pt").is_file():
+                if a.type in CACHED_TYPES and not entry_path(self.out / "cache", a.type, a.key).is_file():
                     needed.setdefault(a.key, a)
         order = {t: i for i, t in enumerate(CACHED_TYPES)}
         return sorted(needed.values(), key=lambda n: order[n.type]) + rows

@@ -100,6 +100,15 @@ class ResultsStore:
     def done_keys(self) -> set[str]:
         return {k for (k,) in self.conn.execute("SELECT key FROM jobs WHERE status='done'")}
 
+    _UPSERT_JOB = ("INSERT OR REPLACE INTO jobs (key, run_id, kind, scenario, seed, model, explainer, clusterer, metric,"
+                   " status, error, seconds, finished) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")
+
+    @staticmethod
+    def _job_row(key: str, run_id: int, kind: str, ids: dict, status: str, error: str | None, seconds: float) -> tuple:
+        return (key, run_id, kind, ids.get("scenario", ""), ids.get("seed", 0), ids.get("model", ""),
+                ids.get("explainer", ""), ids.get("clusterer", ""), ids.get("metric", ""), status, error, seconds,
+                time.time())
+
     def record_job(
         self, key: str, run_id: int, ids: dict, rows: Iterable[dict], *, seconds: float, error: str | None = None,
         status: str | None = None,
@@ -113,13 +122,8 @@ class ResultsStore:
         status = status or ("failed" if error else "done")
         with self.conn:
             self.conn.execute("DELETE FROM rows WHERE job_key=?", (key,))
-            self.conn.execute(
-                "INSERT OR REPLACE INTO jobs (key, run_id, kind, scenario, seed, model, explainer, clusterer, metric,"
-                " status, error, seconds, finished) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (key, run_id, ids.get("kind", ""), ids.get("scenario", ""), ids.get("seed", 0), ids.get("model", ""),
-                 ids.get("explainer", ""), ids.get("clusterer", ""), ids.get("metric", ""),
-                 status, error, seconds, time.time()),
-            )
+            self.conn.execute(self._UPSERT_JOB, self._job_row(key, run_id, ids.get("kind", ""), ids, status, error,
+                                                              seconds))
             self.conn.executemany(
                 "INSERT INTO rows (job_key, " + ", ".join(ROW_COLUMNS) + ") VALUES (?" + ",?" * len(ROW_COLUMNS) + ")",
                 [(key, *({**ids, "family": ids.get("metric", ""), **r}.get(c, "") for c in ROW_COLUMNS))
@@ -129,12 +133,8 @@ class ResultsStore:
     def record_nodes(self, run_id: int, records: Iterable[dict]) -> None:
         """Resource nodes computed on demand (maps, explainer set-up, retrained models): key, type, ids, seconds."""
         with self.conn:
-            self.conn.executemany(
-                "INSERT OR REPLACE INTO jobs (key, run_id, kind, scenario, seed, model, explainer, clusterer, metric,"
-                " status, error, seconds, finished) VALUES (?,?,?,?,?,?,?,?,?,'done',NULL,?,?)",
-                [(r["key"], run_id, r["type"], r["ids"].get("scenario", ""), r["ids"].get("seed", 0),
-                  r["ids"].get("model", ""), r["ids"].get("explainer", ""), r["ids"].get("clusterer", ""),
-                  r["ids"].get("metric", ""), r["seconds"], time.time()) for r in records])
+            self.conn.executemany(self._UPSERT_JOB, [self._job_row(r["key"], run_id, r["type"], r["ids"], "done", None,
+                                                                   r["seconds"]) for r in records])
 
     def jobs(self) -> pd.DataFrame:
         return pd.read_sql_query("SELECT key, run_id, kind, scenario, seed, model, explainer, clusterer, metric, status,"

@@ -36,6 +36,15 @@ def time_limit(seconds: float | None, label: str):
         signal.signal(signal.SIGALRM, previous)
 
 
+def run_limited(env: NodeEnv, node: Node, seconds: float | None) -> NodeResult:
+    """``env.run(node)`` under the per-node time limit (a node past it is a failed result, never a crash)."""
+    try:
+        with time_limit(seconds, node.label()):
+            return env.run(node)
+    except NodeTimeout as exc:  # raised outside env.run's own handler when the alarm hit late
+        return NodeResult(node.key, "failed", error=str(exc))
+
+
 def run_local(nodes: list[Node], spec: EnvSpec, on_result: OnResult, *, log=print,
               node_timeout_s: float | None = None, env: NodeEnv | None = None) -> None:
     env = env or NodeEnv(spec, log=log)
@@ -43,11 +52,7 @@ def run_local(nodes: list[Node], spec: EnvSpec, on_result: OnResult, *, log=prin
     for node in nodes:
         result = failed_input(node, failed)
         if result is None:
-            try:
-                with time_limit(node_timeout_s, node.label()):
-                    result = env.run(node)
-            except NodeTimeout as exc:  # raised outside env.run's own handler when the alarm hit late
-                result = NodeResult(node.key, "failed", error=str(exc))
+            result = run_limited(env, node, node_timeout_s)
         if result.status == "failed":
             failed[node.key] = result.error
             env.failed[node.key] = result.error

@@ -16,16 +16,12 @@ _ENVS: dict[str, NodeEnv] = {}  # one environment per worker process and spec
 
 
 def _run_in_worker(node: Node, spec: EnvSpec, node_timeout_s: float | None) -> NodeResult:
-    from hansbench.bench.executors.local import NodeTimeout, time_limit
+    from hansbench.bench.executors.local import run_limited
 
     key = repr(spec)
     if key not in _ENVS:
         _ENVS[key] = NodeEnv(spec)
-    try:
-        with time_limit(node_timeout_s, node.label()):
-            return _ENVS[key].run(node)
-    except NodeTimeout as exc:
-        return NodeResult(node.key, "failed", error=str(exc))
+    return run_limited(_ENVS[key], node, node_timeout_s)
 
 
 def run_ray(nodes: list[Node], spec: EnvSpec, on_result: OnResult, *, log=print, address: str | None = None,
