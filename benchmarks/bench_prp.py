@@ -21,11 +21,12 @@ from _common import eval_model, interleaved, machine, ratio
 
 from hansbench.bench.timing import gradient_pass, time_call
 from hansbench.methods.explainers import _zennit
-from hansbench.methods.explainers.prp import PRP, class_prototype_views, prp_composite, prp_reference_loop
+from hansbench.methods.explainers.prp import PRP, class_prototype_views, prp_composite
 from hansbench.models.backbones import build_backbone
 from hansbench.models.classifier import Classifier
 from hansbench.models.protopnet import ProtoPNet
 from hansbench.registry import explainers
+from hansbench.testing import prp_reference_loop
 
 BATCH, SIZE, CLASSES, PER_CLASS, DIM = 16, 32, 5, 5, 32  # the quick suite's ProtoPNet shape
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)

@@ -1,4 +1,9 @@
-"""What tests, benchmarks and plugin authors share: planted-structure data with a known answer.
+"""What tests, benchmarks and plugin authors share: data with a known answer, tiny models, references.
+
+Planted-structure views and blob maps (clusterers), a corner-square artifact and tiny models
+(explainers and metrics), and :func:`prp_reference_loop`, the per-image, per-prototype PRP that
+the batched explainer is tested against and timed against. (The harness's timer and memory
+sampler are :mod:`hansbench.bench.timing`, used by the runner and the benchmarks alike.)
 
 :func:`planted_views` makes multi-view maps in which each view alone is ambiguous and all views
 together determine the groups -- the data on which a multi-view clusterer must beat a single-view
@@ -92,3 +97,30 @@ def tiny_model(kind: str = "classifier", *, num_classes: int = 3, side: int = 16
     with torch.no_grad():  # running statistics that differ from the identity
         model(torch.randn(8, 3, side, side))
     return model.eval()
+
+
+def prp_reference_loop(model, x, target, epsilon: float = 1e-12):
+    """PRP the way the authors' code computes it: one forward and backward per image and prototype.
+
+    Same composite and rules as :class:`PRP`; kept as the independent reference that tests
+    compare the batched explainer against and that ``benchmarks/bench_prp.py`` times.
+    """
+    import torch
+
+    from hansbench.methods.explainers import _zennit
+    from hansbench.methods.explainers.prp import class_prototype_views, prp_composite
+
+    views = class_prototype_views(model, target)
+    out = torch.zeros(*views.shape, *x.shape[-2:], device=x.device)
+    with _zennit.explaining(model, prp_composite(model, epsilon)):
+        for b in range(x.shape[0]):
+            for v, j in enumerate(views[b].tolist()):
+                if j < 0:  # padding view of a pruned prototype: a zero map
+                    continue
+                xb = x[b : b + 1].detach().clone().requires_grad_(True)
+                s = model.scores(xb)
+                start = torch.zeros_like(s)
+                start[0, j] = s[0, j].detach()
+                (r,) = torch.autograd.grad(s, xb, start)
+                out[b, v] = r.sum(1)[0]
+    return out

@@ -178,10 +178,10 @@ def test_warm_rerun_loads_and_computes_nothing(tiny_out):
 def test_node_times_are_stored_on_the_node_that_spent_them(tiny_out):
     _, out = tiny_out
     with sqlite3.connect(out / "results.sqlite") as db:
-        model_s = db.execute("SELECT seconds FROM jobs WHERE kind='model'").fetchone()[0]
-        acc_s = db.execute("SELECT seconds FROM jobs WHERE metric='model-accuracy'").fetchone()[0]
-        kinds = {k for (k,) in db.execute("SELECT DISTINCT kind FROM jobs WHERE status='done'")}
-    assert {"data", "model", "maps", "clustering", "metric", "timing"} <= kinds
+        model_s = db.execute("SELECT seconds FROM jobs WHERE node_type='model'").fetchone()[0]
+        acc_s = db.execute("SELECT seconds FROM jobs WHERE family='model-accuracy'").fetchone()[0]
+        node_types = {k for (k,) in db.execute("SELECT DISTINCT node_type FROM jobs WHERE status='done'")}
+    assert {"data", "model", "maps", "clustering", "metric", "timing"} <= node_types
     assert model_s > acc_s  # training is billed to the model node, not to the first metric that needs it
 
 
@@ -211,7 +211,7 @@ def test_corrupt_cache_entry_is_recomputed_and_named(tiny_out, tmp_path):
     suite.metrics["model-accuracy"] = {}
     logs = []
     with sqlite3.connect(copy / "results.sqlite") as db:  # forget one metric that needs the model
-        db.execute("DELETE FROM jobs WHERE metric='model-accuracy'")
+        db.execute("DELETE FROM jobs WHERE family='model-accuracy'")
     runner = Runner(suite, copy, progress=False, log=logs.append)
     summary = runner.run()
     assert summary.done == 1 and not summary.failed

@@ -100,3 +100,60 @@ def test_cache_keys_depend_on_content(tmp_path):
     m1 = ws.cached_module({"m": 1}, lambda: torch.nn.Linear(2, 2), init=lambda: torch.nn.Linear(2, 2))
     m2 = ws.cached_module({"m": 1}, lambda: pytest.fail("retrained"), init=lambda: torch.nn.Linear(2, 2))
     assert torch.equal(m1.weight, m2.weight)
+
+
+_V1_SCHEMA = """
+CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, suite TEXT, config TEXT, git_commit TEXT, versions TEXT,
+    device TEXT, started REAL, finished REAL, status TEXT);
+CREATE TABLE jobs (key TEXT PRIMARY KEY, run_id INTEGER, kind TEXT, scenario TEXT, seed INTEGER, model TEXT,
+    explainer TEXT, clusterer TEXT, metric TEXT, status TEXT, error TEXT, seconds REAL, finished REAL);
+CREATE TABLE rows (id INTEGER PRIMARY KEY AUTOINCREMENT, job_key TEXT REFERENCES jobs(key), scenario TEXT,
+    seed INTEGER, model TEXT, explainer TEXT, clusterer TEXT, family TEXT, metric TEXT, split TEXT, stage TEXT,
+    detail TEXT, value REAL, unit TEXT, higher_is_better INTEGER);
+INSERT INTO jobs VALUES ('k1', 1, 'metric', 'CH-50', 0, 'classifier', 'lrp', '', 'reliance', 'done', NULL, 2.5, 0);
+INSERT INTO jobs VALUES ('k2', 1, 'metric', 'CH-50', 0, 'classifier', 'lrp', '', 'roar', 'not-applicable',
+    'needs a retrainable model', 0, 0);
+INSERT INTO rows (job_key, scenario, seed, model, explainer, clusterer, family, metric, split, stage, detail, value,
+    unit, higher_is_better) VALUES ('k1', 'CH-50', 0, 'classifier', 'lrp', '', 'reliance', 'flip-rate', 'clean_test',
+    '', '', 19.5, '%', 1);
+"""
+
+
+def test_store_v1_is_migrated_in_place_keeping_every_row(tmp_path):
+    """A v1 store (jobs.kind / jobs.metric) opens as v2 (node_type / family) with its jobs and rows intact."""
+    from hansbench.bench.leaderboard import omitted_from_jobs
+    from hansbench.bench.store import SCHEMA_VERSION
+
+    path = tmp_path / "results.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(_V1_SCHEMA)
+    store = ResultsStore(path)
+    assert store.migrated_from == 1
+    jobs = store.jobs().set_index("key")
+    assert jobs.loc["k1", "node_type"] == "metric" and jobs.loc["k1", "family"] == "reliance"
+    assert store.is_done("k1") and not store.is_done("k2")
+    r = store.rows()
+    assert (r.family.tolist(), r.metric.tolist(), r.value.tolist()) == (["reliance"], ["flip-rate"], [19.5])
+    assert omitted_from_jobs(store.jobs()).family.tolist() == ["roar"]
+    assert "metric" in store.time_report()  # the report groups by node_type
+    store.record_job("k3", 1, {"node_type": "metric", "scenario": "CH-50", "metric": "reliance"},
+                     [{"metric": "asr", "value": 1.0}], seconds=0.1)
+    store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("SELECT node_type, family FROM jobs WHERE key='k3'").fetchone() == ("metric", "reliance")
+    assert ResultsStore(path).migrated_from == SCHEMA_VERSION  # opening again changes nothing
+
+
+def test_store_from_a_newer_hansbench_or_not_a_store_is_refused_clearly(tmp_path):
+    from hansbench.bench.store import SCHEMA_VERSION, StoreVersionError
+
+    newer = tmp_path / "newer.sqlite"
+    with sqlite3.connect(newer) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreVersionError, match="upgrade hansbench"):
+        ResultsStore(newer)
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(StoreVersionError, match="not a readable results store"):
+        ResultsStore(junk)

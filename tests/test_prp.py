@@ -17,10 +17,10 @@ from hansbench.methods.explainers.prp import (
     class_prototype_views,
     prototype_relevance,
     prp_composite,
-    prp_reference_loop,
 )
 from hansbench.models.backbones import FeatureBackbone
 from hansbench.models.protopnet import ProtoPNet, PrototypeLayer
+from hansbench.testing import prp_reference_loop
 
 TARGET = torch.tensor([0, 1, 2, 1])
 
@@ -97,7 +97,7 @@ def test_prp_conserves_relevance_on_bias_free_chain(tiny_images):
     torch.testing.assert_close(maps.sum(dim=(-1, -2)), scores, rtol=1e-4, atol=1e-5)
 
 
-def test_prp_batch_equalsprp_reference_loop(tiny_protopnet, tiny_images):
+def test_prp_batch_equals_prp_reference_loop(tiny_protopnet, tiny_images):
     maps = PRP().explain(tiny_protopnet, tiny_images, TARGET)
     torch.testing.assert_close(maps, prp_reference_loop(tiny_protopnet, tiny_images, TARGET), rtol=1e-4, atol=1e-6)
     assert maps.abs().sum() > 0

@@ -230,9 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from hansbench.bench.store import StoreVersionError
+
     try:
         return args.fn(args)
-    except UnknownNameError as exc:
+    except (UnknownNameError, StoreVersionError) as exc:
         print(f"hansbench: {exc}", file=sys.stderr)
         return 2
 

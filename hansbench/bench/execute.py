@@ -277,20 +277,20 @@ class NodeEnv:
 
     def _node_model(self, node: Node):
         data = self.output(node.inputs["data"])
-        kind = node.params["kind"]
+        kind = node.params["model_kind"]
         model = self._train(kind, node.params["raw"], data.train, data, node.ids["seed"],
                             f"{kind} for {node.ids['scenario']} seed {node.ids['seed']}")
         return model, model.state_dict()
 
     def _load_model(self, node: Node, state: dict) -> torch.nn.Module:
-        return self._model_from_state(node.params["kind"], node.params["raw"], self.output(node.inputs["data"]), state)
+        return self._model_from_state(node.params["model_kind"], node.params["raw"], self.output(node.inputs["data"]), state)
 
     def retrainer(self, model_node: Node) -> Callable[[Split, str], torch.nn.Module]:
         """``ctx.train_model``: a fresh model of the node's kind and recipe on another training set."""
 
         def train_on(train: Split, tag: str = "") -> torch.nn.Module:
             data = self.output(model_node.inputs["data"])
-            kind, config = model_node.params["kind"], model_node.params["raw"]
+            kind, config = model_node.params["model_kind"], model_node.params["raw"]
             params = {**model_node.params, "retrain_on": {"images": train.images, "labels": train.labels}}
             key = keys.node_key("model", params, model_node.code, {"data": model_node.inputs["data"].key})
             state = self.ws.load("model", key)

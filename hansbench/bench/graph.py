@@ -125,7 +125,7 @@ class Planner:
             cfg = self.suite.models[kind]
             code = keys.digest([keys.package_version("hansbench.models"), _plugin_version(model_kinds, kind),
                                 _plugin_version(backbones, cfg.get("backbone", DEFAULT_BACKBONE))], 16)
-            self._memo[k] = Node("model", {"kind": kind, "config": keys.with_file_digests(cfg), "raw": cfg,
+            self._memo[k] = Node("model", {"model_kind": kind, "config": keys.with_file_digests(cfg), "raw": cfg,
                                            "device": self.device_type},
                                  {"data": data}, code,
                                  {**data.ids, "model": kind}, gpu=True)

@@ -555,22 +555,22 @@ def _summary(tables: list[Table], models: list[str], gates: dict[str, list[str]]
 
 
 def _omitted(omitted: pd.DataFrame | None, scenario: str) -> list[str]:
-    """'metric: reason (n combinations)', one line per metric x reason."""
+    """'family: reason (n combinations)', one line per registered metric x reason."""
     if omitted is None or omitted.empty:
         return []
     d = omitted[omitted.scenario.astype(str) == scenario]
     if d.empty:
         return []
-    d = d.assign(metric=d.metric.fillna("").astype(str), reason=d.reason.fillna("").astype(str))
+    d = d.assign(family=d.family.fillna("").astype(str), reason=d.reason.fillna("").astype(str))
     lines = []
-    for (metric, reason), g in d.groupby(["metric", "reason"], sort=False):
-        lines.append(f"{metric}: {reason} ({len(g)} combination{'s' if len(g) != 1 else ''})")
+    for (family, reason), g in d.groupby(["family", "reason"], sort=False):
+        lines.append(f"{family}: {reason} ({len(g)} combination{'s' if len(g) != 1 else ''})")
     return lines
 
 
 def omitted_from_jobs(jobs: pd.DataFrame, job_keys: Any = None) -> pd.DataFrame:
     """The planner's left-out combinations (``jobs.status == 'not-applicable'``) as the ``omitted`` frame."""
-    cols = ["scenario", "seed", "model", "explainer", "clusterer", "metric", "reason"]
+    cols = ["scenario", "seed", "model", "explainer", "clusterer", "family", "reason"]
     if jobs is None or jobs.empty:
         return pd.DataFrame(columns=cols)
     d = jobs[jobs.status == "not-applicable"]
@@ -670,7 +670,8 @@ def write_leaderboard(rows: pd.DataFrame, out: Path, *, suite: str, figures: lis
 
     ``figures``: file names in ``out`` (shown at the end) or objects with ``scenario``, ``file`` and
     ``caption`` (shown in their scenario's section). ``omitted``: combinations the planner left out,
-    columns scenario, seed, model, explainer, clusterer, metric, reason (:func:`omitted_from_jobs`).
+    columns scenario, seed, model, explainer, clusterer, family (the registered metric), reason
+    (:func:`omitted_from_jobs`).
     ``partial``: why the run is incomplete (e.g. interrupted); said at the top of every format.
     """
     out = Path(out)

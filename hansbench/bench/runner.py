@@ -153,13 +153,13 @@ class Runner:
         run_id = self.store.start_run(self.suite.name, self.suite.raw, str(self.device))
         summary.run_id = run_id
         for om in plan.omitted:
-            self.store.record_job(omitted_key(om.ids), run_id, {"kind": "metric", **om.ids}, [], seconds=0.0,
+            self.store.record_job(omitted_key(om.ids), run_id, {"node_type": "metric", **om.ids}, [], seconds=0.0,
                                   error=om.reason, status="not-applicable")
         status = "interrupted"
         bar = tqdm(total=len(todo), desc="nodes", disable=not self.progress, unit="node")
 
         def on_result(node: Node, result) -> None:
-            ids = {"kind": node.type, **node.ids}
+            ids = {"node_type": node.type, **node.ids}
             if result.records:
                 self.store.record_nodes(run_id, result.records)
                 for r in result.records:

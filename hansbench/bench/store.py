@@ -1,8 +1,15 @@
 """The results store: one SQLite database per results directory.
 
-Tables: ``runs`` (suite, config, commit, versions, device, times), ``jobs`` (key,
-status, error with traceback, seconds) and ``rows`` (flat metric records). A job's rows
-and its status are written in one transaction: a crash loses at most the job in flight.
+Tables: ``runs`` (suite, config, commit, versions, device, times), ``jobs`` (one per graph
+node: key, ``node_type``, ids, status, error with traceback, seconds) and ``rows`` (flat
+metric records). A job's rows and its status are written in one transaction: a crash loses
+at most the job in flight.
+
+One word, one meaning, in both tables: ``family`` is the registered metric that ran (a
+job's, and the one that emitted a row); ``metric`` is a value's name (one family emits
+several); ``node_type`` is what a job computed (data, model, maps, clustering, metric, ...).
+The schema version is SQLite's ``user_version`` (:data:`SCHEMA_VERSION`); older stores are
+migrated in place when opened (:func:`migrate`), newer ones are refused with a clear error.
 """
 
 from __future__ import annotations
@@ -31,8 +38,8 @@ CREATE TABLE IF NOT EXISTS runs (
     device TEXT, started REAL, finished REAL, status TEXT
 );
 CREATE TABLE IF NOT EXISTS jobs (
-    key TEXT PRIMARY KEY, run_id INTEGER, kind TEXT, scenario TEXT, seed INTEGER, model TEXT,
-    explainer TEXT, clusterer TEXT, metric TEXT, status TEXT, error TEXT, seconds REAL, finished REAL
+    key TEXT PRIMARY KEY, run_id INTEGER, node_type TEXT, scenario TEXT, seed INTEGER, model TEXT,
+    explainer TEXT, clusterer TEXT, family TEXT, status TEXT, error TEXT, seconds REAL, finished REAL
 );
 CREATE TABLE IF NOT EXISTS rows (
     id INTEGER PRIMARY KEY AUTOINCREMENT, job_key TEXT REFERENCES jobs(key), scenario TEXT, seed INTEGER,
@@ -41,6 +48,57 @@ CREATE TABLE IF NOT EXISTS rows (
 );
 CREATE INDEX IF NOT EXISTS rows_job ON rows(job_key);
 """
+
+SCHEMA_VERSION = 2
+# version -> statements that bring a store of that version to the next one
+_MIGRATIONS = {
+    # v1 (hansbench <= 0.2 stores, user_version 0): jobs.kind held the node type and jobs.metric the
+    # registered metric, which rows call ``family``
+    1: ["ALTER TABLE jobs RENAME COLUMN kind TO node_type", "ALTER TABLE jobs RENAME COLUMN metric TO family"],
+}
+
+
+class StoreVersionError(RuntimeError):
+    """The results store was written by a newer hansbench (or is not a hansbench store)."""
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+
+
+def _stored_version(conn: sqlite3.Connection) -> int:
+    """``user_version``; 0 means unversioned: 1 when the v1 tables exist, else a new, empty file."""
+    v = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if v == 0 and "kind" in _columns(conn, "jobs"):
+        return 1
+    return v
+
+
+def migrate(conn: sqlite3.Connection, path: Path | str = "results.sqlite") -> int:
+    """Bring the store to :data:`SCHEMA_VERSION` atomically; returns the version it had (0: a new file)."""
+    found = _stored_version(conn)
+    if found > SCHEMA_VERSION:
+        raise StoreVersionError(
+            f"{path} has results-store schema version {found}, but this hansbench reads up to {SCHEMA_VERSION}: "
+            "upgrade hansbench, or use another --out directory")
+    if found == SCHEMA_VERSION:
+        return found
+    conn.execute("BEGIN")
+    try:
+        if found == 0:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        for v in range(max(found, 1), SCHEMA_VERSION) if found else ():
+            for statement in _MIGRATIONS[v]:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return found
+
 
 PACKAGES = ("torch", "torchvision", "captum", "zennit", "zennit-crp", "scikit-learn", "numpy", "scipy", "hansbench")
 
@@ -69,7 +127,12 @@ class ResultsStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(self.path)
-        self.conn.executescript(SCHEMA)
+        try:
+            self.migrated_from = migrate(self.conn, self.path)
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            raise StoreVersionError(f"{self.path} is not a readable results store ({exc}); "
+                                    "move it away or use another --out directory") from exc
 
     def close(self) -> None:
         self.conn.close()
@@ -100,12 +163,13 @@ class ResultsStore:
     def done_keys(self) -> set[str]:
         return {k for (k,) in self.conn.execute("SELECT key FROM jobs WHERE status='done'")}
 
-    _UPSERT_JOB = ("INSERT OR REPLACE INTO jobs (key, run_id, kind, scenario, seed, model, explainer, clusterer, metric,"
+    _UPSERT_JOB = ("INSERT OR REPLACE INTO jobs (key, run_id, node_type, scenario, seed, model, explainer, clusterer,"
+                   " family,"
                    " status, error, seconds, finished) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")
 
     @staticmethod
-    def _job_row(key: str, run_id: int, kind: str, ids: dict, status: str, error: str | None, seconds: float) -> tuple:
-        return (key, run_id, kind, ids.get("scenario", ""), ids.get("seed", 0), ids.get("model", ""),
+    def _job_row(key: str, run_id: int, node_type: str, ids: dict, status: str, error: str | None, seconds: float) -> tuple:
+        return (key, run_id, node_type, ids.get("scenario", ""), ids.get("seed", 0), ids.get("model", ""),
                 ids.get("explainer", ""), ids.get("clusterer", ""), ids.get("metric", ""), status, error, seconds,
                 time.time())
 
@@ -122,7 +186,7 @@ class ResultsStore:
         status = status or ("failed" if error else "done")
         with self.conn:
             self.conn.execute("DELETE FROM rows WHERE job_key=?", (key,))
-            self.conn.execute(self._UPSERT_JOB, self._job_row(key, run_id, ids.get("kind", ""), ids, status, error,
+            self.conn.execute(self._UPSERT_JOB, self._job_row(key, run_id, ids.get("node_type", ""), ids, status, error,
                                                               seconds))
             self.conn.executemany(
                 "INSERT INTO rows (job_key, " + ", ".join(ROW_COLUMNS) + ") VALUES (?" + ",?" * len(ROW_COLUMNS) + ")",
@@ -137,7 +201,7 @@ class ResultsStore:
                                                                    r["seconds"]) for r in records])
 
     def jobs(self) -> pd.DataFrame:
-        return pd.read_sql_query("SELECT key, run_id, kind, scenario, seed, model, explainer, clusterer, metric, status,"
+        return pd.read_sql_query("SELECT key, run_id, node_type, scenario, seed, model, explainer, clusterer, family, status,"
                                  " error, seconds FROM jobs", self.conn)
 
     def time_report(self, run_id: int | None = None, top: int = 10) -> str:
@@ -149,16 +213,16 @@ class ResultsStore:
         if jobs.empty:
             return "no finished nodes"
         total = float(jobs.seconds.sum())
-        by = jobs.groupby("kind").seconds.agg(["sum", "count"]).sort_values("sum", ascending=False)
+        by = jobs.groupby("node_type").seconds.agg(["sum", "count"]).sort_values("sum", ascending=False)
         lines = [f"time by node type (total {total:.1f} s of node work):"]
-        for kind, r in by.iterrows():
-            lines.append(f"  {kind:<11} {r['sum']:8.1f} s  {100 * r['sum'] / max(total, 1e-9):5.1f} %  "
+        for node_type, r in by.iterrows():
+            lines.append(f"  {node_type:<11} {r['sum']:8.1f} s  {100 * r['sum'] / max(total, 1e-9):5.1f} %  "
                          f"({int(r['count'])} nodes)")
         lines.append(f"costliest {min(top, len(jobs))} nodes:")
         for _, r in jobs.nlargest(top, "seconds").iterrows():
-            what = " ".join(str(v) for v in (r.scenario, f"seed {r.seed}", r.model, r.explainer, r.clusterer, r.metric)
+            what = " ".join(str(v) for v in (r.scenario, f"seed {r.seed}", r.model, r.explainer, r.clusterer, r.family)
                             if v not in ("", None))
-            lines.append(f"  {r.seconds:8.1f} s  {r.kind:<10} {what}")
+            lines.append(f"  {r.seconds:8.1f} s  {r.node_type:<10} {what}")
         return "\n".join(lines)
 
     def rows(self, job_keys: Iterable[str] | None = None) -> pd.DataFrame:

@@ -204,25 +204,3 @@ class ProtoPNetLRP(Explainer):
         )
         rel = _zennit.input_relevance(model, composite, model, x, _zennit.one_hot_logit(target), self._max_batch)
         return rel.unsqueeze(1)
-
-
-def prp_reference_loop(model: nn.Module, x: torch.Tensor, target: torch.Tensor, epsilon: float = 1e-12) -> torch.Tensor:
-    """PRP the way the authors' code computes it: one forward and backward per image and prototype.
-
-    Same composite and rules as :class:`PRP`; kept as the independent reference that tests
-    compare the batched explainer against and that ``benchmarks/bench_prp.py`` times.
-    """
-    views = class_prototype_views(model, target)
-    out = torch.zeros(*views.shape, *x.shape[-2:], device=x.device)
-    with _zennit.explaining(model, prp_composite(model, epsilon)):
-        for b in range(x.shape[0]):
-            for v, j in enumerate(views[b].tolist()):
-                if j < 0:  # padding view of a pruned prototype: a zero map
-                    continue
-                xb = x[b : b + 1].detach().clone().requires_grad_(True)
-                s = model.scores(xb)
-                start = torch.zeros_like(s)
-                start[0, j] = s[0, j].detach()
-                (r,) = torch.autograd.grad(s, xb, start)
-                out[b, v] = r.sum(1)[0]
-    return out
