@@ -4,8 +4,10 @@
 #
 #   bash benchmarks/gpu_check.sh OUT_DIR
 #
-# Writes OUT_DIR/{env.txt, pytest_cuda.txt, bench_cuda.txt, run.txt, run/ (results), status.txt}
-# and exits non-zero if any step failed (every step runs regardless).
+# Writes OUT_DIR/{env.txt, pytest_cuda.txt, bench_cuda.txt, run.txt, run/ (results), status.txt,
+# gpu_results.json} and exits non-zero if any step failed (every step runs regardless). Copy
+# gpu_results.json to benchmarks/ and run `python benchmarks/report.py --render`: PERFORMANCE.md then
+# shows each step's outcome and time with the card named.
 set -u
 OUT=${1:?usage: benchmarks/gpu_check.sh OUT_DIR}
 mkdir -p "$OUT"
@@ -31,5 +33,19 @@ step bench_cuda 120 "$PY" benchmarks/bench_relevance_ordering.py
 # 3. one scenario end to end on CUDA
 step run 240 "$PY" -m hansbench.bench.cli run --suite benchmarks/gpu_one_scenario.toml --device cuda \
   --out "$OUT/run" --no-progress --no-figures
+"$PY" - "$OUT" <<'PYEOF'
+import datetime, json, pathlib, sys
+out = pathlib.Path(sys.argv[1])
+env = (out / "env.txt").read_text().strip().splitlines()
+rows = []
+for line in (out / "status.txt").read_text().splitlines():
+    name, rc, secs = line.split()
+    ok = rc == "rc=0"
+    last = [l for l in (out / f"{name}.txt").read_text().strip().splitlines() if l.strip()][-1:] if (out / f"{name}.txt").exists() else []
+    rows.append({"what": name, "value": f"{secs}, {'passed' if ok else 'FAILED ' + rc}: {last[0][:120].replace('|', '/') if last else ''}",
+                 "verdict": "met" if ok else "**missed**"})
+json.dump({"card": env[-1] if env else "?", "date": datetime.date.today().isoformat(), "rows": rows},
+          open(out / "gpu_results.json", "w"), indent=1)
+PYEOF
 cat "$OUT/status.txt"
 exit $status

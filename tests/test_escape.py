@@ -93,7 +93,7 @@ def test_examples():
 
 
 def test_leaderboard_escapes_names_in_every_format(tmp_path):
-    from hansbench.bench.leaderboard import write_leaderboard
+    from hansbench.bench.publish import write_leaderboard
     from hansbench.bench.store import ROW_COLUMNS
 
     base = dict(seed=0, model="classifier", clusterer="", split="", stage="", detail="", unit="", family="fam",

@@ -22,7 +22,8 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from hansbench.bench.figures import Figure  # noqa: E402
-from hansbench.bench.leaderboard import build_sections, write_leaderboard  # noqa: E402
+from hansbench.bench.leaderboard import build_sections  # noqa: E402
+from hansbench.bench.publish import write_leaderboard  # noqa: E402
 from hansbench.bench.store import ROW_COLUMNS  # noqa: E402
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)

@@ -15,12 +15,10 @@ from hansbench.bench.leaderboard import (
     TIMING_FAMILY,
     build_sections,
     build_tables,
-    csv_name,
     omitted_from_jobs,
     presentation,
-    to_latex,
-    write_leaderboard,
 )
+from hansbench.bench.publish import csv_name, to_latex, write_leaderboard
 from hansbench.bench.store import ROW_COLUMNS
 from hansbench.metrics.base import Metric
 from hansbench.registry import explainers, metrics

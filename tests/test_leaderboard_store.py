@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from hansbench.bench.cache import Workspace, hash_key
-from hansbench.bench.leaderboard import build_tables, to_latex, write_leaderboard
+from hansbench.bench.leaderboard import build_tables
+from hansbench.bench.publish import to_latex, write_leaderboard
 from hansbench.bench.store import ROW_COLUMNS, ResultsStore
 
 

@@ -51,6 +51,25 @@ def test_pruned_knn_is_the_all_pairs_knn(distance, n, views, k):
         assert i_pruned["ot_pairs_solved"] < 0.8 * i_pruned["ot_pairs"]  # and pruning skipped a lot of it
 
 
+@pytest.mark.parametrize("distance,n_jobs", [("wasserstein", 3), ("gromov", 2)])
+def test_threaded_blocks_give_the_all_pairs_knn(distance, n_jobs):
+    """Pairs solved in ``n_jobs`` threads (each block its own table of solved pairs): the kNN graph is the
+    all-pairs one, edge for edge, whatever the block split; only the count of solved pairs may differ."""
+    pytest.importorskip("ot")
+    x = _blobs(31, 2, seed=7)  # 31 rows: blocks of unequal size
+    reference = _both(x, distance=distance, n_neighbors=5, n_jobs=1)
+    threaded = _Recorder(downsample=None, time_budget_s=1e9, distance=distance, n_neighbors=5, n_jobs=n_jobs)
+    labels = threaded.fit_predict(x)
+    assert (_Recorder.graphs[True] != reference[False][2]).nnz == 0
+    np.testing.assert_array_equal(labels, reference[False][0])
+    assert threaded.result_.info["eigenvalues"] == reference[False][1]["eigenvalues"]
+
+
+def test_n_jobs_is_checked():
+    with pytest.raises(ValueError, match="n_jobs"):
+        clusterers.get("spray-wasserstein")(n_jobs=0).fit_predict(_blobs(12, 1))
+
+
 @pytest.mark.parametrize("distance", ["wasserstein", "gromov"])
 def test_bounds_never_exceed_the_solved_distances(distance):
     ot = pytest.importorskip("ot")

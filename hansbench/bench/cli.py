@@ -56,7 +56,8 @@ def write_outputs(runner, summary, *, figures: bool = True) -> dict:
         return {k: runner.out / v for k, v in previous.get("paths", {}).items()}
 
     from hansbench.bench.figures import ordering_curves, session_figures
-    from hansbench.bench.leaderboard import omitted_from_jobs, write_leaderboard
+    from hansbench.bench.leaderboard import omitted_from_jobs
+    from hansbench.bench.publish import write_leaderboard
     from hansbench.bench.runner import omitted_key
 
     rows = runner.store.rows(summary.job_keys)
@@ -142,7 +143,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Rebuild tables from an existing results directory (all rows in its store)."""
-    from hansbench.bench.leaderboard import write_leaderboard
+    from hansbench.bench.publish import write_leaderboard
     from hansbench.bench.store import ResultsStore
 
     db = Path(args.out) / "results.sqlite"
