@@ -203,14 +203,14 @@ def test_timing_comes_last_unranked():
     assert tables[-1].frame.explainer.tolist() == ["b", "a"]
 
 
-def test_not_computed_lines_group_by_metric_and_reason():
+def test_not_computed_lines_group_by_family_and_reason():
     jobs = pd.DataFrame([dict(key=f"k{i}", status="not-applicable", scenario="CH-50", seed=0, model="classifier",
-                              explainer=e, clusterer="", metric="prototype-pruning",
+                              explainer=e, clusterer="", family="prototype-pruning",
                               error="prototype-pruning needs one map per prototype") for i, e in enumerate("abc")]
                         + [dict(key="z", status="done", scenario="CH-50", seed=0, model="classifier", explainer="a",
-                                clusterer="", metric="m", error=None)])
+                                clusterer="", family="m", error=None)])
     om = omitted_from_jobs(jobs)
-    assert len(om) == 3 and list(om.columns) == ["scenario", "seed", "model", "explainer", "clusterer", "metric",
+    assert len(om) == 3 and list(om.columns) == ["scenario", "seed", "model", "explainer", "clusterer", "family",
                                                  "reason"]
     sec = build_sections(rows([ordering("a", 1.0)]), om)[0]
     assert sec.omitted == ["prototype-pruning: prototype-pruning needs one map per prototype (3 combinations)"]
@@ -254,7 +254,7 @@ def test_writers_escape_html_markdown_and_latex(tmp_path):
     evil = "<script>alert(1)</script>&5%"
     df = rows([ordering(evil, 1.0), ordering("x", 2.0)])
     paths = write_leaderboard(df, tmp_path, suite="<b>s</b>", omitted=pd.DataFrame(
-        [dict(scenario="CH-50", seed=0, model="m", explainer="", clusterer="", metric="<i>m</i>", reason="a & b")]))
+        [dict(scenario="CH-50", seed=0, model="m", explainer="", clusterer="", family="<i>m</i>", reason="a & b")]))
     page = paths["leaderboard.html"].read_text()
     assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;&amp;5%" in page
     assert "<b>s</b>" not in page and "&lt;i&gt;m&lt;/i&gt;" in page
