@@ -80,9 +80,10 @@ class Runner:
         if executor == "ray":
             import importlib.util
 
-            if importlib.util.find_spec("ray") is None:
-                raise RuntimeError("--executor ray needs Ray, which the plain install leaves out: "
-                                   "pip install 'hansbench[ray]' (or use --executor local)")
+            from hansbench.bench.executors.ray import RAY_MISSING
+
+            if importlib.util.find_spec("ray") is None:  # before anything is written
+                raise RuntimeError(RAY_MISSING)
         self.suite = suite
         self.out = Path(out)
         self.device = resolve_device(suite.device)

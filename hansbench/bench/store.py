@@ -85,13 +85,12 @@ def migrate(conn: sqlite3.Connection, path: Path | str = "results.sqlite") -> in
         return found
     conn.execute("BEGIN")
     try:
-        if found == 0:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-        for v in range(max(found, 1), SCHEMA_VERSION) if found else ():
-            for statement in _MIGRATIONS[v]:
-                conn.execute(statement)
+        if found == 0:  # a new file: today's schema
+            statements = [st for st in SCHEMA.split(";") if st.strip()]
+        else:  # an older store: each version's steps to the next, in order
+            statements = [st for v in range(found, SCHEMA_VERSION) for st in _MIGRATIONS[v]]
+        for statement in statements:
+            conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:

@@ -24,12 +24,16 @@ def _run_in_worker(node: Node, spec: EnvSpec, node_timeout_s: float | None) -> N
     return run_limited(_ENVS[key], node, node_timeout_s)
 
 
+RAY_MISSING = ("--executor ray needs Ray, which the plain install leaves out: "
+               "pip install 'hansbench[ray]' (or use --executor local)")
+
+
 def run_ray(nodes: list[Node], spec: EnvSpec, on_result: OnResult, *, log=print, address: str | None = None,
             node_timeout_s: float | None = None) -> None:
     try:
         import ray
     except ImportError:
-        raise RuntimeError("--executor ray needs Ray: pip install 'hansbench[ray]'") from None
+        raise RuntimeError(RAY_MISSING) from None
     started = False
     if not ray.is_initialized():
         ray.init(address=address, log_to_driver=False, include_dashboard=False) if address else \

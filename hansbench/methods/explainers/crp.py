@@ -14,6 +14,8 @@ over B*k repeated images.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -64,12 +66,12 @@ class CRP(Explainer):
     def _layer(self, model: nn.Module) -> nn.Module:
         return model.cam_layer if self.layer is None else model.get_submodule(self.layer)
 
-    def _lrp(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor, channel: torch.Tensor | None = None,
-             *, layer_relevance: bool = False) -> torch.Tensor:
-        """LRP of ``target`` for ``x`` [N, C, H, W], the relevance at the layer masked to channel
-        ``channel`` [N] of each sample (None: unmasked). Returns the input map [N, H, W] (colour
-        channels summed), or the channel relevance at the layer [N, channels] (summed over space)
-        if ``layer_relevance``."""
+    @contextmanager
+    def _modified_forward(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor,
+                          channel: torch.Tensor | None = None) -> Iterator[tuple[torch.Tensor, ...]]:
+        """One forward of ``x`` under the LRP composite with the concept layer's output captured:
+        yields (input with grad, logits, layer output, the target logit as initial relevance).
+        ``channel`` [N]: the layer's relevance is masked to that channel per sample (eq. 8)."""
         store: dict[str, torch.Tensor] = {}
 
         def capture(module, inputs, output):
@@ -84,10 +86,18 @@ class CRP(Explainer):
             with torch.enable_grad(), lrp_composite().context(model) as modified:
                 out = modified(xin)
                 init = F.one_hot(target.to(out.device), out.shape[1]).to(out.dtype) * out.detach()
-                wrt = store["out"] if layer_relevance else xin
-                (rel,) = torch.autograd.grad(out, wrt, grad_outputs=init)
+                yield xin, out, store["out"], init
         finally:
             handle.remove()
+
+    def _lrp(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor, channel: torch.Tensor | None = None,
+             *, layer_relevance: bool = False) -> torch.Tensor:
+        """LRP of ``target`` for ``x`` [N, C, H, W], the relevance at the layer masked to channel
+        ``channel`` [N] of each sample (None: unmasked). Returns the input map [N, H, W] (colour
+        channels summed), or the channel relevance at the layer [N, channels] (summed over space)
+        if ``layer_relevance``."""
+        with self._modified_forward(model, x, target, channel) as (xin, out, layer, init):
+            (rel,) = torch.autograd.grad(out, layer if layer_relevance else xin, grad_outputs=init)
         if layer_relevance:
             return rel.detach().flatten(2).sum(dim=2).float()
         return rel.detach().sum(dim=1).float()
@@ -115,24 +125,11 @@ class CRP(Explainer):
                      channels: torch.Tensor) -> torch.Tensor:
         """``[V, N, H, W]``: the input maps of ``x`` [N, ...] with the layer relevance masked to
         ``channels[:, v]`` for view v."""
-        store: dict[str, torch.Tensor] = {}
-
-        def capture(module, inputs, output):
-            store["out"] = output
-
-        xin = x.detach().clone().requires_grad_(True)
-        handle = self._layer(model).register_forward_hook(capture)
-        try:
-            with torch.enable_grad(), lrp_composite().context(model) as modified:
-                out = modified(xin)
-                init = F.one_hot(target, out.shape[1]).to(out.dtype) * out.detach()
-                layer = store["out"]
-                (rel,) = torch.autograd.grad(out, layer, grad_outputs=init, retain_graph=True)
-                mask = F.one_hot(channels.T, layer.shape[1]).to(rel.dtype)  # [V, N, C]
-                (maps,) = torch.autograd.grad(layer, xin, grad_outputs=rel[None] * mask[..., None, None],
-                                              is_grads_batched=True)
-        finally:
-            handle.remove()
+        with self._modified_forward(model, x, target) as (xin, out, layer, init):
+            (rel,) = torch.autograd.grad(out, layer, grad_outputs=init, retain_graph=True)
+            mask = F.one_hot(channels.T, layer.shape[1]).to(rel.dtype)  # [V, N, C]
+            (maps,) = torch.autograd.grad(layer, xin, grad_outputs=rel[None] * mask[..., None, None],
+                                          is_grads_batched=True)
         return maps.detach().sum(dim=2).float()
 
     def conditional_maps_reference(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor,
