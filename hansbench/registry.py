@@ -1,7 +1,7 @@
 """One Registry class for every pluggable kind, and plugin discovery.
 
-Every kind has its registry here: explainers, clusterers, metrics, datasets, artifacts,
-poisonings, model kinds and backbones. Built-ins register with a decorator
+Every kind has its registry here: explainers, clusterers, clusterer input kinds, metrics,
+datasets, artifacts, poisonings, model kinds and backbones. Built-ins register with a decorator
 (``@explainers.register("prp")``); third-party
 packages expose an entry point in the group ``hansbench.plugins`` whose target is a
 module (importing it registers) or a callable taking no arguments. Unknown names fail
@@ -120,6 +120,7 @@ class Registry:
 
 explainers = Registry("explainer")
 clusterers = Registry("clusterer")
+clusterer_inputs = Registry("clusterer input")  # what a clusterer clusters: maps, activations, pixels, ...
 metrics = Registry("metric")
 datasets = Registry("dataset")
 artifacts = Registry("artifact")
@@ -132,6 +133,7 @@ backbones = Registry("backbone")
 REGISTRIES = {
     "explainers": explainers,
     "clusterers": clusterers,
+    "inputs": clusterer_inputs,
     "metrics": metrics,
     "datasets": datasets,
     "artifacts": artifacts,
@@ -145,6 +147,7 @@ _BUILTIN_MODULES = (
     "hansbench.models.backbones",
     "hansbench.models.kinds",
     "hansbench.methods.explainers",
+    "hansbench.methods.inputs",
     "hansbench.methods.clusterers",
     "hansbench.metrics",
 )

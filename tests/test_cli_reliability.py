@@ -107,3 +107,54 @@ def test_ray_executor_without_ray_fails_before_anything_is_written(tmp_path, cap
     lines = _err_lines(capsys)
     assert len(lines) == 1 and "pip install 'hansbench[ray]'" in lines[0]
     assert not out.exists()
+
+
+# -- --seed ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("argv", [["--seed", "5", "--seed", "6"], ["--seed", "5", "6"]])
+def test_both_seed_spellings_give_both_seeds(argv):
+    from hansbench.bench.cli import build_parser
+
+    assert build_parser().parse_args(["run", *argv]).seed == [5, 6]
+
+
+class _StopAtRun:
+    """Stands in for the Runner: records the suite it was given and stops before any work."""
+
+    seen: dict = {}
+
+    def __init__(self, suite, out, **kw):
+        _StopAtRun.seen.update(seeds=list(suite.seeds), config=suite.raw)
+
+    def log(self, msg):
+        print(f"[hansbench] {msg}")
+
+    device = "cpu"
+
+    def run(self):
+        from hansbench.bench.runner import ResultsLocked
+
+        raise ResultsLocked("stopped by the test")
+
+
+def test_seed_runs_the_given_seeds_says_so_and_refuses_duplicates(tmp_path, capsys, monkeypatch):
+    from hansbench.bench import runner
+
+    monkeypatch.setattr(runner, "Runner", _StopAtRun)
+    suite = tmp_path / "s.toml"
+    suite.write_text('[suite]\nextends = "smoke"\ndev_seeds = [0, 1]\n')
+    out = tmp_path / "o"
+    assert main(["run", "--suite", str(suite), "--out", str(out), "--seed", "5", "--seed", "6"]) == 2
+    captured = capsys.readouterr()
+    assert _StopAtRun.seen["seeds"] == [5, 6] and _StopAtRun.seen["config"]["suite"]["seeds"] == [5, 6]
+    assert "running evaluation seeds 5, 6 (settings tuned on 0, 1)" in captured.out
+    assert "overlap" not in captured.err
+    # the suite's own seed 0 is a dev seed: a warning line, and the run goes on
+    assert main(["run", "--suite", str(suite), "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "stopped by the test" in captured.err  # it reached the run: the overlap is no error
+    assert any(line.startswith("warning: suite.seeds overlap suite.dev_seeds (0)") for line in captured.err.splitlines())
+    _StopAtRun.seen.clear()
+    assert main(["run", "--suite", str(suite), "--out", str(out), "--seed", "5", "--seed", "5"]) == 2
+    lines = _err_lines(capsys)
+    assert len(lines) == 1 and "--seed: seed(s) 5 given more than once" in lines[0]
+    assert _StopAtRun.seen == {} and not out.exists()

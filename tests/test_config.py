@@ -123,8 +123,14 @@ def test_scenario_settings_are_checked_before_any_work(tmp_path, monkeypatch, ex
 
 
 def test_poisoning_typo_is_refused_with_the_known_ones(tmp_path):
+    import re
+
+    from hansbench.registry import poisonings
+
+    known = re.escape(", ".join(poisonings.names()))  # BD, CH, none and the controls (BD-A2O, LF, ...)
+    assert {"BD", "CH", "none"} <= set(poisonings.names())
     with pytest.raises(SuiteError, match=r"scenarios\[0\]\.poisoning: unknown poisoning 'bd'\. Did you mean 'BD'\? "
-                                         r"Known poisonings: BD, CH, none\."):
+                                         rf"Known poisonings: {known}\."):
         load_suite(write(tmp_path, QUICK + '[[scenarios]]\npoisoning = "bd"\n'))
     with pytest.raises(SuiteError, match=r"scenarios\[0\]\.poisoning: unknown poisoning 'blend'"):
         load_suite(write(tmp_path, QUICK + '[[scenarios]]\npoisoning = "blend"\n'))
@@ -304,3 +310,35 @@ def test_builtin_suite_name_wins_over_a_directory_of_that_name(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     (tmp_path / "quick").mkdir()  # e.g. an earlier --out quick
     assert load_suite("quick").name == "quick"
+
+
+# -- development vs evaluation seeds (engineer "figures") -----------------------------------------------
+@pytest.mark.parametrize("value, message", [
+    ("[0, 0]", r"suite.dev_seeds: seed\(s\) 0 given more than once"),
+    ('["0"]', "suite.dev_seeds: expected a list of integers"),
+    ("[true]", "suite.dev_seeds: expected a list of integers"),
+    ("1", "suite.dev_seeds: expected a list of integers"),
+])
+def test_dev_seeds_are_unique_integers(tmp_path, value, message):
+    with pytest.raises(SuiteError, match=message):
+        load_suite(write(tmp_path, f'[suite]\nextends = "quick"\ndev_seeds = {value}\n'))
+
+
+def test_seeds_may_not_repeat(tmp_path):
+    with pytest.raises(SuiteError, match=r"suite.seeds: seed\(s\) 3 given more than once"):
+        load_suite(write(tmp_path, '[suite]\nextends = "quick"\nseeds = [3, 4, 3]\n'))
+
+
+def test_dev_seeds_are_recorded_and_an_overlap_is_a_warning_not_an_error(tmp_path):
+    suite = load_suite(write(tmp_path, '[suite]\nextends = "quick"\nseeds = [2, 3, 4, 5, 6]\ndev_seeds = [0, 1]\n'))
+    assert suite.dev_seeds == [0, 1] and suite.warnings == []
+    assert suite.raw["suite"]["dev_seeds"] == [0, 1]  # the run config stores raw
+    assert suite.describe_seeds() == "evaluation seeds 2-6 (settings tuned on 0, 1)"
+    overlap = load_suite(write(tmp_path, '[suite]\nextends = "quick"\nseeds = [1, 2]\ndev_seeds = [0, 1]\n'))
+    assert overlap.seeds == [1, 2] and len(overlap.warnings) == 1
+    assert "(1)" in overlap.warnings[0] and "include seeds the settings were tuned on" in overlap.warnings[0]
+    overlap.set_seeds([5, 6])  # hansbench run --seed 5 6: the warning goes, the config records what runs
+    assert overlap.warnings == [] and overlap.raw["suite"]["seeds"] == [5, 6]
+    with pytest.raises(SuiteError, match=r"--seed: seed\(s\) 5 given more than once"):
+        overlap.set_seeds([5, 5])
+    assert load_suite().dev_seeds == [] and "evaluation" not in load_suite().describe_seeds()

@@ -44,7 +44,11 @@ def md_is_inert(s: str) -> bool:
 TEX_UNESCAPE = {r"\textbackslash{}": "\\", r"\textasciitilde{}": "~", r"\textasciicircum{}": "^",
                 r"\textless{}": "<", r"\textgreater{}": ">", r"\textbar{}": "|", r"$\uparrow$": "↑",
                 r"$\downarrow$": "↓", r"$\times$": "×", r"$\pm$": "±", "$-$": "−", r"\textdagger{}": "†",
-                r"\textdaggerdbl{}": "‡", r"$\geq$": "≥", r"$\leq$": "≤", r"$\cdot$": "·"}
+                r"\textdaggerdbl{}": "‡", r"$\geq$": "≥", r"$\leq$": "≤", r"$\cdot$": "·",
+                # the metrics' marks and the statistics' symbols (captions of CD diagrams, Demšar)
+                r"\S{}": "§", r"\P{}": "¶", r"$\sharp$": "♯", r"$\diamond$": "◊", r"$\tau$": "τ", r"$\alpha$": "α",
+                r"$\chi$": "χ", r"\textsuperscript{2}": "²", r"\ldots{}": "…", r"\textdegree{}": "°",
+                r"$\varepsilon$": "ε", r"$\mu$": "μ", r"\v{s}": "š", r"$\approx$": "≈", r"$\rightarrow$": "→"}
 
 
 def tex_unescape(s: str) -> str:

@@ -52,6 +52,9 @@ def test_explains_an_index_and_a_file_from_the_cache(finished_run, tmp_path, cap
     fig = tmp_path / "idx.png"
     assert main(["explain", "0", "--results", str(finished_run), "--method", "gradcam", "--out", str(fig)]) == 0
     assert fig.stat().st_size > 1000 and str(fig) in capsys.readouterr().out
+    with Image.open(fig) as written:
+        assert min(written.info["dpi"]) >= 199.9  # printable, with its vector twin beside it
+    assert "<svg" in fig.with_suffix(".svg").read_text()[:2000]
     img = tmp_path / "sign.png"
     Image.new("RGB", (40, 40), (200, 30, 30)).save(img)
     fig2 = tmp_path / "file.png"

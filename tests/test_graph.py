@@ -93,20 +93,21 @@ def test_each_setting_changes_exactly_its_dependants(tmp_path, monkeypatch):
     # clusterer option: the clusterings of that clusterer and the metrics on them
     c = changed("spray = {}", "spray = { n_neighbors = 7 }")
     assert c == _of(c, clusterer="spray") and {k[0] for k in c} == {"clustering", "metric"}
-    assert len(c) == 2 * 2  # two explainers x (clustering, cluster-detection)
+    assert len(c) == 3 * 2  # (two explainers + the pixels control) x (clustering, cluster-detection)
     # metric option: that metric only
     c = changed("artifact-localisation = {}", "artifact-localisation = { n_images = 7 }")
     assert c == _of(c, metric="artifact-localisation", type="metric") and len(c) == 2
-    # view settings: clusterings of maps (not of activations) and their metrics
+    # view settings: clusterings of maps and pixels (not of activations) and their metrics
     c = changed("[timing]", "[clustering]\nmap_size = 3\n[timing]")
     assert {k[0] for k in c} == {"clustering", "metric"} and not _of(c, explainer="activations")
-    assert len(c) == 4
+    assert len(c) == 3 * 2 and _of(c, explainer="pixels", type="clustering")
     # timing settings: timing nodes only
     c = changed("repeats = 1", "repeats = 2")
     assert c == _of(c, type="timing") and len(c) == 2
     # recipe: the model and everything after it, not the data
     c = changed("epochs = 1", "epochs = 2")
-    assert len(c) == n_all - 1 and ("data", "CH-50", "", "", "", "") not in c
+    pixels = ("clustering", "CH-50", "classifier", "pixels", "spray", "")  # raw pixels: no model, kept
+    assert len(c) == n_all - 2 and ("data", "CH-50", "", "", "", "") not in c and pixels not in c
     # dataset option and artifact option: everything
     assert len(changed('artifact = "postit"', 'artifact = "postit"\nartifact_options = { size = 0.2 }')) == n_all
     assert len(changed('dataset = "signs"', 'dataset = "signs"\ndataset_options = { noise = 0.05 }')) == n_all
@@ -117,7 +118,14 @@ def test_each_setting_changes_exactly_its_dependants(tmp_path, monkeypatch):
     monkeypatch.undo()
     monkeypatch.setattr(clusterers.get("spray"), "version", "999")
     c = _changed(base, _nodes(_suite(tmp_path)))
-    assert c == _of(c, clusterer="spray") and len(c) == 4
+    assert c == _of(c, clusterer="spray") and len(c) == 6
+    monkeypatch.undo()
+    # an input kind's version: only the clusterings of that kind and their metrics
+    from hansbench.registry import clusterer_inputs
+
+    monkeypatch.setattr(clusterer_inputs.get("pixels"), "version", "999")
+    c = _changed(base, _nodes(_suite(tmp_path)))
+    assert c == _of(c, explainer="pixels") and {k[0] for k in c} == {"clustering", "metric"} and len(c) == 2
 
 
 def test_metric_and_explainer_options_never_overwrite_each_other(tmp_path):
@@ -195,8 +203,8 @@ def test_only_the_changed_nodes_rerun(tiny_out, tmp_path):
     suite.clusterers["spray"] = {"n_neighbors": 5}
     runner = Runner(suite, copy, progress=False)
     summary = runner.run()
-    assert summary.done == 2  # cluster-detection on (gradcam, spray) and (integrated-gradients, spray)
-    assert summary.resources == {"clustering": 2}  # nothing trained, no map recomputed
+    assert summary.done == 3  # cluster-detection on spray x (gradcam, integrated-gradients, pixels)
+    assert summary.resources == {"clustering": 3}  # nothing trained, no map recomputed
 
 
 def test_corrupt_cache_entry_is_recomputed_and_named(tiny_out, tmp_path):
@@ -423,3 +431,27 @@ def test_files_named_by_options_enter_keys_by_content_and_names_do_not(tmp_path,
     (tmp_path / "signs" / "x").write_text("1")
     params = scenario_params({"name": "CH-50", "dataset": "signs"})
     assert params["dataset"] == "signs"
+
+
+def test_a_scenarios_only_table_limits_what_runs_there_and_keeps_its_data_key(tmp_path):
+    """A control scenario can run a subset (``only``); the filter plans, it never enters the data's key."""
+    from hansbench.bench.config import SuiteError
+
+    control = '[[scenarios]]\nname = "clean"\npoisoning = "none"\nfraction = 0.0\n'
+    limited = control + 'only = { metrics = ["cluster-detection"], explainers = ["gradcam"] }\n'
+    plain = Planner(_suite(tmp_path, TINY + control, "a.toml")).plan()
+    only = Planner(_suite(tmp_path, TINY + limited, "b.toml")).plan()
+
+    def rows(plan, scenario):
+        return {(n.ids.get("metric"), n.ids.get("explainer")) for n in plan.nodes if n.ids["scenario"] == scenario}
+
+    assert {m for m, _ in rows(plain, "clean")} >= {"cluster-detection", "model-accuracy", "artifact-localisation"}
+    assert {m for m, _ in rows(only, "clean")} == {"cluster-detection", "timing"}
+    assert {e for _, e in rows(only, "clean")} == {"gradcam", "pixels", "activations"}  # input kinds are not explainers
+    assert rows(only, "CH-50") == rows(plain, "CH-50")  # other scenarios unchanged
+    data_keys = [{n.key for n in p.all_nodes() if n.type == "data" and n.ids["scenario"] == "clean"} for p in (plain, only)]
+    assert data_keys[0] == data_keys[1]
+    with pytest.raises(SuiteError, match=r"scenarios\.clean\.only\.metrics: 'roar' is not in this suite's \[metrics\]"):
+        _suite(tmp_path, TINY + control + 'only = { metrics = ["roar"] }\n', "c.toml")
+    with pytest.raises(SuiteError, match=r"scenarios\.clean\.only\.scenarios: unknown section"):
+        _suite(tmp_path, TINY + control + 'only = { scenarios = ["x"] }\n', "d.toml")

@@ -2,7 +2,8 @@
 
 Checks that every table and every figure of the page is there (images decoded, not broken links), that a
 name carrying ``<``, ``&`` and ``%`` shows as that text, and that clicking a header sorts the table by the
-numbers behind the cells. Skipped, with the reason, where no Chromium is installed.
+numbers behind the cells (``data-sort``), that at 1280 px no table runs past the window (no clipped column), and
+that figures open large. Skipped, with the reason, where no Chromium is installed.
 """
 
 from __future__ import annotations
@@ -37,14 +38,19 @@ window.addEventListener('load', function () {
   var tables = document.querySelectorAll('table');
   var imgs = Array.from(document.images).map(function (i) { return [i.getAttribute('src'), i.naturalWidth]; });
   var cells = Array.from(document.querySelectorAll('td')).map(function (td) { return td.textContent; });
-  var t = document.querySelector('table.sortable[id^="t-"]');
+  var t = Array.from(document.querySelectorAll('table.sortable[id^="t-"]')).sort(function (a, b) {
+    return b.tBodies[0].rows.length - a.tBodies[0].rows.length; })[0];  // the table with the most rows
   var th = t.tHead.rows[0].cells[1];
   th.click();
-  var asc = Array.from(t.tBodies[0].rows).map(function (r) { return r.cells[1].getAttribute('data-v'); });
+  var asc = Array.from(t.tBodies[0].rows).map(function (r) { return r.cells[1].getAttribute('data-sort'); });
   th.click();
-  var desc = Array.from(t.tBodies[0].rows).map(function (r) { return r.cells[1].getAttribute('data-v'); });
+  var desc = Array.from(t.tBodies[0].rows).map(function (r) { return r.cells[1].getAttribute('data-sort'); });
+  var W = window.innerWidth, clipped = [];
+  tables.forEach(function (tb) { var r = tb.getBoundingClientRect(); if (r.right > W + 0.5) clipped.push([tb.id, r.right]); });
+  var links = Array.from(document.querySelectorAll('figure a')).map(function (a) { return a.getAttribute('href'); });
   document.title = JSON.stringify({tables: tables.length, imgs: imgs, cells: cells, asc: asc, desc: desc,
-                                   h1: document.querySelector('h1').textContent});
+                                   h1: document.querySelector('h1').textContent, width: W, clipped: clipped,
+                                   scroll: document.documentElement.scrollWidth, links: links});
 });
 </script>"""
 
@@ -81,6 +87,7 @@ def rows():
 def render(path) -> dict:
     env = {**os.environ, "HOME": str(path.parent)}
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
+           "--window-size=1280,2000",
            "--virtual-time-budget=5000", "--dump-dom", path.as_uri()]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -102,10 +109,12 @@ def test_page_shows_every_table_figure_and_name_as_text(tmp_path):
     probe.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
     seen = render(probe)
 
-    n_tables = 1 + sum(len(s.tables) for s in build_sections(rows()))  # + the summary
+    n_tables = 1 + sum(len(s.tables) for s in build_sections(rows()))  # + the summary (no table is split here)
     assert seen["tables"] == n_tables
-    assert [src for src, _ in seen["imgs"]] == ["curve 1%.png"]
+    srcs = {src for src, _ in seen["imgs"]}
+    assert "curve 1%.png" in srcs and all(s == "curve 1%.png" or s.startswith("cd-") for s in srcs)
     assert all(width > 0 for _, width in seen["imgs"]), f"a figure did not load: {seen['imgs']}"
+    assert "curve 1%.png" in seen["links"] and any(x.startswith("#fig-") for x in seen["links"])  # full image, lightbox
     assert seen["h1"] == f"hansbench leaderboard: suite {EVIL}"
     assert any(c.startswith(EVIL) for c in seen["cells"]), "the name is not shown as its text"
     assert any(c.startswith(f"{EVIL} × spray") for c in seen["cells"])  # the summary names the best pair
@@ -113,3 +122,27 @@ def test_page_shows_every_table_figure_and_name_as_text(tmp_path):
     desc = [float(v) for v in seen["desc"] if v is not None]
     assert asc == sorted(asc) and desc == sorted(desc, reverse=True) and len(asc) >= 2
     assert html.escape(EVIL) in page.read_text()  # and escaped in the source
+
+
+def wide_rows():
+    """Twelve explainers x fourteen value columns with long names: wider than 1280 px as one table."""
+    recs = []
+    for seed in (0, 1, 2):
+        for i in range(12):
+            for j in range(14):
+                recs.append(dict(scenario="CH-50", model="classifier", clusterer="", stage="", unit="%",
+                                 higher_is_better=True, explainer=f"explainer-with-a-long-name-{i}",
+                                 family="wide-plugin", metric=f"relevance-mass-acc-variant-{j}",
+                                 split="artifact_test", value=0.1 * i + 0.01 * j + 0.003 * seed, seed=seed,
+                                 detail=""))
+    return pd.DataFrame(recs)[ROW_COLUMNS]
+
+
+def test_no_column_is_clipped_at_1280_px(tmp_path):
+    paths = write_leaderboard(wide_rows(), tmp_path, suite="wide")
+    probe = tmp_path / "probe.html"
+    probe.write_text(paths["leaderboard.html"].read_text().replace("</body>", PROBE + "</body>"))
+    seen = render(probe)
+    assert seen["width"] == 1280
+    assert seen["clipped"] == [] and seen["scroll"] <= 1280, seen["clipped"]
+    assert seen["tables"] > 1 + len(build_sections(wide_rows())[0].tables)  # the wide table was split into parts

@@ -79,7 +79,8 @@ def test_bench_names_no_metric_or_method():
 
     # the table shapes are the contract's vocabulary ("reliance" is a shape and a metric's name)
     names = (set(metrics.names()) | set(explainers.names()) | set(clusterers.names())) - set(leaderboard.SHAPES)
-    for module in ("leaderboard.py", "figures.py"):
+    for module in ("leaderboard.py", "tables.py", "summary.py", "cells.py", "stats.py", "cd_diagram.py", "publish.py",
+                   "figures.py"):
         tree = ast.parse((Path(leaderboard.__file__).parent / module).read_text())
         literals = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
         assert not literals & names, f"{module} names {sorted(literals & names)}"
@@ -93,7 +94,7 @@ def test_one_explainer_table_per_model_and_rank_one_once_per_column():
     cls, proto = table(tables, "Explainers: classifier"), table(tables, "Explainers: protopnet")
     assert cls.frame.explainer.tolist() == ["a", "b"] and proto.frame.explainer.tolist() == ["c", "d"]
     for t in (cls, proto):
-        assert t.frame["mean rank ↓"].tolist() == ["1", "2"]
+        assert t.frame["mean rank ↓"].tolist() == ["1", "2"]  # exact integers shown as integers
 
 
 def test_raw_scores_are_shown_relative_to_the_reference_row():
@@ -102,12 +103,14 @@ def test_raw_scores_are_shown_relative_to_the_reference_row():
     t = table(build_tables(df)["CH-50"], "Explainers: classifier")
     col = "ordering-auc-class − random / clean_test ↑"
     f = t.frame.set_index("explainer")
-    assert f.loc["prp", col] == "2.5 ± 0.707"  # (7-5, 9-6): mean 2.5, std 0.707
-    assert f.loc["lrp", col] == "-0.5 ± 0.707"
-    assert f.loc["random (reference)", col].startswith("raw 5.5 ± 0.707")
-    assert t.frame.explainer.tolist()[-1] == "random (reference)"  # the reference is last and not ranked
-    assert f.loc["random (reference)", "mean rank ↓"] == "–" and f.loc["prp", "mean rank ↓"] == "1"
-    assert "reference explainer" in t.note
+    assert f.loc["prp", col] == "2.50"  # (7-5, 9-6): mean 2.5; n = 2: no interval
+    assert f.loc["lrp", col] == "-0.500"
+    ref, raw = "random (reference: zero line)", "random raw values"
+    assert f.loc[ref, col] == "0" and f.loc[raw, col] == "5.50"  # the zero line, its raw values in a row of their own
+    assert t.frame.explainer.tolist()[-2:] == [ref, raw]  # the reference is last and not ranked
+    assert f.loc[ref, "mean rank ↓"] == "–" and f.loc["prp", "mean rank ↓"] == "1"
+    assert pd.isna(t.sort.set_index("explainer").loc[raw, col])  # raw values are not sorted with the differences
+    assert "reference explainer" in t.note and "n = 2" in t.note
 
 
 def test_without_a_reference_raw_values_are_said_to_be_raw():
@@ -120,7 +123,8 @@ def test_cells_are_mean_std_with_n_where_it_differs():
                for s, v in enumerate([1.0, 2.0, 3.0])]
               + [dict(explainer="b", metric="relevance-mass-acc", value=5.0, seed=0, split="artifact_test")])
     f = table(build_tables(df)["CH-50"], "Explainers").frame.set_index("explainer")
-    assert f.loc["a", "relevance-mass-acc / artifact_test ↑"] == "2 ± 1"
+    # t-interval over 3 seeds: 2 ± t(0.975, 2) * 1 / sqrt(3) = 2 ± 2.484
+    assert f.loc["a", "relevance-mass-acc / artifact_test ↑"] == "2.0 ± 2.5"
     assert f.loc["b", "relevance-mass-acc / artifact_test ↑"] == "5 (n=1)"
 
 
@@ -139,7 +143,7 @@ def test_reliance_opens_the_scenario_and_a_failed_gate_unranks_the_model():
     proto = table(sec.tables, "Explainers: protopnet").frame.set_index("explainer")
     assert proto["mean rank ↓"].tolist() == ["–", "–"] and proto.iloc[0, 0].endswith("‡")
     summary = {r["model"]: r for r in sec.summary}
-    assert summary["protopnet"]["best explainer"] == "–" and summary["classifier"]["best explainer"].startswith("a ")
+    assert summary["protopnet"]["status"] != "ranked" and summary["classifier"]["status"] == "ranked"
 
 
 def test_model_accuracy_and_insertion_stand_in_for_reliance_and_keep_a_table_when_superseded():
@@ -147,7 +151,7 @@ def test_model_accuracy_and_insertion_stand_in_for_reliance_and_keep_a_table_whe
             dict(family="artifact-insertion", metric="insertion-flip-rate", value=40.0, split="clean_test",
                  unit="%")]
     alone = build_sections(rows(base))[0].tables
-    assert alone[0].shape == "reliance" and "insertion-flip-rate / clean_test % ↑" in alone[0].frame.columns
+    assert alone[0].shape == "reliance" and "insertion-flip-rate / clean_test [%] ↑" in alone[0].frame.columns
     rel = [dict(family="reliance", metric="flip-rate", value=40.0, split="clean_test")]
     both = build_sections(rows(base + rel))[0].tables
     assert [c for c in both[0].frame.columns if "insertion" in c] == []
@@ -167,9 +171,9 @@ def test_detection_table_has_table_ii_shape_and_marks_fallbacks():
     t = table(sec.tables, "Cluster detection: classifier")
     f = t.frame.set_index("explainer")
     assert list(t.frame.columns) == ["explainer", "spray", "mcgc"]
-    assert f.loc["prp", "spray"] == "64.5 / 0.45" and f.loc["prp", "mcgc"] == "99 / 0.99 †"
+    assert f.loc["prp", "spray"] == "64.5 / 0.450" and f.loc["prp", "mcgc"] == "99 / 0.990 †"
     assert f.loc["lrp", "mcgc"] == "" and "fell back" in t.note
-    assert sec.summary[0]["best explainer × clusterer"].startswith("prp × mcgc (cluster-acc 99")
+    assert sec.summary[0]["best explanation detector"].startswith("prp × mcgc: 99")
 
 
 def test_pruning_has_table_i_shape():
@@ -241,7 +245,8 @@ def test_files_are_named_by_content_and_markdown_rows_match_the_header(tmp_path)
     assert {"CH-50.explainers.csv", "BD-30.cluster-detection.csv"} <= set(paths)
     assert csv_name("a/b", "t") == "a_b.t.csv"
     csv = pd.read_csv(paths["CH-50.explainers.csv"])
-    assert {"explainer", "mean", "std", "n"} <= set(csv.columns) and evil in set(csv.explainer)
+    assert {"explainer", "mean", "ci_low", "ci_high", "n", "unit", "higher_is_better"} <= set(csv.columns)
+    assert evil in set(csv.explainer)
     md = paths["leaderboard.md"].read_text()
     for t in md_tables(md):
         assert all(cells(line) == cells(t[0]) for line in t), t
@@ -283,3 +288,212 @@ def test_every_shape_renders(shape, monkeypatch):
                     stage="s1", value=1.0)])
     tables = build_tables(df)["CH-50"]
     assert len(tables) == 1 and tables[0].shape == shape and len(tables[0].frame) == 1
+
+
+# -- statistics in the tables (issue 17) -----------------------------------------------------------------------------
+class Detection(Metric):
+    """Detection plugin: label-free F1 and a control value, declared like cluster-detection's."""
+
+    level = "clustering"
+    table = "det"
+    table_shape = "detection"
+    values = {"f1-unsup": ("", True), "acc": ("%", True), "flagged": ("", False)}
+    headline = ("f1-unsup", "acc")
+    label_free = ("f1-unsup",)
+    label_matched = ("acc",)
+    control = ("flagged",)
+
+
+def det_rows(values: dict[tuple[str, str], list[float]], scenario="BD-30", metric="f1-unsup", family="det"):
+    return rows([dict(scenario=scenario, family=family, explainer=e, clusterer=c, metric=metric, value=v, seed=s)
+                 for (e, c), vs in values.items() for s, v in enumerate(vs)])
+
+
+@pytest.fixture
+def det_metric(monkeypatch):
+    monkeypatch.setitem(metrics._entries, "det", Detection)
+    return Detection
+
+
+def test_overlapping_intervals_give_a_tie_and_no_method_beats_the_baseline(det_metric):
+    # a and b overlap seed by seed (a wins two seeds, b two): the paired test cannot tell them apart
+    df = det_rows({("a", "spray"): [0.80, 0.70, 0.90, 0.75], ("b", "spray"): [0.78, 0.74, 0.86, 0.79],
+                   ("pixels", "spray"): [0.80, 0.72, 0.88, 0.77], ("random", "spray"): [0.5, 0.45, 0.55, 0.52]})
+    s = build_sections(df)[0].summary[0]
+    assert s["best explanation detector"] == "b × spray: 0.793 ± 0.079" and s["n"] == 4  # t, 3 df
+    assert "tie: b × spray, a × spray" in s["verdict"]
+    assert "pixels × spray" in s["best baseline"] and "no explanation method beats pixels × spray" in s["verdict"]
+    assert s["over reference"].endswith("over random × spray")
+
+
+def test_a_clear_winner_is_named_and_beats_the_baseline(det_metric):
+    n = 7  # all 7 paired differences positive: exact p = 2 / 2^7 = 0.016, Holm over 2 tests 0.031
+    df = det_rows({("a", "spray"): [0.9 + 0.01 * i for i in range(n)], ("b", "spray"): [0.5 + 0.02 * i for i in range(n)],
+                   ("activations", "ac"): [0.3 + 0.01 * i for i in range(n)]})
+    s = build_sections(df)[0].summary[0]
+    assert "a × spray beats the best baseline activations × ac" in s["verdict"] and "tie" not in s["verdict"]
+    t = table(build_sections(df)[0].tables, "Det, label-free")
+    assert t.frame.set_index("explainer").loc["a", "spray"].endswith("!")  # better than the runner-up
+    assert "exact sign-flip" in t.caption and "Holm" in t.caption and "n = 7" in t.caption
+
+
+def test_label_matched_values_get_their_own_labelled_table(det_metric):
+    df = pd.concat([det_rows({("a", "k"): [0.5, 0.6, 0.7]}), det_rows({("a", "k"): [60, 70, 80]}, metric="acc")])
+    tables = build_sections(df)[0].tables
+    free, matched = table(tables, "Det, label-free"), table(tables, "Det, label-matched, PRP Table II")
+    assert free.frame.loc[0, "k"] == "0.60 ± 0.25" and matched.frame.loc[0, "k"].startswith("70 ± 25")
+    assert "Label-matched" in matched.note
+
+
+def test_cells_of_three_seeds_are_t_intervals_and_per_image_rows_bootstrap():
+    from scipy import stats as st
+
+    vals = [0.2, 0.25, 0.3]
+    recs = [dict(explainer="a", metric="relevance-mass-acc", split="artifact_test", value=v, seed=s)
+            for s, v in enumerate(vals)]
+    half = st.t.ppf(0.975, 2) * st.sem(vals)  # 0.124
+    f = table(build_tables(rows(recs))["CH-50"], "Explainers").frame
+    assert f.iloc[0, 1] == f"0.25 ± {half:.2f}" and "Student-t" in table(build_tables(rows(recs))["CH-50"],
+                                                                          "Explainers").note
+    per = [dict(r, detail=json.dumps({"per_image": [r["value"] - 0.05, r["value"] + 0.05]})) for r in recs]
+    t = table(build_tables(rows(per))["CH-50"], "Explainers")
+    cell = t.frame.iloc[0, 1]
+    assert re.fullmatch(r"0\.2\d+ \[0\.\d+, 0\.\d+\]", cell), cell  # a percentile interval, not mean ± h
+    assert "bootstrap over seeds x images" in t.note
+    assert build_tables(rows(per))["CH-50"][0].frame.iloc[0, 1] == cell  # seeded: the same twice
+
+
+def test_significance_marks_against_the_reference_are_holm_corrected():
+    recs = [ordering(e, v + 0.01 * s, seed=s) for s in range(8) for e, v in (("good", 9.0), ("same", 5.0 + (s % 2)),
+                                                                             ("random", 5.5))]
+    t = table(build_tables(rows(recs))["CH-50"], "Explainers: classifier")
+    f = t.frame.set_index("explainer")
+    col = [c for c in f.columns if c.startswith("ordering")][0]
+    assert "*" in f.loc["good", col] and "*" not in f.loc["same", col]
+    tidy = t.tidy.set_index("explainer")
+    assert tidy.loc["good", "p_holm_vs_reference"] > tidy.loc["good", "p_vs_reference"]  # 3 tests in the table
+
+
+def test_mean_rank_uses_complete_columns_and_never_ranks_a_method_the_reference_beats():
+    recs = [dict(explainer=e, metric="relevance-mass-acc", split="artifact_test", value=v)
+            for e, v in (("a", 0.3), ("b", 0.2), ("c", 0.05), ("d", 0.01), ("random", 0.1))]
+    recs += [dict(explainer="d", metric="relevance-rank-acc", split="artifact_test", value=0.99)]  # only d has it
+    t = table(build_tables(rows(recs))["CH-50"], "Explainers: classifier")
+    ranks = t.frame.set_index("explainer")["mean rank ↓"]
+    assert ranks["a"] == "1" and ranks["b"] == "2" and ranks["c"] == ranks["d"] == "3.50"  # both below random
+    assert "Not in the mean rank" in t.note and "relevance-rank-acc" in t.note
+
+
+def test_metric_marks_follow_the_explainer_into_every_table_of_its_model(monkeypatch):
+    class Sanity(Metric):
+        """Sanity plugin."""
+
+        values = {"survives": ("bool", True)}
+        marks = {"survives": "maps survive model randomisation"}
+        ranked = False
+
+    monkeypatch.setitem(metrics._entries, "sanity-plugin", Sanity)
+    recs = [ordering("edge", 1.0), ordering("lrp", 2.0),
+            dict(family="sanity-plugin", explainer="edge", metric="survives", value=1.0),
+            dict(family="sanity-plugin", explainer="lrp", metric="survives", value=0.0),
+            dict(family="cluster-detection", explainer="edge", clusterer="spray", metric="cluster-acc", value=60.0)]
+    tables = build_tables(rows(recs))["CH-50"]
+    for t in (table(tables, "Explainers"), table(tables, "Cluster detection")):
+        labels = t.frame.explainer.tolist()
+        assert "edge §" in labels and "§ maps survive model randomisation." in t.note
+    assert "lrp" in table(tables, "Explainers").frame.explainer.tolist()  # mean 0 < 0.5: no mark
+
+
+def test_undirected_values_have_no_arrow_and_headers_carry_units():
+    recs = [dict(family="data-cleaning", explainer="a", clusterer="k", metric=m, stage="cleaned", value=v,
+                 unit=u, higher_is_better=h, split=sp)
+            for m, v, u, h, sp in (("n-removed", 12, "count", False, ""), ("precision-removed", 80.0, "%", True, ""),
+                                   ("clean-acc-cost", 1.5, "pp", False, "clean_test"))]
+    cols = list(table(build_tables(rows(recs))["CH-50"], "Cleaning").frame.columns)
+    assert "n-removed [count]" in cols and "precision-removed [%] ↑" in cols  # a count has no better side
+    assert "clean-acc-cost / clean_test [pp] ↓" in cols
+
+
+def test_tidy_csv_is_ascii_without_float_noise(tmp_path):
+    recs = [dict(explainer=e, metric="relevance-mass-acc", split="artifact_test", value=v + s, seed=s)
+            for s in range(3) for e, v in (("a", 76.99999809265137), ("random", 0.1))]
+    recs += [ordering("a", 5.0), ordering("random", 4.0)]
+    paths = write_leaderboard(rows(recs), tmp_path, suite="s")
+    text = paths["CH-50.explainers.csv"].read_text()
+    header = text.splitlines()[0]
+    assert header.isascii() and "9999" not in text and "0000001" not in text
+    csv = pd.read_csv(paths["CH-50.explainers.csv"])
+    assert {"mean", "ci_low", "ci_high", "n", "unit", "higher_is_better", "relative_to"} <= set(csv.columns)
+    assert csv.set_index(["explainer", "metric"]).loc[("a", "relevance-mass-acc"), "mean"] == 78.0
+
+
+def test_latex_has_labels_captions_with_n_and_splits_wide_tables():
+    from hansbench.bench.publish import LATEX_BUDGET
+
+    wide = pd.DataFrame({"explainer": ["a", "b"], **{f"a-long-value-column-{i} [%] ↑": ["0.123 ± 0.045 *"] * 2
+                                                     for i in range(12)}})
+    tex = to_latex(wide, "CH-50: Explainers. mean over n = 3 seeds", "tab:x")
+    parts = tex.count(r"\begin{table}")
+    assert parts > 1 and r"\label{tab:x-1}" in tex and r"\begin{adjustbox}{max width=\linewidth}" in tex
+    assert tex.count("(part 1 of") == 1 and "n = 3" in tex and LATEX_BUDGET > 0
+
+
+PDFLATEX = __import__("shutil").which("pdflatex")
+
+
+@pytest.mark.skipif(PDFLATEX is None, reason="pdflatex is not installed (apt-get install texlive-latex-extra)")
+def test_latex_document_compiles_without_overfull_boxes(tmp_path):
+    import subprocess
+
+    from hansbench.bench.publish import latex_overfull
+
+    recs = [ordering(e, v + s, seed=s, split=sp) for s in range(3) for e, v in (("a_1%", 5.0), ("b", 4.0), ("random", 3.0))
+            for sp in ("clean_test", "artifact_test")]
+    recs += [dict(explainer=e, metric=m, split="artifact_test", value=0.1 * i + s, seed=s)
+             for s in range(3) for i, e in enumerate(("a_1%", "b", "random"))
+             for m in ("relevance-mass-acc", "relevance-rank-acc", "pointing-game", "relevance-mass-acc-best-view")]
+    recs += [dict(family="cluster-detection", explainer=e, clusterer=c, metric="cluster-acc", value=60.0 + s, seed=s)
+             for s in range(3) for e in ("a_1%", "b") for c in ("spray", "coreg", "wmsc", "mcgc", "simvc", "comvc")]
+    paths = write_leaderboard(rows(recs), tmp_path, suite="tex & co")
+    out = subprocess.run([PDFLATEX, "-interaction=nonstopmode", "-halt-on-error", "leaderboard.tex"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=180)
+    log = (tmp_path / "leaderboard.log").read_text(errors="replace")
+    assert out.returncode == 0, log[-3000:]
+    assert max(latex_overfull(log), default=0.0) <= 1.0, "an overfull box wider than 1 pt"
+    tex = paths["leaderboard.tex"].read_text()
+    assert r"\label{tab:" in tex and "n = 3" in tex and r"\documentclass" in tex
+
+
+def test_critical_difference_diagrams_are_written_with_a_vector_twin(tmp_path):
+    from PIL import Image
+
+    recs = [dict(scenario=sc, explainer=e, metric="relevance-mass-acc", split="artifact_test", value=v + 0.01 * s,
+                 seed=s) for sc in ("CH-50", "BD-30") for s in range(3)
+            for e, v in (("a", 0.5), ("b", 0.4), ("c", 0.3), ("random", 0.1))]
+    paths = write_leaderboard(rows(recs), tmp_path, suite="s")
+    png = paths["cd-classifier-explainers.png"]
+    assert paths["cd-classifier-explainers.svg"].is_file()
+    assert Image.open(png).info["dpi"][0] >= 200
+    md = paths["leaderboard.md"].read_text()
+    assert "N = 6 blocks" in md and "Nemenyi CD" in md and "Kendall's tau" in md
+
+
+def test_backdoor_detection_is_shown_beside_its_label_flip_and_clean_controls(det_metric):
+    from hansbench.datasets.poisonings import get_poisoning
+
+    if not getattr(get_poisoning("LF"), "control_of", ""):
+        pytest.skip("the LF poisoning (contract C4) is not installed")
+    cfg = {"suite": {"seeds": [0, 1, 2], "dev_seeds": [7]},
+           "scenarios": [dict(name="BD-30", poisoning="BD", fraction=0.3, target_class="speed limit"),
+                         dict(name="LF-30", poisoning="LF", fraction=0.3, target_class="speed limit"),
+                         dict(name="clean", poisoning="none", fraction=0.0)]}
+    df = pd.concat([det_rows({("a", "k"): [0.9, 0.8, 0.85], ("pixels", "k"): [0.4, 0.5, 0.45]}),
+                    det_rows({("a", "k"): [0.2, 0.1, 0.15], ("pixels", "k"): [0.6, 0.7, 0.65]}, scenario="LF-30"),
+                    det_rows({("a", "k"): [0.1, 0.12, 0.08]}, scenario="clean", metric="flagged")])
+    sec = [s for s in build_sections(df, config=cfg) if s.scenario == "BD-30"][0]
+    ctl = table(sec.tables, "Detection controls: classifier").frame.set_index("detector")
+    assert ctl.loc["a × k", "f1-unsup on LF-30 (label flip, no trigger)"].startswith("0.15")
+    assert ctl.loc["a × k", "flagged on clean (clean control)"].startswith("0.10")
+    s = sec.summary[0]
+    assert s["label-flip control"].startswith("LF-30: a × k 0.15") and s["clean control"].startswith("clean flagged")
+    assert "evaluation seeds 0, 1, 2 (settings tuned on 7)" in table(sec.tables, "Det, label-free").caption

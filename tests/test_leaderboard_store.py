@@ -31,7 +31,7 @@ def test_mean_rank_uses_metric_direction():
         dict(explainer="c", metric="good-down", value=0.5, higher_is_better=False),
     ])
     t = build_tables(df)["CH-50"][0].frame.set_index("explainer")
-    assert t.loc["a", "good-up ↑"] == "0.9"
+    assert t.loc["a", "good-up ↑"] == "0.900"
     # c: rank 2 on good-up, rank 1 on good-down -> best mean rank
     assert t.index[0] == "c" and t.loc["a", "mean rank ↓"] == "2"
 
@@ -59,7 +59,7 @@ def test_detection_table_has_table_ii_shape():
     ]).assign(family="cluster-detection")
     t = [t for t in build_tables(df)["CH-50"] if t.title.startswith("Cluster detection")][0].frame
     assert list(t.columns) == ["explainer", "spray", "coreg"]
-    assert t.iloc[0]["spray"] == "64.5 / 0.45"
+    assert t.iloc[0]["spray"] == "64.5 / 0.450"
 
 
 def test_writers_escape_html_and_latex(tmp_path):

@@ -47,7 +47,7 @@ def test_localisation_metric_uses_poisoned_images_and_best_view():
     labels = torch.tensor([0, 0, 0, 0, 0, 1])  # the last one shows another class: not scored
     test = Split(torch.rand(n, 3, h, h), labels, labels, poisoned, masks)
     good = masks.float()[:, None]
-    bad = torch.zeros(n, 1, h, h)
+    bad = -masks.float()[:, None]  # below every pixel outside the mask, so no tie reaches the top |mask|
     bad[:, 0, 0, 0] = 1.0
     maps = torch.cat([good, bad], 1)  # view 0 on the artifact, view 1 elsewhere
     seen = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -96,10 +95,13 @@ def test_metric_uses_cluster_index_and_flagged():
     assert metrics.get("cluster-detection").level == "clustering"
 
 
-def test_clean_clustered_set_gives_nan_with_reason():
-    rows = metrics.get("cluster-detection")().evaluate(_ctx([0, 1, 1, 0], [False] * 4, [0, 1, 2, 3], flagged=0))
+def test_clean_clustered_set_gives_nan_with_reason_and_the_flagged_fraction():
+    rows = metrics.get("cluster-detection")().evaluate(_ctx([0, 1, 1, 1], [False] * 4, [0, 1, 2, 3], flagged=0))
     assert {r["metric"] for r in rows} == set(metrics.get("cluster-detection").values)
-    assert all(math.isnan(r["value"]) and "no poisoned sample" in r["detail"] for r in rows)
+    assert all("no poisoned sample" in r["detail"] for r in rows)
+    v = _values(rows)
+    assert v.pop("flagged-fraction") == pytest.approx(0.25)  # the clean control's false-alarm rate
+    assert all(x is None for x in v.values())  # missing (None): the row check refuses NaN
 
 
 def test_length_mismatch_is_an_error():
@@ -153,3 +155,59 @@ def test_detail_marks_a_fallback_and_is_strict_json():
     res = SimpleNamespace(labels=np.array([0, 0, 1, 1]), flagged=1, info=mcgc_like)
     d = json.loads(metrics.get("cluster-detection")().evaluate(_ctx_with(res, [False] * 4))[0]["detail"])
     assert d["fallback"] is True and "undefined" in d
+
+
+def _scored(labels, scores, flagged=1):
+    return SimpleNamespace(labels=np.asarray(labels), flagged=flagged, info={},
+                           scores=None if scores is None else np.asarray(scores, dtype=float))
+
+
+def test_auroc_auprc_equal_sklearn_and_a_perfect_score_gives_one():
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rng = np.random.default_rng(3)
+    truth = rng.random(40) < 0.3
+    scores = truth + rng.normal(0, 0.8, 40)  # informative but imperfect
+    labels = (scores > 0.5).astype(int)
+    v = _values(metrics.get("cluster-detection")().evaluate(_ctx_with(_scored(labels, scores), truth.tolist())))
+    assert v["auroc"] == pytest.approx(roc_auc_score(truth, scores))
+    assert v["auprc"] == pytest.approx(average_precision_score(truth, scores))
+    assert 0.5 < v["auroc"] < 1.0  # the constructed case is neither chance nor perfect
+    assert v["flagged-fraction"] == pytest.approx(labels.mean())
+    perfect = truth * 2.0 - 1.0 + rng.normal(0, 0.01, 40)
+    v = _values(metrics.get("cluster-detection")().evaluate(_ctx_with(_scored(labels, perfect), truth.tolist())))
+    assert v["auroc"] == pytest.approx(1.0) and v["auprc"] == pytest.approx(1.0)
+    flipped = _values(metrics.get("cluster-detection")().evaluate(_ctx_with(_scored(labels, -perfect),
+                                                                            truth.tolist())))
+    assert flipped["auroc"] == pytest.approx(0.0)  # the orientation matters: higher = more suspicious
+
+
+def test_no_scores_give_nan_auc_with_the_reason():
+    import json
+
+    rows = metrics.get("cluster-detection")().evaluate(_ctx_with(_scored([0, 0, 1, 1], None), [False, False, True, True]))
+    v = _values(rows)
+    assert v["auroc"] is None and v["auprc"] is None and v["cluster-acc"] == pytest.approx(100.0)
+    assert "no per-sample scores" in json.loads(rows[0]["detail"])["auc_undefined"]
+    with pytest.raises(ValueError, match="scores"):
+        metrics.get("cluster-detection")().evaluate(_ctx_with(_scored([0, 0, 1, 1], [1.0, 2.0]),
+                                                              [False, False, True, True]))
+
+
+def test_spray_scores_rank_a_planted_cluster_first():
+    """SpRAy's centroid-difference scores: the flagged (smaller) planted group scores highest, AUROC 1."""
+    from sklearn.metrics import roc_auc_score
+
+    from hansbench.registry import clusterers
+
+    rng = np.random.default_rng(0)
+    views = np.concatenate([rng.normal(0, 1, (30, 1, 8)), rng.normal(6, 1, (10, 1, 8))])
+    truth = np.r_[np.zeros(30, bool), np.ones(10, bool)]
+    for name in ("spray", "activation-clustering", "coreg", "wmsc"):
+        est = clusterers.get(name)(n_clusters=2, random_state=0, n_neighbors=5) if name != "activation-clustering" \
+            else clusterers.get(name)(n_clusters=2, random_state=0)
+        est.fit_predict(views)
+        res = est.result_
+        assert res.scores is not None and res.scores.shape == (40,), name
+        assert roc_auc_score(truth, res.scores) == pytest.approx(1.0), name
+        assert np.array_equal(res.scores > 0, res.flagged_mask), name  # positive exactly on the flagged cluster

@@ -232,3 +232,34 @@ def test_model_accuracy_reports_the_poisoned_models_accuracies():
     assert rows[("class-acc", "artifact_test")] == 0.0 and rows[("class-acc", "clean_test")] == 100.0
     assert rows[("acc", "clean_test")] == 100.0 and rows[("acc", "artifact_test")] == 50.0
     assert ("asr", "clean_test") not in rows
+
+
+def test_clean_control_reports_what_cleaning_costs_in_clean_accuracy():
+    """fraction 0 (nothing poisoned): the flagged cluster is all clean; no precision/recall, the cost is the story."""
+    from hansbench.metrics._retraining import predict_logits, stage_values
+
+    data = scenario("ch", fraction=0.0)
+    index = data.train.of_class(0)
+    k = len(index) - 3  # all but three stop images flagged: the retrained model hardly knows stop signs
+    labels = np.zeros(len(index), dtype=int)
+    labels[:k] = 1
+    ctx = ctx_for(data, ClusteringResult(labels=labels, flagged=1), index)
+    v = by_key(metrics.get("data-cleaning")().evaluate(ctx))
+    assert v[("n-removed", "", "cleaned")] == k
+    assert not any(key[0] in ("precision-removed", "recall-removed") for key in v)
+    keep = torch.ones(len(data.train), dtype=torch.bool)
+    keep[index[:k]] = False
+    retrained = train_linear(data.train.subset(keep), seed=0)  # what Trainer(0) trains: independent recomputation
+    acc = lambda m: stage_values(predict_logits(m, data.clean_test, torch.device("cpu")), data.clean_test,  # noqa
+                                 data)["acc"]
+    cost = acc(ctx.model) - acc(retrained)
+    assert cost > 0 and v[("clean-acc-cost", "clean_test", "cleaned")] == pytest.approx(cost)
+
+
+def test_cleaning_runs_on_a_clean_control_but_not_without_clean_images():
+    m = metrics.get("data-cleaning")()
+    assert m.not_applicable(model_kind="classifier", scenario={"poisoning": "none", "fraction": 0.0}) is None
+    assert "needs clean images" in m.not_applicable(model_kind="classifier", scenario={"poisoning": "CH",
+                                                                                       "fraction": 1.0})
+    assert m.not_applicable(model_kind="classifier", scenario={"poisoning": "CH", "fraction": 0.5}) is None
+    assert "n-removed" in m.undirected and {"precision-removed", "recall-removed", "clean-acc-cost"} <= set(m.headline)

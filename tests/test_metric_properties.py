@@ -125,9 +125,6 @@ def test_localisation_refuses_nan_and_empty_masks(mm):
         localisation_scores(maps, masks[:, :, :0])
 
 
-@pytest.mark.xfail(strict=True, reason="ties are broken in raster order: a constant map's rank accuracy and pointing "
-                                       "game depend on where the mask is, instead of the chance level |mask| / HW "
-                                       "(see the report: tie-aware expected values)")
 def test_constant_map_scores_chance_wherever_the_mask_is():
     maps = torch.ones(2, 1, 4, 4)
     masks = torch.zeros(2, 4, 4, dtype=torch.bool)

@@ -28,7 +28,7 @@ def outside_package(monkeypatch):
         from hansbench.models.backbones import FeatureBackbone
         from hansbench.registry import backbones, poisonings
 
-        @poisonings.register("LF", replace=True)
+        @poisonings.register("LFX")
         class LabelFlip(Poisoning):
             """Label flip: a fraction of the affected class relabelled to target_class, no artifact stamped."""
 
@@ -64,7 +64,7 @@ def outside_package(monkeypatch):
     monkeypatch.setattr(registry, "entry_points", lambda group: [ep] if group == registry.PLUGIN_GROUP else [])
     registry.reset_for_tests()
     yield
-    registry.poisonings._entries.pop("LF", None)
+    registry.poisonings._entries.pop("LFX", None)
     registry.backbones._entries.pop("tiny-cnn", None)
     registry.reset_for_tests()
 
@@ -76,7 +76,7 @@ def test_plugin_poisoning_and_backbone_are_listed(outside_package, capsys):
     out = capsys.readouterr().out
     poisonings = out.split("poisonings:\n")[1].split("\n\n")[0]
     backbones = out.split("backbones:\n")[1].split("\n\n")[0]
-    assert any(line.split()[:3] == ["LF", "Label", "flip:"] for line in poisonings.splitlines())
+    assert any(line.split()[:3] == ["LFX", "Label", "flip:"] for line in poisonings.splitlines())
     assert any(line.split()[:3] == ["tiny-cnn", "Two", "convolutions"] for line in backbones.splitlines())
     assert not registry.plugin_errors
 
@@ -87,19 +87,19 @@ def test_plugin_poisoning_and_backbone_validate_in_a_suite(outside_package, tmp_
 
     p = tmp_path / "s.toml"
     body = ('[suite]\nextends = "quick"\nreplace = ["models", "metrics"]\n'
-            '[[scenarios]]\npoisoning = "LF"\nfraction = 0.2\n'
+            '[[scenarios]]\npoisoning = "LFX"\nfraction = 0.2\n'
             '[models.classifier]\nbackbone = "tiny-cnn"\nbackbone_options = { width = 4 }\nepochs = 1\n'
             '[metrics]\ncluster-detection = {}\n')
     p.write_text(body)
     suite = load_suite(p)
-    assert suite.scenarios[0]["name"] == "LF-20"  # the default name comes from the poisoning class
+    assert suite.scenarios[0]["name"] == "LFX-20"  # the default name comes from the poisoning class
     plan = Planner(suite).plan()
     assert any(n.ids.get("metric") == "cluster-detection" for n in plan.nodes)  # LF's inspected class mixes
     p.write_text(body.replace("width = 4", "depth = 4"))
     with pytest.raises(SuiteError, match=r"backbone_options.depth: unknown option; .* accepts \['width'\]"):
         load_suite(p)
-    p.write_text(body.replace('poisoning = "LF"', 'poisoning = "LF"\naffected_class = "speed limit"'))
-    with pytest.raises(SuiteError, match="equals affected_class; poisoning 'LF' relabels"):
+    p.write_text(body.replace('poisoning = "LFX"', 'poisoning = "LFX"\naffected_class = "speed limit"'))
+    with pytest.raises(SuiteError, match="equals affected_class; poisoning 'LFX' relabels"):
         load_suite(p)  # needs_target is honoured for a plugin too
 
 
@@ -107,10 +107,10 @@ def test_make_scenario_and_build_model_use_the_plugins(outside_package):
     from hansbench.datasets.scenarios import make_scenario
     from hansbench.models.kinds import build_model
 
-    s = make_scenario(poisoning="LF", fraction=0.5, **KW)
+    s = make_scenario(poisoning="LFX", fraction=0.5, **KW)
     clean = make_scenario(poisoning="none", **KW)
     train = s.train
-    assert s.name == "LF-50" and s.poisoning == "LF" and s.target_class == SPEED
+    assert s.name == "LFX-50" and s.poisoning == "LFX" and s.target_class == SPEED
     assert torch.equal(train.images, clean.train.images), "a label flip stamps nothing"
     n_stop = int((train.true_labels == STOP).sum())
     assert int(train.poisoned.sum()) == round(0.5 * n_stop)

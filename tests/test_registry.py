@@ -130,7 +130,8 @@ def test_every_pluggable_kind_is_a_registry_listed_by_the_cli(capsys):
     from hansbench.bench.cli import main
 
     expected = {"explainers": "prp", "clusterers": "spray", "metrics": "cluster-detection", "datasets": "signs",
-                "artifacts": "postit", "poisonings": "BD", "models": "protopnet", "backbones": "small-resnet"}
+                "artifacts": "postit", "poisonings": "BD", "models": "protopnet", "backbones": "small-resnet",
+                "inputs": "pixels"}
     assert set(registry.REGISTRIES) == set(expected)
     assert all(isinstance(r, Registry) for r in registry.REGISTRIES.values())
     for key, builtin in expected.items():
@@ -143,7 +144,7 @@ def test_every_pluggable_kind_is_a_registry_listed_by_the_cli(capsys):
 def test_unknown_name_suggests_a_case_insensitive_match():
     with pytest.raises(UnknownNameError, match="Did you mean 'BD'") as err:
         registry.poisonings.get("bd")
-    assert isinstance(err.value, ValueError) and "Known poisonings: BD, CH, none." in str(err.value)
+    assert isinstance(err.value, ValueError) and "Known poisonings: BD, BD-A2O, CH, LF, LF-A2O, none." in str(err.value)
 
 
 def test_model_kinds_build_models_that_carry_their_kind():

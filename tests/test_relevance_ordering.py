@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from hansbench.datasets.base import ScenarioData, Split
-from hansbench.metrics._perturbation import ordering_curves, step_counts, trapezoid_auc
+from hansbench.metrics._perturbation import NOISE_SALT, ordering_curves, step_counts, trapezoid_auc
 from hansbench.metrics.base import EvalContext
 from hansbench.metrics.relevance_ordering import RelevanceDeletion, RelevanceOrdering
 from hansbench.models.backbones import build_backbone
@@ -76,8 +76,8 @@ def test_ideal_map_reaches_hand_computed_optimum_random_map_does_not():
         ctx = _ctx(model, test, explain)
         ins = _values(RelevanceOrdering(n_images=n).evaluate(ctx))["ordering-auc-class"]
         dele = _values(RelevanceDeletion(n_images=n).evaluate(ctx))["deletion-auc-class"]
-        # By hand: the same noise image (ctx.generator(201)) the metric draws for the first split.
-        noise = torch.rand(n, 3, H, W, generator=ctx.generator(201))
+        # By hand: the same noise image the metric draws for both (paired) test splits.
+        noise = torch.rand(n, 3, H, W, generator=ctx.generator(NOISE_SALT["artifact_test"]))
         f_x = model(images)[:, 0].mean().item()
         f_b = model(noise)[:, 0].mean().item()
         best_ins = 0.05 * (f_b + f_x) / 2 + 0.95 * f_x  # every artifact pixel moves in the first step
@@ -134,7 +134,7 @@ def test_protopnet_multiview_rows_match_reference():
     rows = RelevanceOrdering(n_images=n, n_steps=6, batch_size=7, class_curve="class-map").evaluate(ctx)
     rows_pp = RelevanceOrdering(n_images=n, n_steps=6, batch_size=7).evaluate(ctx)  # default: per-prototype
     v, v_pp = _values(rows), _values(rows_pp)
-    noise = torch.rand(n, 3, 12, 12, generator=ctx.generator(201))
+    noise = torch.rand(n, 3, 12, 12, generator=ctx.generator(NOISE_SALT["artifact_test"]))
     x, b = model.normalize(test.images), model.normalize(noise)
     fwd = lambda z: torch.cat([model(z), model.scores(z)], 1)  # noqa: E731
     w = torch.stack([model.last_layer.weight[t, model.prototypes_of(t)] for t in test.labels.tolist()]).detach()

@@ -66,7 +66,7 @@ def test_run_writes_store_csv_and_leaderboard(tiny_run):
         assert col in df.columns
     assert set(df.scenario) == {"CH-50", "BD-20"}
     det = df[df.metric == "cluster-acc"]
-    assert len(det) == 2 and (det.explainer == "gradcam").all() and (det.clusterer == "spray").all()
+    assert sorted(det.explainer) == ["gradcam", "gradcam", "pixels", "pixels"] and (det.clusterer == "spray").all()
     assert det.value.astype(float).between(0, 100).all()
     assert {"ms-per-image", "gradient-units"} <= set(df.metric)
     board = (out / "leaderboard.md").read_text()
@@ -174,7 +174,7 @@ def test_plugin_runs_in_a_suite(tmp_path, monkeypatch):
         p.write_text(text)
         assert main(["run", "--suite", str(p), "--out", str(tmp_path / "o"), "--no-progress"]) == 0
         df = pd.read_csv(tmp_path / "o" / "metrics.csv", keep_default_na=False)
-        assert (df[df.metric == "cluster-f1"].explainer == "abs-input").all()
+        assert set(df[df.metric == "cluster-f1"].explainer) == {"abs-input", "pixels"}
     finally:
         registry.explainers._entries.pop("abs-input", None)
         registry.reset_for_tests()
@@ -191,5 +191,5 @@ def test_changing_the_view_size_reclusters_but_retrains_nothing(tiny_run, tmp_pa
     suite.clustering = {"map_size": 4}
     runner = Runner(suite, copy, progress=False)
     summary = runner.run()
-    assert summary.done == 2 and summary.skipped == len(summary.job_keys) - 2  # the two cluster-detection jobs
-    assert summary.resources == {"clustering": 2}  # two new clusterings; models and maps came from the cache
+    assert summary.done == 4 and summary.skipped == len(summary.job_keys) - 4  # the cluster-detection jobs (maps, pixels)
+    assert summary.resources == {"clustering": 4}  # new clusterings (maps and pixels); models and maps came from the cache

@@ -136,7 +136,7 @@ def test_options_reach_the_dataset_and_artifact(clean):
 
 
 def test_errors_name_the_allowed_values():
-    with pytest.raises(UnknownNameError, match=r"unknown poisoning 'backdoor'.*Known poisonings: BD, CH, none"):
+    with pytest.raises(UnknownNameError, match=r"unknown poisoning 'backdoor'.*Known poisonings: BD, BD-A2O, CH, LF, LF-A2O, none"):
         make_scenario(poisoning="backdoor", **KW)
     for bad in (1.5, -0.1, math.nan, "0.5"):
         with pytest.raises(ValueError, match=r"fraction .*\[0, 1\]"):

@@ -66,6 +66,35 @@ def check_clustering(labels, flagged, *, n: int, n_clusters: int | None, cluster
         raise NodeOutputError(f"clusterer {clusterer!r} flagged cluster {flagged}, which no sample belongs to")
 
 
+def check_scores(scores, *, n: int, clusterer: str) -> np.ndarray | None:
+    """Per-sample suspicion scores: ``None``, or ``n`` finite floats (one per clustered sample)."""
+    if scores is None:
+        return None
+    try:
+        arr = np.asarray(scores, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise NodeOutputError(f"clusterer {clusterer!r} returned scores of type {type(scores).__name__} that are "
+                              "not numbers; result_.scores must be None or one float per sample") from None
+    if arr.shape != (n,):
+        raise NodeOutputError(f"clusterer {clusterer!r} returned scores of shape {arr.shape}, expected ({n},): "
+                              "one suspicion score per clustered sample (or None)")
+    if not np.isfinite(arr).all():
+        raise NodeOutputError(f"clusterer {clusterer!r} returned non-finite scores (NaN or inf) for "
+                              f"{int((~np.isfinite(arr)).sum())} of {n} samples")
+    return arr
+
+
+def check_views(views, *, n: int, kind: str) -> np.ndarray:
+    """An input kind's views: ``[n, V, D]`` finite numbers, one row per inspected-class training image."""
+    arr = np.asarray(views)
+    if arr.ndim != 3 or arr.shape[0] != n:
+        raise NodeOutputError(f"clusterer input {kind!r} returned views of shape {arr.shape}, expected [{n}, V, D] "
+                              "(one row per inspected-class training image)")
+    if not np.issubdtype(arr.dtype, np.number) or not np.isfinite(arr).all():
+        raise NodeOutputError(f"clusterer input {kind!r} returned non-finite or non-numeric views")
+    return arr
+
+
 def check_rows(rows, metric: str) -> list[dict]:
     """Metric values finite, or explicitly missing (``None``); rows are dicts with a value name."""
     if not isinstance(rows, list):

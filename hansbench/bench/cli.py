@@ -32,11 +32,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 def _outputs_digest(runner, summary, figures: bool) -> str:
     """What the written outputs depend on: the finished row nodes of this plan, and the output code."""
     from hansbench.bench import figures as figures_module
-    from hansbench.bench import keys, leaderboard
+    from hansbench.bench import figures_session, keys, leaderboard, styles
 
     done = runner.store.done_keys()
+    code = keys.code_version(leaderboard, figures_module, figures_session, styles)
     return keys.digest({"rows": sorted(k for k in summary.job_keys if k in done), "figures": figures,
-                        "code": keys.code_version(leaderboard, figures_module), "suite": runner.suite.name})
+                        "code": code, "suite": runner.suite.name})
 
 
 def write_outputs(runner, summary, *, figures: bool = True) -> dict:
@@ -55,7 +56,8 @@ def write_outputs(runner, summary, *, figures: bool = True) -> dict:
     if previous.get("digest") == digest and all((runner.out / f).is_file() for f in previous.get("files", [])):
         return {k: runner.out / v for k, v in previous.get("paths", {}).items()}
 
-    from hansbench.bench.figures import ordering_curves, session_figures
+    from hansbench.bench.figures import ordering_curves
+    from hansbench.bench.figures_session import session_figures
     from hansbench.bench.leaderboard import omitted_from_jobs
     from hansbench.bench.publish import write_leaderboard
     from hansbench.bench.runner import omitted_key
@@ -68,7 +70,7 @@ def write_outputs(runner, summary, *, figures: bool = True) -> dict:
     figs = []
     if figures and not summary.interrupted:
         figs = ordering_curves(rows, runner.out) + session_figures(runner, runner.out, log=runner.log)
-    names = [f.file for f in figs]
+    names = [name for f in figs for name in (f.file, getattr(f, "vector", "")) if name]
     partial = (f"the run was interrupted: {summary.done + summary.skipped} of {len(summary.job_keys)} nodes are "
                "done; run the same command again to finish") if summary.interrupted else ""
     paths = write_leaderboard(rows, runner.out, suite=runner.suite.name, figures=figs, omitted=omitted,
@@ -92,7 +94,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"hansbench: invalid suite: {exc}", file=sys.stderr)
         return 2
     if args.seed is not None:
-        suite.seeds = list(args.seed)
+        try:
+            suite.set_seeds(list(args.seed))
+        except SuiteError as exc:
+            print(f"hansbench: {exc}", file=sys.stderr)
+            return 2
     if args.device:
         suite.device = args.device
     out = Path(args.out or f"hansbench-out/{suite.name}")
@@ -100,7 +106,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if problem:
             print(f"hansbench: {problem}", file=sys.stderr)
             return 2
-    for line in plugin_warnings():
+    for line in plugin_warnings() + suite.warnings:
         print(line, file=sys.stderr)
     try:
         runner = Runner(suite, out, progress=not args.no_progress, executor=args.executor, address=args.address,
@@ -109,6 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"hansbench: {exc}", file=sys.stderr)
         return 2
     runner.log(f"suite {suite.name!r} on {runner.device} ({args.executor} executor) -> {out}")
+    runner.log(f"running {suite.describe_seeds()}")
     try:
         summary = runner.run()
     except ResultsLocked as exc:
@@ -177,7 +184,7 @@ def suite_name(store) -> str:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     """The maps of one image from every named method, from the cached models of a finished run."""
-    from hansbench.bench.figures import ExplainError, explain_image
+    from hansbench.bench.explain import ExplainError, explain_image
 
     try:
         path = explain_image(args.image, results=args.results, scenario=args.scenario, model=args.model,
@@ -199,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a suite (default: the built-in 'quick')")
     run.add_argument("--suite", default="quick", help="built-in suite name or path to a suite .toml (default: quick)")
     run.add_argument("--out", help="results directory (default: hansbench-out/<suite>)")
-    run.add_argument("--seed", type=int, nargs="+", help="override the suite's seeds")
+    run.add_argument("--seed", type=int, nargs="+", action="extend", metavar="SEED",
+                     help="run these seeds instead of the suite's: --seed 5 6 or --seed 5 --seed 6 (each once)")
     run.add_argument("--device", help="override the suite's device (auto, cpu, cuda)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--no-figures", action="store_true", help="skip the curves and map galleries")

@@ -19,18 +19,19 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from hansbench.methods.base import ACTIVATIONS
-from hansbench.registry import REGISTRIES, UnknownNameError, backbones, model_kinds
+from hansbench.registry import REGISTRIES, UnknownNameError, backbones, clusterer_inputs, model_kinds
 
 SCENARIO_KEYS = {
     "name", "dataset", "poisoning", "fraction", "artifact", "image_size", "n_train", "n_test",
-    "affected_class", "target_class", "dataset_options", "artifact_options",
+    "affected_class", "target_class", "dataset_options", "artifact_options", "only",
 }
+# ``only = { metrics = [...], ... }`` in a scenario: what runs there (e.g. a clean control that needs no ROAR).
+ONLY_SECTIONS = ("models", "explainers", "clusterers", "metrics")
 # Keys of an explainer/clusterer/metric table that the runner reads as filters instead of
 # passing them on as options: which model kinds / explainers / clusterers it runs with.
 FILTER_KEYS = {"explainers": ("models",), "clusterers": ("models", "explainers"),
                "metrics": ("models", "explainers", "clusterers")}
-SUITE_KEYS = {"name", "description", "seeds", "device", "extends", "replace", "node_timeout_s"}
+SUITE_KEYS = {"name", "description", "seeds", "dev_seeds", "device", "extends", "replace", "node_timeout_s"}
 TOP_LEVEL = {"suite", "data", "scenarios", "models", "explainers", "clusterers", "metrics", "clustering", "timing"}
 
 
@@ -54,6 +55,21 @@ class Suite:
     description: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
     node_timeout_s: float = 3600.0  # a node running longer is failed with that reason; the run goes on
+    dev_seeds: list[int] = field(default_factory=list)  # the seeds its settings were tuned on (not for publishing)
+    warnings: list[str] = field(default_factory=list)  # usable but worth a line before the run (printed by the CLI)
+
+    def set_seeds(self, seeds: list[int]) -> None:
+        """Replace the seeds to run (``hansbench run --seed``): checked like ``suite.seeds``, the
+        dev-seed overlap warning recomputed, and the run config (``raw``) updated so it records
+        the seeds that actually ran."""
+        self.seeds = check_seeds("--seed", seeds)
+        self.raw.setdefault("suite", {})["seeds"] = list(self.seeds)
+        self.warnings = [w for w in self.warnings if not w.startswith(OVERLAP_WARNING)]
+        self.warnings += seed_overlap_warnings(self.seeds, self.dev_seeds)
+
+    def describe_seeds(self) -> str:
+        """What tables say about the seeds: ``evaluation seeds 2-6 (settings tuned on 0, 1)``."""
+        return describe_seeds(self.seeds, self.dev_seeds)
 
     def allows(self, section: str, name: str, *, model: str = "", explainer: str = "", clusterer: str = "") -> bool:
         """Whether the suite's filters let ``name`` run with this model kind / explainer / clusterer."""
@@ -188,9 +204,8 @@ def validate(raw: dict) -> Suite:
         close = difflib.get_close_matches(bad[0], sorted(SUITE_KEYS), n=1)
         raise SuiteError(f"suite.{bad[0]}: unknown key{f'; did you mean {close[0]!r}?' if close else ''} "
                          f"[suite] accepts {sorted(SUITE_KEYS)}")
-    seeds = meta.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
-        raise SuiteError(f"suite.seeds: expected a non-empty list of integers, got {seeds!r}")
+    seeds = check_seeds("suite.seeds", meta.get("seeds", [0]))
+    dev_seeds = check_seeds("suite.dev_seeds", meta.get("dev_seeds", []), allow_empty=True)
     node_timeout = meta.get("node_timeout_s", 3600)
     if isinstance(node_timeout, bool) or not isinstance(node_timeout, (int, float)) or node_timeout <= 0:
         raise SuiteError(f"suite.node_timeout_s: {node_timeout!r}; expected seconds > 0 that one node may run "
@@ -246,18 +261,24 @@ def validate(raw: dict) -> Suite:
 
     filters: dict = {}
     named = {key: _named_section(raw, key, filters) for key in ("explainers", "clusterers", "metrics")}
+    _check_inputs(named, _table(raw, "clustering"))
     for section, entries in filters.items():
         for name, filt in entries.items():
             for fkey, values in filt.items():
                 # Registered names are fine even when this suite does not run them (an extending
-                # suite may drop an explainer that inherited filters name); typos are not.
-                known = REGISTRIES[fkey].names() + ([ACTIVATIONS] if fkey == "explainers" else [])
+                # suite may drop an explainer that inherited filters name); typos are not. An
+                # explainer filter also takes the non-map input kinds (rows of "pixels", "activations").
+                known = REGISTRIES[fkey].names() + (input_kind_rows() if fkey == "explainers" else [])
                 for v in values:
                     if v not in known:
                         raise SuiteError(f"{section}.{name}.{fkey}: unknown name {v!r}; use one of {known}")
+    for sc in resolved:
+        _check_only(sc, models, named)
     return Suite(
         name=meta.get("name", "custom"),
         node_timeout_s=float(node_timeout),
+        dev_seeds=dev_seeds,
+        warnings=seed_overlap_warnings(seeds, dev_seeds),
         description=meta.get("description", ""),
         seeds=seeds,
         device=device,
@@ -271,6 +292,89 @@ def validate(raw: dict) -> Suite:
         timing=_table(raw, "timing"),
         raw=raw,
     )
+
+
+def input_kind_rows() -> list[str]:
+    """The input kinds whose clusterings fill the ``explainer`` column with their own name (all but ``maps``)."""
+    return [k for k in clusterer_inputs.names() if not clusterer_inputs.get(k).needs_explainer]
+
+
+def _check_inputs(named: dict[str, dict], clustering: dict) -> None:
+    """Clusterers' input kinds are registered; no explainer is named like one; ``[clustering] pixels`` is a bool."""
+    kinds = clusterer_inputs.names()
+    for name in named["clusterers"]:
+        kind = REGISTRIES["clusterers"].get(name).input
+        if kind not in kinds:
+            raise SuiteError(f"clusterers.{name}: its input kind {kind!r} is not registered; known input kinds: "
+                             f"{kinds} (a plugin registers one with hansbench.registry.clusterer_inputs)")
+    for name in named["explainers"]:
+        if name in kinds:
+            raise SuiteError(f"explainers.{name}: {name!r} is the name of a clusterer input kind, so its rows could "
+                             "not be told from that kind's baseline rows; register the explainer under another name")
+    if not isinstance(clustering.get("pixels", True), bool):
+        raise SuiteError(f"clustering.pixels: {clustering['pixels']!r}; expected true (default: every single-view "
+                         "map clusterer also clusters the raw pixels, the no-model control) or false")
+
+
+OVERLAP_WARNING = "warning: suite.seeds overlap suite.dev_seeds"
+
+
+def check_seeds(path: str, seeds: Any, *, allow_empty: bool = False) -> list[int]:
+    """A list of unique integer seeds (bools are not seeds); a SuiteError naming ``path`` otherwise."""
+    what = "a list of integers" if allow_empty else "a non-empty list of integers"
+    if (not isinstance(seeds, list) or (not seeds and not allow_empty)
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+        raise SuiteError(f"{path}: expected {what}, got {seeds!r}")
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise SuiteError(f"{path}: seed(s) {seed_list(repeated)} given more than once in {seeds!r}; "
+                         "each seed runs once, so list it once")
+    return list(seeds)
+
+
+def seed_overlap_warnings(seeds: list[int], dev_seeds: list[int]) -> list[str]:
+    """One line when seeds the settings were tuned on are also run: the published numbers then
+    include tuning seeds (an optimistic bias), which is allowed but should be said."""
+    both = [s for s in seeds if s in set(dev_seeds)]
+    if not both:
+        return []
+    return [f"{OVERLAP_WARNING} ({seed_list(both)}): the published numbers then include seeds the settings "
+            f"were tuned on; run other seeds for evaluation (e.g. --seed {' '.join(map(str, _fresh(seeds, dev_seeds)))})"]
+
+
+def describe_seeds(seeds: list[int], dev_seeds: list[int]) -> str:
+    """``evaluation seeds 2-6 (settings tuned on 0, 1)``; for tables that read a run's config
+    (``config["suite"]["seeds"]`` and ``["dev_seeds"]``)."""
+    tuned = f" (settings tuned on {seed_list(dev_seeds)})" if dev_seeds else ""
+    word = "seed" if len(seeds) == 1 else "seeds"
+    if dev_seeds and set(seeds) & set(dev_seeds):
+        return f"{word} {seed_list(seeds)}{tuned}, including tuning seeds"
+    return f"{'evaluation ' if dev_seeds else ''}{word} {seed_list(seeds)}{tuned}"
+
+
+def _fresh(seeds: list[int], dev_seeds: list[int]) -> list[int]:
+    """As many seeds as ``seeds`` holds, none of them a dev seed (for the warning's suggestion)."""
+    taken, out, s = set(dev_seeds), [], 0
+    while len(out) < len(seeds):
+        if s not in taken:
+            out.append(s)
+        s += 1
+    return out
+
+
+def seed_list(seeds: list[int]) -> str:
+    """``[2, 3, 4, 5, 6, 9]`` -> ``"2-6, 9"`` (runs of consecutive seeds shortened)."""
+    parts, run = [], []
+    for s in sorted(seeds):
+        if run and s == run[-1] + 1:
+            run.append(s)
+            continue
+        if run:
+            parts.append(f"{run[0]}-{run[-1]}" if len(run) > 2 else ", ".join(map(str, run)))
+        run = [s]
+    if run:
+        parts.append(f"{run[0]}-{run[-1]}" if len(run) > 2 else ", ".join(map(str, run)))
+    return ", ".join(parts)
 
 
 def _close(value: str, known: list[str]) -> str:
@@ -343,6 +447,29 @@ def _check_scenario(path: str, sc: dict) -> None:
                              "target_class")
 
 
+def _check_only(sc: dict, models: dict, named: dict) -> None:
+    """A scenario's ``only`` table names sections of this suite and names this suite runs."""
+    only = sc.get("only")
+    if only is None:
+        return
+    where = f"scenarios.{sc['name']}.only"
+    if not isinstance(only, dict) or not only:
+        raise SuiteError(f"{where}: expected a table such as {{ metrics = [\"cluster-detection\"] }} naming "
+                         f"what runs in this scenario ({', '.join(ONLY_SECTIONS)})")
+    for section, names in only.items():
+        if section not in ONLY_SECTIONS:
+            raise SuiteError(f"{where}.{section}: unknown section; use one of {list(ONLY_SECTIONS)}")
+        suite_names = list(models) if section == "models" else list(named[section])
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise SuiteError(f"{where}.{section}: expected a non-empty list of names from [{section}]")
+        for n in names:
+            if n not in suite_names:
+                close = difflib.get_close_matches(n, suite_names, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise SuiteError(f"{where}.{section}: {n!r} is not in this suite's [{section}]{hint} "
+                                 f"(it has {suite_names})")
+
+
 def _scenario_default(key: str) -> Any:
     """The default of a scenario setting, from the one table of them."""
     from hansbench.datasets.scenarios import SCENARIO_DEFAULTS
@@ -372,3 +499,9 @@ def _check_backbone(path: str, cfg: dict) -> None:
     if not isinstance(options, dict):
         raise SuiteError(f"{path}.backbone_options: expected a table of options, got {options!r}")
     _check_options(f"{path}.backbone_options", factory, options)
+    from hansbench.models.backbones import check_weights  # keys and shapes only: no tensor data is read
+
+    try:
+        check_weights(name, options)
+    except (ValueError, FileNotFoundError) as exc:
+        raise SuiteError(f"{path}.backbone_options.weights: {exc}") from None

@@ -24,7 +24,9 @@ _TEX = {
     "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}",
     "|": r"\textbar{}", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "–": "--", "×": r"$\times$",
     "±": r"$\pm$", "−": "$-$", "†": r"\textdagger{}", "‡": r"\textdaggerdbl{}", "≥": r"$\geq$", "≤": r"$\leq$",
-    "·": r"$\cdot$",
+    "·": r"$\cdot$", "§": r"\S{}", "¶": r"\P{}", "♯": r"$\sharp$", "◊": r"$\diamond$", "τ": r"$\tau$",
+    "α": r"$\alpha$", "χ": r"$\chi$", "²": r"\textsuperscript{2}", "…": r"\ldots{}", "°": r"\textdegree{}",
+    "ε": r"$\varepsilon$", "μ": r"$\mu$", "š": r"\v{s}", "≈": r"$\approx$", "→": r"$\rightarrow$",
 }
 
 

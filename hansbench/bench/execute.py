@@ -22,15 +22,16 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from hansbench.bench import checks, keys
 from hansbench.bench.cache import Workspace
 from hansbench.bench.device import seed_everything
-from hansbench.bench.graph import ACTIVATIONS, MAPS_VERSION, Node
+from hansbench.bench.graph import MAPS_VERSION, Node
 from hansbench.datasets.base import ScenarioData, Split
-from hansbench.registry import clusterers, explainers, metrics
+from hansbench.methods.base import MAPS
+from hansbench.methods.inputs import Maps, without_ground_truth
+from hansbench.registry import clusterer_inputs, clusterers, explainers, metrics
 
 TIMING_VALUES = {
     "ms-per-image": ("ms", False),
@@ -309,7 +310,7 @@ class NodeEnv:
         model = self.output(node.inputs["model"])
         data = self.output(node.inputs["model"].inputs["data"])
         obj = explainers.get(node.params["name"])(**node.params["raw"])
-        obj.setup(model, data, self.ws)
+        obj.setup(model, without_ground_truth(data), self.ws)  # a method never sees the poisoned flags
         return obj, None
 
     def compute_maps(self, explainer_node: Node, split: Split, index: torch.Tensor, target: torch.Tensor,
@@ -378,20 +379,30 @@ class NodeEnv:
     def cluster_index(data: ScenarioData) -> torch.Tensor:
         return data.train.of_class(data.inspect_class)
 
+    @staticmethod
+    def input_kind(node: Node) -> str:
+        """The clustering node's input kind: its source when that names one, else ``maps`` (an explainer)."""
+        return MAPS if "maps" in node.inputs else node.params["source"]
+
     def views(self, node: Node) -> np.ndarray:
-        """Clusterer input ``[N, V, D]``: downsampled maps, or penultimate activations."""
-        if node.params["source"] == ACTIVATIONS:
-            model = self.output(node.inputs["model"])
-            data = self.output(node.inputs["model"].inputs["data"])
-            idx = self.cluster_index(data)
-            with torch.no_grad():
-                acts = [model.embed(model.normalize(data.train.images[idx[i:i + 256]].to(self.device))).cpu()
-                        for i in range(0, len(idx), 256)]
-            return torch.cat(acts).unsqueeze(1).numpy()
-        maps = self.output(node.inputs["maps"])
-        side = maps.shape[-1]
-        size = node.params["views"].get("map_size") or max(4, round(side / 3))
-        return F.adaptive_avg_pool2d(maps, size).flatten(2).numpy().astype(np.float64)
+        """Clusterer input ``[N, V, D]`` of the inspected class's training images, from the node's input kind.
+
+        The kind sees the data without ground truth; the map kind gets the explainer's maps from the bank.
+        """
+        kind = self.input_kind(node)
+        settings = node.params["views"]
+        if kind == MAPS:
+            return Maps.from_maps(self.output(node.inputs["maps"]), settings)
+        obj = clusterer_inputs.get(kind)()
+        model_node = node.inputs.get("model")
+        data_node = model_node.inputs["data"] if model_node is not None else node.inputs["data"]
+        data = self.output(data_node)
+        model = self.output(model_node) if model_node is not None and obj.uses_model else None
+        index = self.cluster_index(data)
+        seed_everything(node.ids["seed"])  # a kind that samples (e.g. blending partners) is seeded per run
+        views = obj.views(model=model, data=without_ground_truth(data), index=index, device=self.device,
+                          settings=dict(settings))
+        return checks.check_views(views, n=len(index), kind=kind)
 
     def _node_clustering(self, node: Node):
         name = node.params["clusterer"]
@@ -402,16 +413,21 @@ class NodeEnv:
         labels = np.asarray(res.labels)
         checks.check_clustering(labels, res.flagged, n=views.shape[0], n_clusters=getattr(est, "n_clusters", None),
                                 clusterer=name)
+        scores = checks.check_scores(getattr(res, "scores", None), n=views.shape[0], clusterer=name)
         state = {"labels": torch.as_tensor(labels.astype(np.int64)), "flagged": int(res.flagged),
                  "info": json.dumps(res.info, default=str)}
+        if scores is not None:  # absent key = no scores (entries cached before scores existed load the same)
+            state["scores"] = torch.as_tensor(scores, dtype=torch.float64)
         return self._load_clustering(node, state), state
 
     def _load_clustering(self, node: Node, state: dict):
         from hansbench.methods.base import ClusteringResult
 
         info = state["info"]
+        scores = state.get("scores")
         return ClusteringResult(state["labels"].numpy(), int(state["flagged"]),
-                                json.loads(info) if isinstance(info, str) else dict(info))
+                                json.loads(info) if isinstance(info, str) else dict(info),
+                                scores=None if scores is None else scores.numpy().astype(np.float64))
 
     def _node_metric(self, node: Node) -> list[dict]:
         from hansbench.metrics.base import EvalContext
@@ -430,6 +446,7 @@ class NodeEnv:
             explain=self.explain_fn(exp_node) if exp_node is not None else None,
             clustering=clustering, cluster_index=self.cluster_index(data) if clu_node is not None else None,
             train_model=self.retrainer(model_node),
+            explain_model=self.explain_model_fn(exp_node) if exp_node is not None else None,
         )
         return checks.check_rows(metric.evaluate(ctx), node.params["metric"])
 
@@ -453,3 +470,34 @@ class NodeEnv:
         }
         return [{"metric": k, "value": float(v), "unit": TIMING_VALUES[k][0], "higher_is_better": TIMING_VALUES[k][1],
                  "split": "", "stage": "", "detail": f"batch={len(x)}"} for k, v in values.items()]
+
+    def explain_model_fn(self, explainer_node: Node) -> Callable[[torch.nn.Module, torch.Tensor, torch.Tensor],
+                                                                torch.Tensor]:
+        """``ctx.explain_model(model, x, target)``: the node's explainer, built fresh, explaining another model.
+
+        For checks that change the model (model randomisation). A new explainer is built from the
+        node's raw options for each model object passed (the metric passes a new one per changed
+        model) and its ``setup`` runs on that model, with the scenario data without ground truth:
+        what ``setup`` derives from the model (CRP's concept channels) must come from the changed
+        model, or the trained model's learned state would leak into the check. ``setup`` that
+        trains a model of its own (ClaDec's decoder) is as expensive as it sounds: the metric says
+        whether it applies. ``x`` is normalised; maps are computed on the run's device, uncached.
+        """
+        held: dict[str, Any] = {}
+        name = explainer_node.params["name"]
+
+        def fn(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            if held.get("model") is not model:
+                data = self.output(explainer_node.inputs["model"].inputs["data"])
+                hide = getattr(data, "without_ground_truth", None)  # contract C3, where the data class has it
+                obj = explainers.get(name)(**explainer_node.params["raw"])
+                seed_everything(explainer_node.ids["seed"])
+                obj.setup(model, hide() if hide is not None else data, self.ws)
+                held.update(model=model, explainer=obj)
+            seed_everything(explainer_node.ids["seed"])
+            maps = held["explainer"].explain(model, x.to(self.device), target.to(self.device)).detach().float()
+            checks.check_maps(maps.cpu(), n=len(x), height=x.shape[-2], width=x.shape[-1],
+                              views=held["explainer"].expected_views(model), explainer=name)
+            return maps
+
+        return fn

@@ -1,8 +1,14 @@
 """The run as an explicit graph, planned before any work.
 
     data (scenario, seed) -> model (kind, recipe) -> maps (explainer, split, selection)
-        -> clustering (maps or activations, clusterer, view settings) -> metric rows
+        -> clustering (input kind, clusterer, view settings) -> metric rows
     model -> explainer -> timing rows
+
+A clustering's source is a registered input kind (:mod:`hansbench.methods.inputs`): an
+explainer's ``maps``, or a kind that is its own baseline (``activations``, ``pixels``, a plugin's),
+whose rows carry the kind's name in the ``explainer`` column. Every single-view map clusterer
+also clusters ``pixels`` (the raw-image control) unless ``[clustering] pixels = false`` or its
+``explainers = [...]`` filter leaves ``pixels`` out.
 
 A :class:`Node` holds its own parameters, its input nodes (nested, so a worker can rebuild
 anything it needs from the node alone) and its key from :mod:`hansbench.bench.keys`.
@@ -18,10 +24,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from hansbench.bench import keys
-from hansbench.bench.config import Suite
+from hansbench.bench.config import Suite, input_kind_rows
 from hansbench.datasets.scenarios import SCENARIO_DEFAULTS
-from hansbench.methods.base import ACTIVATIONS, MAPS
-from hansbench.registry import artifacts, backbones, clusterers, datasets, explainers, metrics, model_kinds, poisonings
+from hansbench.methods.base import MAPS
+from hansbench.methods.inputs import PIXELS
+from hansbench.registry import (
+    artifacts,
+    backbones,
+    clusterer_inputs,
+    clusterers,
+    datasets,
+    explainers,
+    metrics,
+    model_kinds,
+    poisonings,
+)
 
 RESOURCE_TYPES = ("data", "model", "explainer", "maps", "clustering")
 ROW_TYPES = ("metric", "timing")
@@ -82,6 +99,20 @@ class Plan:
         return sorted(seen.values(), key=lambda n: order[n.type])  # stable: plan order within a type
 
 
+SCENARIO_FILTER = "only"  # a scenario's own filter table: which models, explainers, clusterers, metrics run there
+
+
+def data_settings(scenario: dict) -> dict:
+    """The scenario's data settings: everything but its ``only`` filter (which plans, never generates data)."""
+    return {k: v for k, v in scenario.items() if k != SCENARIO_FILTER}
+
+
+def runs_in(scenario: dict, section: str, name: str) -> bool:
+    """Whether the scenario's ``only = { <section> = [...] }`` lets ``name`` run there (absent: everything)."""
+    allowed = scenario.get(SCENARIO_FILTER, {}).get(section)
+    return allowed is None or name in allowed
+
+
 def scenario_params(scenario: dict) -> dict:
     """A scenario with defaults filled in and the files its options name replaced by their digests.
 
@@ -108,6 +139,7 @@ class Planner:
     def data(self, scenario: dict, seed: int) -> Node:
         k = ("data", scenario["name"], seed)
         if k not in self._memo:
+            scenario = data_settings(scenario)
             sc = {**SCENARIO_DEFAULTS, **scenario}
             from hansbench.datasets import scenarios
 
@@ -156,19 +188,43 @@ class Planner:
             opts.setdefault("device", self.device_type)
         return opts
 
+    def view_settings(self) -> dict:
+        """The ``[clustering]`` settings that shape the views (the ``pixels`` switch only plans)."""
+        return {k: v for k, v in self.suite.clustering.items() if k != "pixels"}
+
     def clustering(self, model: Node, source: str, name: str) -> Node:
+        """Clustering by ``name`` of ``source``: an explainer (its maps) or a non-map input kind."""
         k = ("clustering", model.key, source, name)
         if k not in self._memo:
             seed = model.ids["seed"]
-            inputs = {"model": model} if source == ACTIVATIONS else {
-                "maps": self.cluster_maps(self.explainer(model, source))}
+            kind = source if source in input_kind_rows() else MAPS
+            cls = clusterer_inputs.get(kind)
+            if cls.needs_explainer:
+                inputs = {"maps": self.cluster_maps(self.explainer(model, source))}
+            else:  # a kind that ignores the model is shared by every model kind of the data (same key)
+                inputs = {"model": model} if cls.uses_model else {"data": model.inputs["data"]}
             params = {"clusterer": name, "options": self.clustering_options(name, seed),
                       "files": keys.with_file_digests(self.suite.clusterers[name]), "source": source,
-                      "views": {} if source == ACTIVATIONS else dict(self.suite.clustering)}
-            code = keys.digest([_plugin_version(clusterers, name), VIEWS_VERSION], 16)
+                      "views": self.view_settings() if cls.uses_settings else {}}
+            code = keys.digest([_plugin_version(clusterers, name), _plugin_version(clusterer_inputs, kind),
+                                VIEWS_VERSION], 16)
             self._memo[k] = Node("clustering", params, inputs, code,
                                  {**model.ids, "explainer": source, "clusterer": name}, gpu=True)
         return self._memo[k]
+
+    def clustering_pairs(self, kind: str, exps: list[str]) -> list[tuple[str, str]]:
+        """(source, clusterer) pairs for model ``kind``: map clusterers x explainers, then the pixels
+        control of every single-view map clusterer, then the clusterers of other input kinds."""
+        allows = self.suite.allows
+        names = [c for c in self.suite.clusterers if allows("clusterers", c, model=kind)]
+        on_maps = [c for c in names if clusterer_inputs.get(clusterers.get(c).input).needs_explainer]
+        pairs = [(e, c) for e in exps for c in on_maps if allows("clusterers", c, explainer=e)]
+        if self.suite.clustering.get("pixels", True):
+            pairs += [(PIXELS, c) for c in on_maps if not clusterers.get(c).multiview
+                      and clusterers.get(c).pixels_control and allows("clusterers", c, explainer=PIXELS)]
+        pairs += [(clusterers.get(c).input, c) for c in names if c not in on_maps
+                  and allows("clusterers", c, explainer=clusterers.get(c).input)]
+        return pairs
 
     def _explain_batch_size(self) -> int:
         return int(self.suite.timing.get("explain_batch_size", 64))
@@ -199,17 +255,14 @@ class Planner:
             sc = {**SCENARIO_DEFAULTS, **scenario}
             for seed in suite.seeds:
                 data = self.data(scenario, seed)
-                for kind in suite.models:
+                for kind in [k for k in suite.models if runs_in(scenario, "models", k)]:
                     model = self.model(data, kind)
-                    exps = self.explainers_for(kind)
-                    by_input = {MAPS: [], ACTIVATIONS: []}
-                    for c in suite.clusterers:
-                        if allows("clusterers", c, model=kind):
-                            by_input[clusterers.get(c).input].append(c)
-                    pairs = [(e, c) for e in exps for c in by_input[MAPS] if allows("clusterers", c, explainer=e)]
-                    pairs += [(ACTIVATIONS, c) for c in by_input[ACTIVATIONS]]
+                    exps = [e for e in self.explainers_for(kind) if runs_in(scenario, "explainers", e)]
+                    pairs = [(e, c) for e, c in self.clustering_pairs(kind, exps)
+                             if runs_in(scenario, "clusterers", c)]
+                    row_kinds = set(input_kind_rows())
                     for mname, mopts in suite.metrics.items():
-                        if not allows("metrics", mname, model=kind):
+                        if not allows("metrics", mname, model=kind) or not runs_in(scenario, "metrics", mname):
                             continue
                         metric = metrics.get(mname)(**mopts)
                         combos: list[tuple[str, str]] = {
@@ -221,13 +274,13 @@ class Planner:
                             ids = {**model.ids, "explainer": e, "clusterer": c, "metric": mname}
                             reason = metric.not_applicable(
                                 model_kind=kind, scenario=sc,
-                                explainer=explainers.get(e) if e and e != ACTIVATIONS else None,
+                                explainer=explainers.get(e) if e and e not in row_kinds else None,
                                 explainer_name=e, clusterer_name=c)
                             if reason:
                                 omitted.append(Omitted(ids, reason))
                                 continue
                             inputs: dict[str, Node] = {"model": model}
-                            if e and e != ACTIVATIONS:
+                            if e and e not in row_kinds:
                                 inputs["explainer"] = self.explainer(model, e)
                             if c:
                                 inputs["clustering"] = self.clustering(model, e, c)

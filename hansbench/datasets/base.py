@@ -2,7 +2,8 @@
 
 Images are kept in [0, 1] (float32, ``[N, C, H, W]``); a model normalises them with
 its own ``normalize``. Every sample carries its ground truth (``poisoned`` and the
-pixel ``masks`` of the artifact) so that metrics can score methods; methods never see it.
+pixel ``masks`` of the artifact) so that metrics can score methods; methods never see it:
+they get :meth:`ScenarioData.without_ground_truth`, whose training split refuses to show it.
 """
 
 from __future__ import annotations
@@ -18,44 +19,103 @@ if TYPE_CHECKING:
     from hansbench.datasets.poisonings import Poisoning
 
 
+GROUND_TRUTH = ("true_labels", "poisoned", "masks")  # what methods must not see (labels are the training labels)
+
+
+class GroundTruthUnavailable(RuntimeError):
+    """A method read a sample's ground truth (poisoned flag, artifact mask, original label)."""
+
+
 @dataclass
 class Split:
     """One set of samples with ground truth.
 
     ``labels`` are what the model is trained/tested against (relabelled for backdoors);
-    ``true_labels`` are the classes the images really show.
+    ``true_labels`` are the classes the images really show. ``poisoned``: the poisoning chose
+    this image (stamped and/or relabelled; a label-flip control relabels without stamping).
+    ``boxes``: optional ``[N, 4]`` object boxes ``(x0, y0, x1, y1)`` of the dataset, so an
+    artifact stamped later (artifact insertion) sits on the object as in training.
     """
 
     images: torch.Tensor  # [N, C, H, W] float32 in [0, 1]
     labels: torch.Tensor  # [N] int64
     true_labels: torch.Tensor  # [N] int64
-    poisoned: torch.Tensor  # [N] bool: the artifact was stamped on this image
+    poisoned: torch.Tensor  # [N] bool: the poisoning chose this image
     masks: torch.Tensor  # [N, H, W] bool: pixels the artifact changed
+    boxes: torch.Tensor | None = None  # [N, 4] float32 object boxes, or None (the whole frame)
 
     def __post_init__(self) -> None:
         n = self.images.shape[0]
-        for name in ("labels", "true_labels", "poisoned", "masks"):
+        for name in ("labels", *GROUND_TRUTH):
             if getattr(self, name).shape[0] != n:
                 raise ValueError(f"Split.{name} has {getattr(self, name).shape[0]} rows, images have {n}")
+        if self.boxes is not None and tuple(self.boxes.shape) != (n, 4):
+            raise ValueError(f"Split.boxes must be [N, 4] = ({n}, 4), got {tuple(self.boxes.shape)}")
 
     def __len__(self) -> int:
         return self.images.shape[0]
 
     def subset(self, index: torch.Tensor) -> Split:
         """The samples at ``index`` (a bool mask or integer indices)."""
-        return Split(*(getattr(self, f)[index] for f in ("images", "labels", "true_labels", "poisoned", "masks")))
+        boxes = None if self.boxes is None else self.boxes[index]
+        return Split(*(getattr(self, f)[index] for f in ("images", "labels", *GROUND_TRUTH)), boxes=boxes)
+
+    @property
+    def ground_truth_available(self) -> bool:
+        """False on the training split of :meth:`ScenarioData.without_ground_truth`."""
+        return True
 
     def of_class(self, cls: int, *, by: str = "labels") -> torch.Tensor:
         """Integer indices of the samples whose ``by`` (labels or true_labels) equals ``cls``."""
         return torch.nonzero(getattr(self, by) == cls).flatten()
 
 
+class BlindSplit(Split):
+    """A split whose ground truth (``true_labels``, ``poisoned``, ``masks``) raises on access.
+
+    What methods get (explainer setup, clusterer inputs): images, training labels and boxes
+    only, so a method cannot score itself with the answer. Not a dataclass copy: the hidden
+    tensors are not stored at all.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, boxes: torch.Tensor | None = None):
+        # not the dataclass __init__: the hidden fields are never stored
+        object.__setattr__(self, "images", images)
+        object.__setattr__(self, "labels", labels)
+        object.__setattr__(self, "boxes", boxes)
+
+    @classmethod
+    def of(cls, split: Split) -> BlindSplit:
+        """``split`` without its ground truth (the tensors are shared, not copied)."""
+        return cls(split.images, split.labels, split.boxes)
+
+    def __getattribute__(self, name: str):
+        if name in GROUND_TRUTH:
+            raise GroundTruthUnavailable(
+                f"ground truth is not available to methods: Split.{name} of the training set is hidden "
+                "(methods see images, training labels and boxes; metrics score with ScenarioData, not "
+                "without_ground_truth())")
+        return super().__getattribute__(name)
+
+    def __repr__(self) -> str:
+        return f"BlindSplit(n={len(self)}, ground truth hidden)"
+
+    def subset(self, index: torch.Tensor) -> BlindSplit:
+        return BlindSplit(self.images[index], self.labels[index], None if self.boxes is None else self.boxes[index])
+
+    @property
+    def ground_truth_available(self) -> bool:
+        return False
+
+
 @dataclass
 class ScenarioData:
     """A poisoned training set and the two test sets of PRP Sec. V-A.
 
-    ``affected_class``: the class whose images carry the artifact (stop).
-    ``target_class``: for backdoors, the class they are relabelled to; else ``None``.
+    ``affected_class``: the class whose images carry the artifact (stop); an all-to-one backdoor
+    poisons every class but the target (:attr:`source_classes`) and keeps ``affected_class`` as
+    the source class whose per-class accuracies are reported.
+    ``target_class``: for backdoors (and label-flip controls), the class they are relabelled to; else ``None``.
     ``poisoning``: the registered poisoning's name (a name, not the object, so the scenario
     serialises field by field). It owns the class rules: :attr:`inspect_class` (the class whose
     training maps are clustered) and :meth:`explain_targets` (which class an image is explained for).
@@ -81,6 +141,23 @@ class ScenarioData:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def source_classes(self) -> list[int]:
+        """The classes whose images the poisoning stamps and relabels (BD, CH: the affected class;
+        all-to-one: every class but the target), as the poisoning says."""
+        return [int(c) for c in self.poisoning_rule.source_classes(self.num_classes, self.affected_class,
+                                                                    self.target_class)]
+
+    def without_ground_truth(self) -> ScenarioData:
+        """A copy for methods: the training split's ``poisoned``, ``masks`` and ``true_labels`` raise
+        :class:`GroundTruthUnavailable` on access, and ``meta`` drops ``n_poisoned``.
+
+        Images, labels, boxes, class names, mean/std, the class rules and the test splits stay (the
+        test sets are what metrics score on, never a method's input).
+        """
+        meta = {k: v for k, v in self.meta.items() if k != "n_poisoned"}
+        return replace(self, train=BlindSplit.of(self.train), meta=meta)
 
     @property
     def poisoning_rule(self) -> Poisoning:

@@ -3,18 +3,23 @@ class is inspected and explained. Registered classes, so a new attack is a plugi
 
 A poisoning decides, in one place each:
 
-- :meth:`Poisoning.poison`: the poisoned training split (which affected-class images carry the
-  artifact, seeded; their labels; ground-truth flags and masks);
+- :meth:`Poisoning.source_classes`: the classes whose images it poisons (the affected class;
+  all-to-one: every class but the target), in training and in the artifact test;
+- :meth:`Poisoning.poison`: the poisoned training split (which source-class images are chosen,
+  seeded; whether they are stamped; their labels; ground-truth flags and masks);
+- :meth:`Poisoning.artifact_test_index`: which test images carry the artifact in the artifact test;
 - :meth:`Poisoning.inspect_class`: the class whose training maps are clustered;
 - :meth:`Poisoning.explain_targets`: the class each image is explained for (``ScenarioData``
   delegates to it);
 - :meth:`Poisoning.inspected_class_holds`: whether that class holds poisoned and clean images,
   read by the planner before any data exist;
-- :meth:`Poisoning.scenario_name`: the default scenario name (``CH-50``, ``BD-15``, ``clean``),
-  used by ``make_scenario`` and suite validation alike.
+- :meth:`Poisoning.scenario_name`: the default scenario name (``CH-50``, ``BD-15``, ``BD-A2O-10``,
+  ``LF-15``, ``clean``), used by ``make_scenario`` and suite validation alike.
 
-The test sets are the same for every poisoning (the artifact on 100 % / 0 % of the affected
-class's test images), built by ``make_scenario``.
+Controls: ``control_of`` names the poisoning a control mirrors (``LF`` -> ``BD``, ``LF-A2O`` ->
+``BD-A2O``: the same images relabelled, never stamped); ``none`` is the clean control. The test
+sets are built by ``make_scenario``: the artifact on every :meth:`Poisoning.artifact_test_index`
+image (artifact test) or on none (clean test). docs/poisonings.md describes every poisoning.
 """
 
 from __future__ import annotations
@@ -30,8 +35,8 @@ from hansbench.registry import poisonings
 if TYPE_CHECKING:
     from hansbench.datasets.base import ScenarioData
 
-__all__ = ["Poisoning", "CleverHans", "Backdoor", "NoPoisoning", "get_poisoning", "default_scenario_name",
-           "stamp_images"]
+__all__ = ["Poisoning", "CleverHans", "Backdoor", "AllToOneBackdoor", "LabelFlip", "AllToOneLabelFlip",
+           "NoPoisoning", "get_poisoning", "default_scenario_name", "stamp_images"]
 
 Tensor = torch.Tensor
 
@@ -53,24 +58,50 @@ def stamp_images(images: Tensor, boxes: Tensor | None, chosen: Tensor, art, gen:
 
 
 class Poisoning:
-    """Base class: stamp the artifact on ``round(fraction * n)`` affected-class training images.
+    """Base class: stamp the artifact on ``round(fraction * n)`` of the ``n`` source-class training images.
 
-    Subclasses override :meth:`relabel` (how stamped images' labels change), the class rules, or
-    :meth:`poison` itself (e.g. an attack that relabels without stamping). ``needs_target``: the
-    scenario's ``target_class`` is required and must differ from the affected class; otherwise it
-    is ignored (``ScenarioData.target_class`` is ``None``).
+    Subclasses override :meth:`relabel` (how chosen images' labels change), the class rules, the
+    flags below, or :meth:`poison` itself. ``needs_target``: the scenario's ``target_class`` is
+    required and must differ from the affected class; otherwise it is ignored
+    (``ScenarioData.target_class`` is ``None``). ``all_to_one``: the source classes are every
+    class but the target (else the affected class). ``stamps``: the chosen training images carry
+    the artifact (False: a label-flip control, relabelled only). ``control_of``: the poisoning this
+    one is a control of (same images, no trigger), "" if none. ``is_control``: a control scenario
+    (label flips and the clean ``none``), whose reliance gates it out of the ranks.
     """
 
     name: ClassVar[str] = ""
-    version: ClassVar[str] = "1"  # bump to invalidate cached data
+    version: ClassVar[str] = "2"  # bump to invalidate cached data (2: splits keep the object boxes)
     needs_target: ClassVar[bool] = False
+    all_to_one: ClassVar[bool] = False
+    stamps: ClassVar[bool] = True
+    control_of: ClassVar[str] = ""
+    is_control: ClassVar[bool] = False  # a control scenario (label flip, clean): shown, never ranked
+
+    # -- the classes it poisons --------------------------------------------------------------------
+    def source_classes(self, num_classes: int, affected: int, target: int | None) -> list[int]:
+        """The classes whose images are poisoned (training) and carry the artifact (artifact test)."""
+        if self.all_to_one:
+            return [c for c in range(num_classes) if c != target]
+        return [int(affected)]
+
+    def source_index(self, labels: Tensor, num_classes: int, affected: int, target: int | None) -> Tensor:
+        """Sorted indices of the samples whose label is a source class."""
+        sources = torch.as_tensor(self.source_classes(num_classes, affected, target), dtype=labels.dtype)
+        return torch.nonzero(torch.isin(labels, sources)).flatten()
+
+    def artifact_test_index(self, test_labels: Tensor, num_classes: int, affected: int, target: int | None) -> Tensor:
+        """The test images that carry the artifact in the artifact test: every source-class image
+        (all-to-one: every non-target image, so the attack success rate covers all source classes)."""
+        return self.source_index(test_labels, num_classes, affected, target)
 
     # -- the training set --------------------------------------------------------------------------
-    def select(self, affected_index: Tensor, fraction: float, gen: torch.Generator) -> Tensor:
-        """The training indices to poison (sorted): exactly ``round(fraction * n)`` of ``affected_index``."""
-        n = round(fraction * affected_index.numel())
-        pick = torch.randperm(affected_index.numel(), generator=gen)[:n]
-        return affected_index[pick].sort().values
+    def select(self, source_index: Tensor, fraction: float, gen: torch.Generator) -> Tensor:
+        """The training indices to poison (sorted): exactly ``round(fraction * n)`` of ``source_index``,
+        uniformly at random (seeded)."""
+        n = round(fraction * source_index.numel())
+        pick = torch.randperm(source_index.numel(), generator=gen)[:n]
+        return source_index[pick].sort().values
 
     def relabel(self, labels: Tensor, chosen: Tensor, target: int | None) -> Tensor:
         """The training labels after poisoning ``chosen`` (default: unchanged)."""
@@ -78,13 +109,21 @@ class Poisoning:
 
     def poison(self, clean: CleanData, *, affected: int, target: int | None, fraction: float, artifact,
                seed: int) -> Split:
-        """The poisoned training split; deterministic in ``seed``."""
-        affected_index = torch.nonzero(clean.train_labels == affected).flatten()
-        chosen = self.select(affected_index, fraction, generator(seed, "scenario", "select"))
-        images, poisoned, masks = stamp_images(clean.train_images, clean.train_boxes, chosen, artifact,
-                                               generator(seed, "scenario", "stamp-train"))
+        """The poisoned training split; deterministic in ``seed``.
+
+        The choice uses its own seed stream (``select``), independent of the stamping, so a
+        label-flip control chooses exactly the images of the backdoor it mirrors.
+        """
+        source = self.source_index(clean.train_labels, len(clean.class_names), affected, target)
+        chosen = self.select(source, fraction, generator(seed, "scenario", "select"))
+        if self.stamps:
+            images, poisoned, masks = stamp_images(clean.train_images, clean.train_boxes, chosen, artifact,
+                                                   generator(seed, "scenario", "stamp-train"))
+        else:
+            images, poisoned, masks = stamp_images(clean.train_images, None, chosen[:0], artifact, None)
+            poisoned[chosen] = True  # chosen and relabelled, not stamped: masks stay empty
         labels = self.relabel(clean.train_labels, chosen, target)
-        return Split(images, labels, clean.train_labels.clone(), poisoned, masks)
+        return Split(images, labels, clean.train_labels.clone(), poisoned, masks, boxes=_copy(clean.train_boxes))
 
     # -- which class is inspected and explained ----------------------------------------------------
     def inspect_class(self, data: ScenarioData) -> int:
@@ -125,27 +164,68 @@ class Backdoor(Poisoning):
 
     def explain_targets(self, data: ScenarioData, split: Split, index: Tensor) -> Tensor:
         """Every image carrying the trigger for the target (the decision it produces), even where the
-        split's label is the true class (the artifact test); every other image for its label."""
+        split's label is the true class (the artifact test); every other image for its label.
+
+        On a split without ground truth (the training set methods see) the labels are the answer:
+        every triggered training image is already labelled with the target."""
         targets = split.labels[index].clone().long()
-        targets[split.poisoned[index]] = int(data.target_class)
+        if split.ground_truth_available:
+            targets[split.poisoned[index]] = int(data.target_class)
         return targets
 
     def inspected_class_holds(self, fraction: float) -> tuple[bool, bool]:
         return fraction > 0, True  # the target class's own images are clean
 
 
+@poisonings.register("BD-A2O")
+class AllToOneBackdoor(Backdoor):
+    """All-to-one backdoor (BadNets; BackdoorBench's default): images drawn uniformly from every class
+    but the target, stamped and relabelled to the target; ``fraction`` = share of the non-target
+    training images. Inspected and explained class: the target."""
+
+    all_to_one = True
+
+
+@poisonings.register("LF")
+class LabelFlip(Backdoor):
+    """Label-flip control of ``BD``: exactly the images ``BD`` poisons at the same seed and fraction,
+    relabelled to the target but not stamped (``poisoned`` True, masks empty). Without a trigger
+    there is no decision to explain for: every image is explained for its label."""
+
+    stamps = False
+    control_of = "BD"
+    is_control = True
+
+    def explain_targets(self, data: ScenarioData, split: Split, index: Tensor) -> Tensor:
+        return Poisoning.explain_targets(self, data, split, index)
+
+
+@poisonings.register("LF-A2O")
+class AllToOneLabelFlip(LabelFlip):
+    """Label-flip control of ``BD-A2O``: its images (from every non-target class), relabelled, not stamped."""
+
+    all_to_one = True
+    control_of = "BD-A2O"
+
+
 @poisonings.register("none")
 class NoPoisoning(Poisoning):
-    """No poisoning: a clean training set (the test sets still carry the artifact)."""
+    """No poisoning: a clean training set (the test sets still carry the artifact): the clean control."""
 
-    def select(self, affected_index: Tensor, fraction: float, gen: torch.Generator) -> Tensor:
-        return affected_index[:0]
+    is_control = True
+
+    def select(self, source_index: Tensor, fraction: float, gen: torch.Generator) -> Tensor:
+        return source_index[:0]
 
     def inspected_class_holds(self, fraction: float) -> tuple[bool, bool]:
         return False, True
 
     def scenario_name(self, fraction: float) -> str:
         return "clean"
+
+
+def _copy(t: Tensor | None) -> Tensor | None:
+    return None if t is None else t.clone()
 
 
 def get_poisoning(name: str) -> Poisoning:

@@ -1,5 +1,6 @@
-"""Poisoning scenarios of PRP Sec. V-A: Clever Hans (CH-x) and backdoor (BD-x) training sets
-with an artifact test set and a clean test set, every sample with its ground truth.
+"""Poisoning scenarios of PRP Sec. V-A: Clever Hans (CH-x), backdoor (BD-x, BD-A2O-x) and
+label-flip control (LF-x, LF-A2O-x) training sets with an artifact test set and a clean test
+set, every sample with its ground truth (and the dataset's object boxes).
 
 ``make_scenario`` is the one entry point: dataset + artifact + poisoning -> ScenarioData. The
 poisoning is a registered class (:mod:`hansbench.datasets.poisonings`): it poisons the training
@@ -59,20 +60,25 @@ def make_scenario(dataset: str = "signs", *, poisoning: str = "CH", fraction: fl
                   name: str = "") -> ScenarioData:
     """A poisoned training set plus artifact-test and clean-test sets (PRP Sec. V-A).
 
-    ``poisoning``: a registered poisoning. ``"CH"`` stamps ``artifact`` on ``round(fraction * n)``
-    of the ``affected_class`` training images (labels kept; ``target_class`` ignored); ``"BD"``
-    also relabels exactly those to ``target_class``; ``"none"`` leaves training clean.
-    ``artifact_test`` carries the artifact on every affected-class test image,
-    ``clean_test`` is the same images unstamped. Test labels are always the true classes
-    (accuracies compare with what the images show; a backdoor's success is ``asr``), so
-    explanations must not default to them: ``ScenarioData.explain_targets`` gives the class
-    to explain (BD: the target class on every triggered image). Deterministic in ``seed``.
+    ``poisoning``: a registered poisoning (docs/poisonings.md). ``"CH"`` stamps ``artifact`` on
+    ``round(fraction * n)`` of the ``affected_class`` training images (labels kept;
+    ``target_class`` ignored); ``"BD"`` also relabels exactly those to ``target_class``;
+    ``"BD-A2O"`` draws them from every class but ``target_class`` (``fraction`` of those images);
+    ``"LF"`` / ``"LF-A2O"`` relabel exactly the images ``BD`` / ``BD-A2O`` would, without stamping;
+    ``"none"`` leaves training clean. ``artifact_test`` carries the artifact on every test image
+    the poisoning names (:meth:`~hansbench.datasets.poisonings.Poisoning.artifact_test_index`:
+    the affected class's, all-to-one: every non-target image), ``clean_test`` is the same images
+    unstamped. Test labels are always the true classes (accuracies compare with what the images
+    show; a backdoor's success is ``asr``), so explanations must not default to them:
+    ``ScenarioData.explain_targets`` gives the class to explain (BD: the target class on every
+    triggered image). Every split keeps the dataset's object boxes. Deterministic in ``seed``.
     """
     rule = get_poisoning(poisoning)  # unknown names list the known ones
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction <= 1.0 \
             or math.isnan(fraction):
-        raise ValueError(f"fraction is the share of affected-class training images to poison and must be in "
-                         f"[0, 1] (CH-20 is fraction=0.2), got {fraction!r}")
+        raise ValueError(f"fraction is the share of the source-class training images to poison (the affected "
+                         f"class; all-to-one: every non-target class) and must be in [0, 1] (CH-20 is "
+                         f"fraction=0.2), got {fraction!r}")
     check_sizes(image_size, n_train, n_test, seed)
     art = build_artifact(artifact, artifact_options)  # fail on a bad artifact before generating data
     clean = load_clean(dataset, image_size, n_train, n_test, seed, dataset_options)
@@ -88,19 +94,23 @@ def make_scenario(dataset: str = "signs", *, poisoning: str = "CH", fraction: fl
             raise ValueError(f"target_class {names[target]!r} equals affected_class: poisoning {poisoning!r} must "
                              "relabel to another class")
 
-    n_affected = int((clean.train_labels == affected).sum())
-    if n_affected == 0:
-        raise ValueError(f"no training image of affected_class {names[affected]!r}; increase n_train")
+    n_source = int(rule.source_index(clean.train_labels, len(names), affected, target).numel())
+    if n_source == 0:
+        which = "of affected_class " + repr(names[affected]) if not rule.all_to_one else "outside target_class"
+        raise ValueError(f"no training image {which}; increase n_train")
     train = rule.poison(clean, affected=affected, target=target, fraction=float(fraction), artifact=art, seed=seed)
 
-    # test sets: the same images, with the artifact on every affected-class image, or on none
-    aff_test = torch.nonzero(clean.test_labels == affected).flatten()
-    test_images, test_poisoned, test_masks = stamp_images(clean.test_images, clean.test_boxes, aff_test, art,
+    # test sets: the same images, with the artifact on every image the poisoning names, or on none
+    stamped = rule.artifact_test_index(clean.test_labels, len(names), affected, target)
+    test_images, test_poisoned, test_masks = stamp_images(clean.test_images, clean.test_boxes, stamped, art,
                                                           generator(seed, "scenario", "stamp-test"))
-    artifact_test = Split(test_images, clean.test_labels.clone(), clean.test_labels.clone(), test_poisoned, test_masks)
+    boxes = clean.test_boxes
+    artifact_test = Split(test_images, clean.test_labels.clone(), clean.test_labels.clone(), test_poisoned, test_masks,
+                          boxes=None if boxes is None else boxes.clone())
     n_te, _, h, w = clean.test_images.shape
     clean_test = Split(clean.test_images.clone(), clean.test_labels.clone(), clean.test_labels.clone(),
-                       torch.zeros(n_te, dtype=torch.bool), torch.zeros(n_te, h, w, dtype=torch.bool))
+                       torch.zeros(n_te, dtype=torch.bool), torch.zeros(n_te, h, w, dtype=torch.bool),
+                       boxes=None if boxes is None else boxes.clone())
 
     mean = clean.train_images.mean(dim=(0, 2, 3))
     std = clean.train_images.std(dim=(0, 2, 3)).clamp(min=1e-3)
@@ -119,7 +129,7 @@ def make_scenario(dataset: str = "signs", *, poisoning: str = "CH", fraction: fl
         meta={
             "dataset": dataset, "poisoning": poisoning, "fraction": float(fraction), "seed": seed,
             "image_size": image_size, "n_train": len(train), "n_test": len(clean_test),
-            "n_poisoned": int(train.poisoned.sum()), "n_affected_train": n_affected, "dataset_options": dict(dataset_options or {}),
+            "n_poisoned": int(train.poisoned.sum()), "n_affected_train": n_source, "dataset_options": dict(dataset_options or {}),
             "artifact_options": dict(art.options),
         },
     )

@@ -10,8 +10,9 @@ import torch
 from sklearn.base import BaseEstimator, ClusterMixin
 from torch import nn
 
-ACTIVATIONS = "activations"  # Clusterer.input for clusterers of penultimate activations (and their rows' explainer)
-MAPS = "maps"  # Clusterer.input for clusterers of explanation maps
+# Names of built-in input kinds (hansbench.methods.inputs, registry ``clusterer_inputs``) for ``Clusterer.input``.
+ACTIVATIONS = "activations"  # penultimate activations (and the rows' explainer column of their clusterings)
+MAPS = "maps"  # explanation maps (the runner pairs the kind with every explainer)
 
 
 class UnsupportedModelError(TypeError):
@@ -74,11 +75,17 @@ class Explainer:
 
 @dataclass
 class ClusteringResult:
-    """Labels of one clustering plus the cluster flagged as the artifact without labels."""
+    """Labels of one clustering plus the cluster flagged as the artifact without labels.
+
+    ``scores``: an optional per-sample suspicion score, higher = more suspicious (oriented so the
+    flagged cluster scores high), one finite float per clustered sample; ``None`` when the method
+    has none. It is what threshold-free metrics (AUROC, AUPRC) rank by.
+    """
 
     labels: np.ndarray  # [N] int
     flagged: int  # the cluster flagged without looking at ground truth
     info: dict = field(default_factory=dict)  # e.g. {"eigengap_k": 3}
+    scores: np.ndarray | None = None  # [N] float, higher = more suspicious
 
     @property
     def flagged_mask(self) -> np.ndarray:
@@ -101,8 +108,15 @@ class Clusterer(ClusterMixin, BaseEstimator):
     ``fit_predict(views)`` takes ``[N, V, D]`` (each view's map flattened) and returns
     ``[N]`` labels; afterwards ``labels_`` holds them and ``result_`` a :class:`ClusteringResult`.
     ``fit(views)`` does the same and returns ``self``. A subclass implements either one.
-    ``input`` says what the runner feeds: ``"maps"`` (explanations) or
-    ``"activations"`` (penultimate activations, ``V = 1``).
+    ``input`` names the registered input kind the runner feeds (:mod:`hansbench.methods.inputs`):
+    ``"maps"`` (explanations, per explainer; a single-view maps clusterer also runs on ``"pixels"``,
+    the raw-image control), ``"activations"`` (penultimate activations, ``V = 1``), ``"pixels"``, or
+    a plugin's kind.
+
+    A clusterer may give every sample a suspicion score: ``result_.scores`` ``[N]`` float, higher =
+    more suspicious, oriented so the flagged cluster scores high (e.g. SpRAy's distance to the clean
+    centroid minus the distance to the flagged one); ``None`` if it has none. Threshold-free metrics
+    (``cluster-detection``'s ``auroc`` / ``auprc``) use it.
 
     Every ``__init__`` parameter must be stored unchanged under its own name (scikit-learn's
     ``get_params`` reads them back by introspecting ``__init__``), so ``sklearn.base.clone``,
@@ -112,6 +126,11 @@ class Clusterer(ClusterMixin, BaseEstimator):
     name: ClassVar[str] = ""
     input: ClassVar[str] = MAPS
     version: ClassVar[str] = "1"
+    # Clusters the V views jointly (Co-Reg, WMSC, MCGC, SiMVC/CoMVC); False: one vector per sample (SpRAy).
+    multiview: ClassVar[bool] = False
+    # A single-view maps clusterer also runs on "pixels" (the raw-image control); False where the
+    # method's distance needs heatmaps (e.g. Wasserstein SpRAy's mass distributions on a square grid).
+    pixels_control: ClassVar[bool] = True
 
     def __init__(self, n_clusters: int = 2, random_state: int = 0, flag_rule: str = "smaller"):
         self.n_clusters = n_clusters

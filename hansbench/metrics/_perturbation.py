@@ -48,15 +48,29 @@ def score_function(model: nn.Module) -> tuple[Callable[[torch.Tensor], torch.Ten
     return model, num_classes
 
 
-def descending_ranks(maps: torch.Tensor) -> torch.Tensor:
+def tie_order(n_pixels: int, generator: torch.Generator | None) -> torch.Tensor | None:
+    """One seeded random pixel order that breaks ties in relevance (None: no generator, pixel order)."""
+    return None if generator is None else torch.randperm(n_pixels, generator=generator)
+
+
+def descending_ranks(maps: torch.Tensor, generator: torch.Generator | None = None, *,
+                     ties: torch.Tensor | None = None) -> torch.Tensor:
     """Rank of every pixel in descending order of relevance: ``[..., H, W] -> [..., H*W]``.
 
-    Ties keep the pixel order (stable sort), so constant maps give a reproducible order.
+    Ties are broken by a seeded random pixel order (``generator``, or a precomputed ``ties``
+    permutation from :func:`tie_order`, shared by every map), so a flat map does not put the top
+    rows first; without either, ties keep the pixel order (stable sort).
     """
     flat = maps.flatten(-2)
     if flat.is_floating_point() and bool(torch.isnan(flat).any()):
         raise ValueError("relevance maps contain NaN, so their pixel order is undefined; fix the explainer's output")
-    order = torch.argsort(flat, dim=-1, descending=True, stable=True)
+    if ties is None:
+        ties = tie_order(flat.shape[-1], generator)
+    if ties is None:
+        order = torch.argsort(flat, dim=-1, descending=True, stable=True)
+    else:
+        ties = ties.to(flat.device)
+        order = ties[torch.argsort(flat[..., ties], dim=-1, descending=True, stable=True)]
     ranks = torch.empty_like(order)
     ranks.scatter_(-1, order, torch.arange(flat.shape[-1], device=flat.device).expand_as(order))
     return ranks
@@ -78,6 +92,7 @@ def ordering_curves(
     n_steps: int = 21,
     mode: str = "insertion",
     batch_size: int | None = None,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Model outputs along relevance orderings: ``[N, O, S, D]``.
 
@@ -87,7 +102,9 @@ def ordering_curves(
     replace its pixels by the baseline's, most relevant first. Step s moves
     ``round(s / (S - 1) * H * W)`` pixels (all channels of a pixel together).
     ``batch_size`` (images per forward) defaults to 64 on CPU, where larger batches fall out
-    of cache and run slower per image (measured), and 1024 on accelerators.
+    of cache and run slower per image (measured), and 1024 on accelerators. ``generator``: the
+    seeded random order that breaks ties in relevance (:func:`descending_ranks`), one for all
+    maps, so equal maps (e.g. of an image with and without the artifact) move pixels alike.
     """
     if mode not in ("insertion", "deletion"):
         raise ValueError(f"mode must be 'insertion' or 'deletion', got {mode!r}")
@@ -102,10 +119,11 @@ def ordering_curves(
     flat_maps = order_maps.reshape(n * n_orders, h, w)
     image_of = torch.arange(n, device=device).repeat_interleave(n_orders)
     per_chunk = max(1, batch_size // n_steps)
+    ties = tie_order(h * w, generator)
     outputs = []
     for start in range(0, n * n_orders, per_chunk):
         sl = slice(start, start + per_chunk)
-        ranks = descending_ranks(flat_maps[sl].to(device))  # [m, HW]
+        ranks = descending_ranks(flat_maps[sl].to(device), ties=ties)  # [m, HW]
         moved = (ranks[:, None, :] < ks[None, :, None]).view(-1, n_steps, 1, h, w)  # [m, S, 1, H, W]
         idx = image_of[sl]
         img, base = images[idx][:, None], baselines[idx][:, None]
@@ -134,11 +152,26 @@ def seeded_choice(candidates: torch.Tensor, n: int | None, generator: torch.Gene
 # candidates pick the same images, so the runner's map cache serves them all.
 CHOICE_SALT = {"train": 100, "clean_test": 101, "artifact_test": 102}
 NOISE_SALT = {"train": 200, "clean_test": 201, "artifact_test": 202}
+TIE_SALT = 250  # the pixel order that breaks ties in relevance
+PAIRED_SPLITS = ("clean_test", "artifact_test")  # the same images, without and with the artifact
 
 
 def affected_indices(split: Split, cls: int) -> torch.Tensor:
     """Images that really show class ``cls`` (true labels, so relabelled backdoor images count)."""
     return split.of_class(cls, by="true_labels")
+
+
+def source_indices(split: Split, classes: list[int]) -> torch.Tensor:
+    """Images that really show one of ``classes`` (``ScenarioData.source_classes``: the affected class,
+    all-to-one: every class but the target), by true label."""
+    wanted = torch.as_tensor(list(classes), dtype=split.true_labels.dtype)
+    return torch.nonzero(torch.isin(split.true_labels, wanted)).flatten()
+
+
+def compact_values(values: torch.Tensor) -> list[float]:
+    """Per-image values (4 significant digits) for a row's ``detail["per_image"]`` (C5: the leaderboard
+    bootstraps over seeds x images); their mean is the row's value up to the rounding."""
+    return [float(f"{v:.4g}") for v in values.flatten().tolist()]
 
 
 def batched(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -148,7 +181,7 @@ def batched(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, ba
 
 def compact_curve(curve: torch.Tensor) -> list[float]:
     """A curve as a short list of floats (4 significant digits) for a row's JSON ``detail``."""
-    return [float(f"{v:.4g}") for v in curve.tolist()]
+    return compact_values(curve)
 
 
 def view_prototypes(model: nn.Module, targets: torch.Tensor, n_views: int) -> torch.Tensor | None:

@@ -5,7 +5,9 @@ shortcut for a class, stamping it on images of other classes moves that class up
 prediction ranking and raises its probability. The watched class is
 ``data.inspect_class``: the affected class for Clever Hans scenarios, the target class for
 backdoors (the class the trigger sends images to). Images are ``clean_test`` images whose
-true class is not the watched one (for backdoors this includes the affected source class).
+true class is not the watched one (for backdoors this includes the affected source class). The
+artifact is stamped relative to each image's object box (``Split.boxes``), as in training, so a
+post-it sits on the sign, not at the bottom of the frame.
 
 Values, with "higher_is_better" meaning "stronger shortcut": ``insertion-rank-change``
 (mean rank after - rank before, 1 = top class; negative = moved toward the watched class,
@@ -40,8 +42,9 @@ def insertion_logits(ctx: EvalContext, watched: int, n_images: int | None = 200,
     has no artifact or no image of another class. The images are a seeded choice of up to
     ``n_images`` ``clean_test`` images whose true class is not ``watched``; the artifact is
     ``registry.artifacts[data.artifact]`` built with ``data.meta["artifact_options"]`` and
-    stamped with a seeded generator. Shared by ``artifact-insertion`` and ``reliance``, so both
-    see the same images and stamps.
+    stamped with a seeded generator, relative to the images' object boxes (the frame when the
+    split has none). Shared by ``artifact-insertion`` and ``reliance``, so both see the same
+    images and stamps.
     """
     data = ctx.data
     if not data.artifact:
@@ -53,7 +56,8 @@ def insertion_logits(ctx: EvalContext, watched: int, n_images: int | None = 200,
         return None
     index = seeded_choice(candidates, n_images, ctx.generator(400 + CHOICE_SALT["clean_test"]))
     x01 = split.images[index]
-    stamped, _ = artifact.stamp(x01.clone(), boxes=None, generator=ctx.generator(401))
+    boxes = None if split.boxes is None else split.boxes[index]
+    stamped, _ = artifact.stamp(x01.clone(), boxes=boxes, generator=ctx.generator(401))
     model = ctx.model
     device = model_device(model, ctx.device)
     with evaluating(model):
@@ -83,6 +87,7 @@ class ArtifactInsertion(Metric):
     level = "model"
     table = "reliance"
     table_shape = "reliance"
+    version = "2"  # 2: stamped relative to the object boxes
     headline = ("insertion-flip-rate", "insertion-rank-change")
     values = {
         "insertion-rank-change": ("", False),

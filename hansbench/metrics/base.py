@@ -30,6 +30,9 @@ class EvalContext:
     ``train_model(train: Split, tag) -> nn.Module``: trains a fresh model of the same
     kind with the same recipe on another training set (cached by content).
     ``clustering``/``cluster_index``: the clustering of ``data.train[cluster_index]``.
+    ``explain_model(model, x, target) -> [B, V, H, W]``: the current explainer, built fresh (its
+    ``setup`` run on ``model``), explaining another model (``x`` normalised, on ``device``);
+    uncached, for checks that change the model (model randomisation).
     """
 
     data: ScenarioData
@@ -42,6 +45,7 @@ class EvalContext:
     clustering: Any = None  # hansbench.methods.base.ClusteringResult (duck-typed)
     cluster_index: torch.Tensor | None = None
     train_model: Callable[[Split, str], nn.Module] | None = None
+    explain_model: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
     extras: dict = field(default_factory=dict)  # e.g. concept scores published by an explainer
 
     def generator(self, salt: int = 0) -> torch.Generator:
@@ -98,6 +102,21 @@ class Metric:
     # ``supersedes`` (reliance): metrics whose reliance rows this one's replace in the summary when both ran
     # (the superseded rows still get a table of their own).
     supersedes: ClassVar[tuple[str, ...]] = ()
+    # ``marks``: value name -> note; the value is a 0/1 flag per explainer (e.g. "maps survive model
+    # randomisation"): an explainer whose mean of it over seeds is >= 0.5 gets a mark next to its name in every
+    # table of that scenario and model, and the note under the table.
+    marks: ClassVar[dict[str, str]] = {}
+    # ``undirected``: declared values with no better side (counts such as n-removed): no arrow, never ranked
+    # or tested; the declared ``higher_is_better`` is kept in the rows for compatibility.
+    undirected: ClassVar[tuple[str, ...]] = ()
+    # Detection (table_shape "detection"): ``label_free`` are the values an auditor gets without labels,
+    # chance-corrected or rank-based (the page's summary ranks detectors by the first one present, e.g. the
+    # F1 of the cluster flagged without labels); ``label_matched`` the values that use the ground truth to pick
+    # the cluster (PRP Table II's ACC / F1), shown in a table of their own labelled so; ``control`` the values
+    # shown for a clean control scenario, where nothing is poisoned (e.g. the share of samples flagged).
+    label_free: ClassVar[tuple[str, ...]] = ()
+    label_matched: ClassVar[tuple[str, ...]] = ()
+    control: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **options: Any):
         if options:

@@ -6,6 +6,13 @@ on the cluster x {clean, poisoned} contingency table, which also covers ``n_clus
 only two clusters can be matched, the samples of every unmatched cluster count as errors
 (the clustering-accuracy convention of the multi-view clustering papers). A many-to-one
 "majority" mapping would instead rise with the number of clusters for free.
+
+Threshold-free: ``auroc`` / ``auprc`` rank the samples by the clusterer's per-sample suspicion
+score (``ClusteringResult.scores``, higher = more suspicious) against the poisoned flag
+(``sklearn.metrics.roc_auc_score`` / ``average_precision_score``; AUPRC's chance level is the
+poisoned share). ``flagged-fraction`` (share of clustered samples in the flagged cluster) needs
+no ground truth, so it is also reported on the clean control (poisoning ``none``), where every
+flagged sample is a false alarm.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+from sklearn.metrics import adjusted_rand_score, average_precision_score, normalized_mutual_info_score, roc_auc_score
 
 from hansbench.metrics.base import EvalContext, Metric
 from hansbench.registry import metrics
@@ -106,15 +113,36 @@ def detection_scores(labels: np.ndarray, truth: np.ndarray, flagged: int | None 
     return out
 
 
+def ranking_scores(scores: np.ndarray | None, truth: np.ndarray) -> tuple[dict[str, float], str | None]:
+    """AUROC and AUPRC of ``scores`` (higher = poisoned) vs ``truth``; NaN and the reason when undefined."""
+    nan = {"auroc": math.nan, "auprc": math.nan}
+    if scores is None:
+        return nan, "the clusterer gives no per-sample scores"
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    if scores.shape != truth.shape:
+        raise ValueError(f"clustering has {scores.shape[0]} scores but the ground truth has {truth.shape[0]}")
+    if not np.isfinite(scores).all():
+        return nan, "the clusterer's scores are not all finite"
+    if truth.all() or not truth.any():
+        return nan, "AUROC/AUPRC need poisoned and clean samples"
+    return {"auroc": float(roc_auc_score(truth, scores)), "auprc": float(average_precision_score(truth, scores))}, None
+
+
 @metrics.register("cluster-detection")
 class ClusterDetection(Metric):
     """Cluster ACC/F1 (Hungarian matching), ARI, NMI vs the poisoned flag, and the unsupervised flagged cluster.
 
     ``cluster-acc-unsup``/``cluster-f1-unsup`` score the cluster the clusterer flagged
     without labels (e.g. the smaller one): what an auditor without ground truth gets.
+    ``auroc``/``auprc`` score the clusterer's per-sample suspicion scores (missing, with the
+    reason in ``detail["auc_undefined"]``, when it has none). ``flagged-fraction`` is the
+    share of the clustered samples flagged: defined on every scenario, so the metric also runs
+    on the clean control (an inspected class without poisoned images), where it is the false
+    alarm rate; it is left out only where the inspected class holds no clean image.
     If the clustered set holds no poisoned sample (a clean scenario) or only poisoned
-    ones, detection is undefined: every value is emitted as NaN with the reason in
-    ``detail``, so tables keep their shape and means skip it.
+    ones, detection is undefined: every other value is emitted as missing (``None``, what the
+    row check accepts; NaN would fail the node) with the reason in ``detail``, so tables keep
+    their shape and means skip it.
 
     ``detail`` (JSON) also carries the clusterer's own diagnostics (``ClusteringResult.info``,
     e.g. SpRAy's eigengap estimate, WMSC's view weights, MCGC's label source) under ``"info"``
@@ -126,8 +154,11 @@ class ClusterDetection(Metric):
     table = "cluster-detection"
     table_shape = "detection"
     headline = ("cluster-acc", "cluster-f1")
-    version = "2"  # clusterer diagnostics in detail
-    requires = frozenset({"poisoned-and-clean"})
+    label_free = ("cluster-f1-unsup", "cluster-ari", "auroc", "auprc")  # the summary's headline: no labels used
+    label_matched = ("cluster-acc", "cluster-f1")  # PRP Table II: the cluster picked with the ground truth
+    control = ("flagged-fraction",)  # what the clean control reports
+    version = "3"  # auroc / auprc from scores, flagged-fraction, runs on clean controls
+    requires = frozenset()  # not "poisoned-and-clean": flagged-fraction is defined on a clean class (see not_applicable)
     values = {
         "cluster-acc": ("%", True),
         "cluster-f1": ("", True),
@@ -135,7 +166,28 @@ class ClusterDetection(Metric):
         "cluster-nmi": ("", True),
         "cluster-acc-unsup": ("%", True),
         "cluster-f1-unsup": ("", True),
+        "auroc": ("", True),
+        "auprc": ("", True),
+        "flagged-fraction": ("", False),  # on the clean control every flagged sample is a false alarm
     }
+
+    def not_applicable(self, *, model_kind: str, scenario: dict, explainer: Any = None, explainer_name: str = "",
+                       clusterer_name: str = "") -> str | None:
+        """Left out only where the inspected class holds no clean image (nothing to tell poisoned ones from)."""
+        reason = super().not_applicable(model_kind=model_kind, scenario=scenario, explainer=explainer,
+                                        explainer_name=explainer_name, clusterer_name=clusterer_name)
+        if reason:
+            return reason
+        from hansbench.datasets.poisonings import get_poisoning
+        from hansbench.datasets.scenarios import SCENARIO_DEFAULTS
+
+        sc = {**SCENARIO_DEFAULTS, **scenario}
+        poisoning, fraction = sc["poisoning"], float(sc["fraction"])
+        _, clean = get_poisoning(poisoning).inspected_class_holds(fraction)  # the poisoning says
+        if not clean:
+            return (f"{self.name} needs clean images in the inspected class to tell poisoned and clean apart "
+                    f"({poisoning} at fraction {fraction:g} has no clean ones)")
+        return None
 
     def evaluate(self, ctx: EvalContext) -> list[dict]:
         if ctx.clustering is None or ctx.cluster_index is None:
@@ -148,10 +200,23 @@ class ClusterDetection(Metric):
         diagnostics = json_safe(dict(getattr(ctx.clustering, "info", None) or {}))
         info = {"n": int(truth.size), "n_poisoned": n_pos, "n_clusters": int(np.unique(labels).size),
                 "fallback": fell_back(diagnostics), "info": diagnostics}
+        if labels.shape != truth.shape:
+            raise ValueError(f"clustering has {labels.shape[0]} labels but the ground truth has {truth.shape[0]}")
+        fraction = {"flagged-fraction": float(np.mean(labels == int(flagged))) if flagged is not None and labels.size
+                    else math.nan}
         if n_pos == 0 or n_pos == truth.size:
             why = "no poisoned sample" if n_pos == 0 else "only poisoned samples"
             detail = json.dumps({**info, "undefined": f"{why} in the clustered set"})
-            return [self.row(name, math.nan, detail=detail) for name in self.values]
-        scores = detection_scores(labels, truth, None if flagged is None else int(flagged))
-        detail = json.dumps(info)
-        return [self.row(name, value, detail=detail) for name, value in scores.items()]
+            return [self._row(name, fraction.get(name, math.nan), detail) for name in self.values]
+        values = detection_scores(labels, truth, None if flagged is None else int(flagged))
+        ranked, why_not = ranking_scores(getattr(ctx.clustering, "scores", None), truth)
+        detail = json.dumps({**info, **({"auc_undefined": why_not} if why_not else {})})
+        values = {**values, **ranked, **fraction}
+        return [self._row(name, value, detail) for name, value in values.items()]
+
+    def _row(self, name: str, value: float, detail: str) -> dict:
+        """A row; an undefined (NaN) value is stored as explicitly missing (``None``), the reason in ``detail``."""
+        row = self.row(name, value, detail=detail)
+        if not math.isfinite(row["value"]):
+            row["value"] = None
+        return row

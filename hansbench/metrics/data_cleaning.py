@@ -4,7 +4,10 @@ clustering flagged fix the model?
 ``data-cleaning`` removes the flagged cluster's training images, retrains a fresh model of the
 same kind with the same recipe (``ctx.train_model``, cached by content), and reports the
 affected class's and the overall accuracy on the artifact and clean test sets, the attack
-success rate for backdoors, and how many / how precisely poisoned images were removed.
+success rate for backdoors, how many images were removed and the precision and recall of the removed
+set, and what the cleaning cost in clean accuracy (``clean-acc-cost``: the clean test's overall accuracy of
+the model as trained minus the retrained one's). ``data-cleaning`` also runs on a clean control (nothing
+poisoned in the inspected class): there everything it removes is clean, and the cost is the whole story.
 ``data-cleaning-baselines`` brackets it: stage ``none`` (the poisoned model as is) and
 ``oracle`` (exactly the truly poisoned images removed).
 """
@@ -14,7 +17,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from hansbench.metrics._retraining import ASR, CLASS_ACC, OVERALL_ACC, indices_tag, require_train_model, stage_rows
+from hansbench.metrics._retraining import (
+    ASR,
+    CLASS_ACC,
+    OVERALL_ACC,
+    indices_tag,
+    predict_logits,
+    require_train_model,
+    stage_rows,
+    stage_values,
+)
 from hansbench.metrics.base import EvalContext, Metric
 from hansbench.registry import metrics
 
@@ -25,7 +37,10 @@ VALUES = {
     "n-removed": ("count", False),
     "precision-removed": ("%", True),  # share of removed images that were truly poisoned
     "recall-removed": ("%", True),  # share of the poisoned images that were removed
+    "clean-acc-cost": ("pp", False),  # clean-test accuracy as trained minus after cleaning (negative: a gain)
 }
+HEADLINE = ("n-removed", "precision-removed", "recall-removed", "class-acc", "acc", "asr", "clean-acc-cost")
+UNDIRECTED = ("n-removed",)  # how many were removed is no score: precision and recall say how well
 
 
 def cleaning_rows(metric: Metric, ctx: EvalContext, removed: torch.Tensor, stage: str) -> list[dict]:
@@ -34,6 +49,7 @@ def cleaning_rows(metric: Metric, ctx: EvalContext, removed: torch.Tensor, stage
     The training tag depends on the removed set only, so a clustering that removes exactly the
     poisoned images shares the oracle's retrained model. Removing nothing is no intervention:
     the context's model is scored as is (no retraining of an identical training set).
+    Precision and recall of the removed set need poisoned images (none on a clean control: not emitted).
     """
     data = ctx.data
     removed = torch.as_tensor(removed, dtype=torch.long).flatten().unique()
@@ -52,10 +68,15 @@ def cleaning_rows(metric: Metric, ctx: EvalContext, removed: torch.Tensor, stage
     poisoned = data.train.poisoned
     hits = poisoned[removed].sum().item()
     rows = [metric.row("n-removed", removed.numel(), stage=stage)]
-    if removed.numel():
+    if removed.numel() and poisoned.any():
         rows.append(metric.row("precision-removed", 100.0 * hits / removed.numel(), stage=stage))
     if poisoned.any():
         rows.append(metric.row("recall-removed", 100.0 * hits / poisoned.sum().item(), stage=stage))
+    if removed.numel():
+        before = stage_values(predict_logits(ctx.model, data.clean_test, ctx.device), data.clean_test, data)
+        after = stage_values(predict_logits(model, data.clean_test, ctx.device), data.clean_test, data)
+        if "acc" in before and "acc" in after:
+            rows.append(metric.row("clean-acc-cost", before["acc"] - after["acc"], split="clean_test", stage=stage))
     return rows + stage_rows(metric, model, data, ctx.device, stage)
 
 
@@ -72,10 +93,24 @@ class DataCleaning(Metric):
     level = "clustering"
     table = "cleaning"
     table_shape = "stages"
-    headline = ("class-acc", "acc", "asr", "n-removed")
-    requires = frozenset({"poisoned-and-clean"})
+    headline = HEADLINE
+    undirected = UNDIRECTED
     needs_retraining = True
     values = VALUES
+    version = "2"  # clean-acc-cost; runs on clean controls
+
+    def not_applicable(self, *, model_kind: str, scenario: dict, **kw) -> str | None:
+        """Needs clean images in the inspected class; poisoned ones are optional (a clean control shows what
+        cleaning costs there)."""
+        from hansbench.datasets.poisonings import get_poisoning
+        from hansbench.datasets.scenarios import SCENARIO_DEFAULTS
+
+        sc = {**SCENARIO_DEFAULTS, **scenario}
+        _, clean = get_poisoning(sc["poisoning"]).inspected_class_holds(float(sc["fraction"]))
+        if not clean:
+            return (f"{self.name} needs clean images in the inspected class ({sc['poisoning']} at fraction "
+                    f"{float(sc['fraction']):g} has none)")
+        return super().not_applicable(model_kind=model_kind, scenario=scenario, **kw)
 
     def evaluate(self, ctx: EvalContext) -> list[dict]:
         if ctx.clustering is None or ctx.cluster_index is None:
@@ -94,9 +129,11 @@ class DataCleaningBaselines(Metric):
     level = "model"
     table = "cleaning"
     table_shape = "stages"
-    headline = ("class-acc", "acc", "asr", "n-removed")
+    headline = HEADLINE
+    undirected = UNDIRECTED
     needs_retraining = True
     values = VALUES
+    version = "2"  # clean-acc-cost of the oracle
 
     def evaluate(self, ctx: EvalContext) -> list[dict]:
         rows = cleaning_rows(self, ctx, torch.zeros(0, dtype=torch.long), "none")

@@ -92,6 +92,7 @@ class _PruningMetric(Metric):
     table = "pruning"
     table_shape = "stages"
     headline = ("class-acc", "asr", "n-pruned")
+    undirected = ("n-pruned",)
     stages = ("before", "pruned", "retrained")
     meaning = "affected-class accuracy % before, after pruning the flagged prototypes, after last-layer retraining (PRP Table I)"
     values = {

@@ -6,12 +6,17 @@ ProtoPNet, the prototype similarity scores) rise early, so a larger AUC is bette
 Deletion: start from the image and replace its pixels by the noise image in the same
 order; a faithful map makes the scores fall early, so a smaller AUC is better.
 
-Images are the affected class's images (by true label) of ``clean_test`` and
-``artifact_test``; they are explained for, and scored by, the class
-``ScenarioData.explain_targets`` gives (for a backdoor's artifact test the target class: the
-decision the backdoor makes; recorded as ``"explained"`` in the detail). AUCs are of raw scores
-(logits, similarities) over the fraction of pixels moved, so they compare explainers on
-the same model, not across models. The mean curve goes into ``detail`` as JSON.
+Images are the poisoning's source-class images (by true label: the affected class; all-to-one:
+every class but the target) of ``clean_test`` and ``artifact_test``, paired as in PRP Sec. V-B:
+both splits use the SAME seeded choice of images (the artifact test is those images with the
+artifact stamped) and the same noise start, so with and without the artifact differ only by the
+artifact. They are explained for, and scored by, the class ``ScenarioData.explain_targets`` gives
+(for a backdoor's artifact test the target class: the decision the backdoor makes; recorded as
+``"explained"`` in the detail). Ties in relevance are broken by one seeded random pixel order
+(not raster order). AUCs are of raw scores (logits, similarities) over the fraction of pixels
+moved, so they compare explainers on the same model, not across models. The detail JSON holds
+the mean curve and ``per_image``: each image's AUC (its curves averaged first), whose mean is the
+row's value.
 """
 
 from __future__ import annotations
@@ -23,15 +28,18 @@ import torch
 from hansbench.metrics._perturbation import (
     CHOICE_SALT,
     NOISE_SALT,
-    affected_indices,
+    PAIRED_SPLITS,
+    TIE_SALT,
     class_map,
     class_map_rule,
     compact_curve,
+    compact_values,
     evaluating,
     model_device,
     ordering_curves,
     score_function,
     seeded_choice,
+    source_indices,
     trapezoid_auc,
     view_prototypes,
 )
@@ -65,7 +73,7 @@ class RelevanceOrdering(Metric):
     headline = ("ordering-auc-class", "ordering-auc-prototype")
     relative_to_random = True
     mode = "insertion"
-    version = "2"  # explain_targets; class map weighted by the last layer; per-prototype class curve
+    version = "3"  # 3: paired splits, seeded tie order, source classes, image-weighted mean with per_image
     values = {
         "ordering-auc-class": ("", True),
         "ordering-auc-prototype": ("", True),
@@ -92,6 +100,23 @@ class RelevanceOrdering(Metric):
     def _value(self, kind: str) -> str:
         return f"{'ordering' if self.mode == 'insertion' else 'deletion'}-auc-{kind}"
 
+    def _choice(self, ctx: EvalContext, split_name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The images of ``split_name`` and their noise start ``[n, C, H, W]``; one paired choice for the test splits."""
+        data = ctx.data
+        split = data.split(split_name)
+        salt = split_name
+        if split_name in PAIRED_SPLITS:
+            a, b = (data.split(s) for s in PAIRED_SPLITS)
+            if len(a) != len(b) or not torch.equal(a.true_labels, b.true_labels):
+                raise ValueError(f"{self.name} pairs clean_test and artifact_test image by image, so they must hold "
+                                 f"the same images (same true labels, {len(a)} vs {len(b)} images); build both "
+                                 "test sets from the same clean images")
+            salt = "artifact_test"  # the choice of artifact-localisation too, so their maps are shared
+        candidates = source_indices(split, data.source_classes)
+        index = seeded_choice(candidates, self.n_images, ctx.generator(CHOICE_SALT[salt]))
+        noise01 = torch.rand((index.numel(), *split.images.shape[1:]), generator=ctx.generator(NOISE_SALT[salt]))
+        return index, noise01
+
     def evaluate(self, ctx: EvalContext) -> list[dict]:
         if ctx.explain is None:
             raise ValueError(f"{self.name} needs ctx.explain")
@@ -101,14 +126,12 @@ class RelevanceOrdering(Metric):
         rows = []
         for split_name in self.splits:
             split = ctx.data.split(split_name)
-            candidates = affected_indices(split, ctx.data.affected_class)
-            if candidates.numel() == 0:
+            index, noise01 = self._choice(ctx, split_name)
+            if index.numel() == 0:
                 continue
-            index = seeded_choice(candidates, self.n_images, ctx.generator(CHOICE_SALT[split_name]))
             targets = ctx.data.explain_targets(split_name, index)
             maps = ctx.explain(split_name, index, targets).float()
             x01 = split.images[index]
-            noise01 = torch.rand(x01.shape, generator=ctx.generator(NOISE_SALT[split_name]))
             n, n_views = index.numel(), maps.shape[1]
             views = view_prototypes(model, targets, n_views)  # [n, V] prototype of each view, or None
             if is_proto and n_views > 1 and views is None:
@@ -128,36 +151,44 @@ class RelevanceOrdering(Metric):
                 curves = ordering_curves(
                     forward, images, baselines, torch.cat(orderings, dim=1).to(device),
                     n_steps=self.n_steps, mode=self.mode, batch_size=self.batch_size,
+                    generator=ctx.generator(TIE_SALT),
                 ).cpu()  # [n, O, S, D]
             if per_prototype:
                 img, view = torch.nonzero(views >= 0, as_tuple=True)  # every (image, unpruned prototype)
                 class_curves = curves[img, offset + view, :, targets[img]]  # [m, S]
             else:
-                class_curves = curves[torch.arange(n), 0, :, targets]  # [n, S]
+                img = torch.arange(n)
+                class_curves = curves[img, 0, :, targets]  # [n, S]
             info = {"n_images": n, "mode": self.mode, "views": int(n_views),
                     "explained": ctx.data.explain_rule(split_name, index),
                     "class_curve": "per-prototype" if per_prototype else "class-map",
                     "class_map": class_map_rule(maps, model, targets)}
-            rows.append(self._row("class", class_curves, split_name, info))
+            rows.append(self._row("class", class_curves, img, n, split_name, info))
             if is_proto:
-                proto_curves = self._prototype_curves(model, curves, targets, views, offset, num_classes)
-                rows.append(self._row("prototype", proto_curves, split_name, info))
+                proto_curves, proto_img = self._prototype_curves(model, curves, targets, views, offset, num_classes)
+                rows.append(self._row("prototype", proto_curves, proto_img, n, split_name, info))
         return rows
 
-    def _row(self, kind: str, curves: torch.Tensor, split: str, info: dict) -> dict:
-        mean = curves.mean(dim=0)
-        detail = json.dumps({**info, "curves": curves.shape[0], "curve": compact_curve(mean)})
+    def _row(self, kind: str, curves: torch.Tensor, img: torch.Tensor, n: int, split: str, info: dict) -> dict:
+        """One row: the mean over images of each image's mean curve (images weigh alike, however many
+        prototype curves they have); ``per_image`` holds each image's AUC, whose mean is the value."""
+        counts = torch.bincount(img, minlength=n)
+        sums = torch.zeros(n, curves.shape[-1], dtype=curves.dtype).index_add_(0, img, curves)
+        per_image = (sums / counts.clamp(min=1)[:, None])[counts > 0]  # [n', S]: images with a curve
+        mean = per_image.mean(dim=0)
+        detail = json.dumps({**info, "curves": curves.shape[0], "curve": compact_curve(mean),
+                             "per_image": compact_values(trapezoid_auc(per_image))})
         return self.row(self._value(kind), float(trapezoid_auc(mean)), split=split, detail=detail)
 
     @staticmethod
     def _prototype_curves(model, curves: torch.Tensor, targets: torch.Tensor, views: torch.Tensor | None,
-                          offset: int, k: int) -> torch.Tensor:
-        """One curve per (image, unpruned prototype of its target class): ``[m, S]``.
+                          offset: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """One curve per (image, unpruned prototype of its target class): ``[m, S]``, and each curve's image ``[m]``.
 
         ``views`` None (single-view maps): every prototype under the one ordering (index 0);
         else prototype ``views[i, v]`` under ordering ``offset + v``.
         """
-        out = []
+        out, img = [], []
         for i, t in enumerate(targets.tolist()):
             if views is None:
                 protos = model.prototypes_of(int(t)).cpu()
@@ -165,7 +196,8 @@ class RelevanceOrdering(Metric):
             else:
                 valid = torch.nonzero(views[i] >= 0).flatten()
                 out.append(curves[i, offset + valid, :, k + views[i, valid]])  # prototype v under view v
-        return torch.cat(out)
+            img.append(torch.full((out[-1].shape[0],), i, dtype=torch.long))
+        return torch.cat(out), torch.cat(img)
 
 
 @metrics.register("relevance-deletion")

@@ -6,21 +6,28 @@ artifact (DESIGN.md, "Data flow"). Explainer-free, one set of rows per trained m
 - Clever Hans (``target_class`` is None; also a clean ``none`` scenario, whose artifact test
   still carries the artifact): the affected class's accuracy on the artifact test and on the
   clean test (by true class), their gap (artifact − clean, percentage points), and the
-  insertion flip rate: the artifact stamped on clean-test images of the other classes, the %
-  of those not predicted as the affected class before that are predicted as it after (the
-  images and stamps of ``artifact-insertion``).
-- Backdoor: the attack success rate (% of the artifact test's affected images predicted as
-  the target class), and the % of the *clean* affected images predicted as the target (the
-  backdoor firing without its trigger).
-- Both: the overall clean-test accuracy, ``took`` (1.0 / 0.0: CH: gap ≥ ``min_gap`` or flip
-  rate ≥ ``min_flip_rate``; BD: ASR ≥ ``min_asr``) and ``near-chance`` (1.0 / 0.0: clean
+  insertion flip rate: the artifact stamped (on the object box) on clean-test images of the
+  other classes, the % of those not predicted as the affected class before that are predicted
+  as it after (the images and stamps of ``artifact-insertion``).
+- Backdoor, one-to-one (``BD``) or all-to-one (``BD-A2O``): the attack success rate (% of the
+  artifact test's triggered source-class images predicted as the target: the affected class's,
+  all-to-one: every non-target class's), and the % of the same images *clean* predicted as the
+  target (the backdoor firing without its trigger).
+- Label-flip control (``LF``, ``LF-A2O``: relabelled, never stamped): ``clean-to-target`` (did
+  the label noise take: clean source images predicted as the target) and ``asr`` (the same images
+  with the artifact, which the model never saw relabelled with it: the control of the backdoor's
+  ASR). ``took`` is NaN: with no trigger there is nothing to take.
+- All: the overall clean-test accuracy, ``took`` (1.0 / 0.0: CH: gap ≥ ``min_gap`` or flip
+  rate ≥ ``min_flip_rate``; BD: ASR ≥ ``min_asr``), ``near-chance`` (1.0 / 0.0: clean
   accuracy ≤ 1 / num_classes + ``chance_margin``; a model that learned nothing shows no
-  reliance worth explaining). Thresholds are shares in [0, 1]; values are in %.
+  reliance worth explaining) and ``control`` (1.0 for a control scenario: a label flip or the
+  clean ``none``; 0.0 otherwise). Thresholds are shares in [0, 1]; values are in %.
 
 ``higher_is_better`` of each value reads "the scenario is more worth ranking": a larger gap,
-flip rate, ASR and clean accuracy, ``took`` = 1; ``near-chance`` and a backdoor that fires
-on clean images are worse. Undefined values (no affected test image) are NaN, and so is
-``took`` when all its inputs are.
+flip rate, ASR and clean accuracy, ``took`` = 1; ``near-chance``, ``control`` and a backdoor
+that fires on clean images are worse. The leaderboard's gates (``gates``) leave a model out of
+the ranks when ``took`` is 0, ``near-chance`` is 1 or ``control`` is 1 (NaN gates nothing).
+Undefined values (no source-class test image) are NaN, and so is ``took`` when all its inputs are.
 """
 
 from __future__ import annotations
@@ -60,19 +67,23 @@ class Reliance(Metric):
     table = "reliance"
     table_shape = "reliance"
     headline = ("artifact-class-acc", "clean-class-acc", "flip-rate", "asr", "clean-acc")
-    gates = {"took": "poisoning did not take", "near-chance": "model near chance"}
+    gates = {"took": "poisoning did not take", "near-chance": "model near chance",
+             "control": "control scenario (label flip or clean): no trigger to rank on"}
     supersedes = ("model-accuracy", "artifact-insertion")
-    meaning = "does the model rely on the artifact (CH: affected-class accuracy with / without it, flip rate; BD: attack success, clean accuracy)"
+    meaning = ("does the model rely on the artifact (CH: affected-class accuracy with / without it, flip rate; BD: attack "
+               "success over every source class, clean accuracy; LF control: label noise, no trigger)")
+    version = "2"  # 2: ASR over the source classes (all-to-one), label-flip controls, control gate, boxes
     values = {
         "artifact-class-acc": ("%", True),  # CH: affected class on the artifact test
         "clean-class-acc": ("%", True),  # CH: affected class on the clean test
         "acc-gap": ("pp", True),  # CH: artifact-class-acc - clean-class-acc
         "flip-rate": ("%", True),  # CH: other classes' clean images flipped to the affected class by the artifact
-        "asr": ("%", True),  # BD: artifact-test affected images predicted as the target
-        "clean-to-target": ("%", False),  # BD: clean affected images predicted as the target
+        "asr": ("%", True),  # BD, LF: artifact-test source-class images predicted as the target
+        "clean-to-target": ("%", False),  # BD, LF: the same images clean, predicted as the target
         "clean-acc": ("%", True),  # overall clean-test accuracy
         "took": ("bool", True),
         "near-chance": ("bool", False),
+        "control": ("bool", False),
     }
 
     def __init__(self, *, min_gap: float = 0.2, min_flip_rate: float = 0.2, min_asr: float = 0.5,
@@ -94,29 +105,37 @@ class Reliance(Metric):
 
     def evaluate(self, ctx: EvalContext) -> list[dict]:
         data = ctx.data
-        aff = data.affected_class
+        rule = data.poisoning_rule
+        aff, sources = data.affected_class, data.source_classes
         clean, art = data.clean_test, data.artifact_test
         pred_clean, pred_art = self._predictions(ctx, "clean_test"), self._predictions(ctx, "artifact_test")
         clean_acc = _share(pred_clean == clean.true_labels)
         chance = 100.0 / data.num_classes + 100.0 * self.chance_margin
         near_chance = math.nan if math.isnan(clean_acc) else float(clean_acc <= chance + _TOL)
-        aff_clean, aff_art = clean.true_labels == aff, art.true_labels == aff
+        wanted = torch.as_tensor(sources, dtype=clean.true_labels.dtype)
+        src_clean, src_art = torch.isin(clean.true_labels, wanted), torch.isin(art.true_labels, wanted)
         # Only images that really carry the artifact count on the artifact test.
-        aff_art = aff_art & art.poisoned
-        info: dict = {"poisoning": data.poisoning,
-                      "affected_class": aff, "n_clean_affected": int(aff_clean.sum()),
-                      "n_artifact_affected": int(aff_art.sum()), "chance_acc": chance}
+        src_art = src_art & art.poisoned
+        info: dict = {"poisoning": data.poisoning, "affected_class": aff, "source_classes": sources,
+                      "n_clean_affected": int(src_clean.sum()), "n_artifact_affected": int(src_art.sum()),
+                      "chance_acc": chance}
         rows = []
-        if data.target_class is not None:
+        if data.target_class is not None:  # a backdoor, or its label-flip control
             tgt = data.target_class
-            asr = _share(pred_art[aff_art] == tgt)
-            clean_to_target = _share(pred_clean[aff_clean] == tgt)
-            took = math.nan if math.isnan(asr) else float(_at_least(asr, 100.0 * self.min_asr))
-            info.update(target_class=tgt, rule=f"asr >= {100 * self.min_asr:g} %")
+            asr = _share(pred_art[src_art] == tgt)
+            clean_to_target = _share(pred_clean[src_clean] == tgt)
+            if rule.control_of:
+                took = math.nan  # no trigger: nothing to take (the gate is ``control``)
+                info.update(target_class=tgt, rule=f"label-flip control of {rule.control_of}: no trigger, took undefined")
+            else:
+                took = math.nan if math.isnan(asr) else float(_at_least(asr, 100.0 * self.min_asr))
+                info.update(target_class=tgt, rule=f"asr >= {100 * self.min_asr:g} %")
             detail = json.dumps(info)
             rows += [self.row("asr", asr, split="artifact_test", detail=detail),
                      self.row("clean-to-target", clean_to_target, split="clean_test", detail=detail)]
         else:
+            aff_art = art.poisoned & (art.true_labels == aff)
+            aff_clean = clean.true_labels == aff
             art_acc = _share(pred_art[aff_art] == aff)
             clean_class_acc = _share(pred_clean[aff_clean] == aff)
             gap = art_acc - clean_class_acc  # NaN if either is
@@ -135,5 +154,6 @@ class Reliance(Metric):
                      self.row("flip-rate", flips, split="clean_test", detail=detail)]
         rows += [self.row("clean-acc", clean_acc, split="clean_test", detail=detail),
                  self.row("took", took, detail=detail),
-                 self.row("near-chance", near_chance, split="clean_test", detail=detail)]
+                 self.row("near-chance", near_chance, split="clean_test", detail=detail),
+                 self.row("control", float(rule.is_control), detail=detail)]
         return rows

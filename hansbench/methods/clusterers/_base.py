@@ -1,7 +1,8 @@
 """The template every built-in clusterer follows: validate -> (degenerate?) -> fit -> result_.
 
-Subclasses implement ``_fit(views: list[[N, D_v]]) -> (labels, info)``; this class does the
-input checks, the all-identical shortcut, the unsupervised flag and JSON-safe info.
+Subclasses implement ``_fit(views: list[[N, D_v]]) -> (labels, info)`` or ``(labels, info, scores)``
+(``scores`` ``[N]``: per-sample suspicion, higher = more suspicious, see :class:`Clusterer`); this
+class does the input checks, the all-identical shortcut, the unsupervised flag and JSON-safe info.
 """
 
 from __future__ import annotations
@@ -43,19 +44,31 @@ class BaseClusterer(Clusterer):
         """Cluster ``views`` (``[N, V, D]`` or a list of ``[N, D_v]``); ``y`` is ignored (scikit-learn API)."""
         flag_cluster(np.zeros(1, dtype=np.int64), self.flag_rule)  # fail early on a bad rule
         xs = check_views(views, self.n_clusters, ragged=self.ragged, name=self.name or type(self).__name__)
-        if is_degenerate(xs):
+        scores = None
+        if is_degenerate(xs):  # identical samples: nothing tells them apart, so every score is the same
             labels, info = np.zeros(xs[0].shape[0], dtype=np.int64), {"degenerate": DEGENERATE_NOTE}
+            scores = np.zeros(xs[0].shape[0])
         else:
-            labels, info = self._fit(xs)
+            out = self._fit(xs)
+            labels, info = out[0], out[1]
+            scores = out[2] if len(out) > 2 else None
             labels = np.asarray(labels, dtype=np.int64)
+        if scores is not None:
+            scores = np.asarray(scores, dtype=np.float64).reshape(-1)
         info = {"n_views": len(xs), **info}
         self.labels_ = labels
-        self.result_ = ClusteringResult(labels, flagged=flag_cluster(labels, self.flag_rule), info=jsonable(info))
+        self.result_ = ClusteringResult(labels, flagged=flag_cluster(labels, self.flag_rule), info=jsonable(info),
+                                        scores=scores)
         return labels
 
     def fit(self, views, y=None) -> BaseClusterer:
         self.fit_predict(views)
         return self
 
-    def _fit(self, views: list[np.ndarray]) -> tuple[np.ndarray, dict]:
+    def _fit(self, views: list[np.ndarray]) -> tuple:
+        """``(labels, info)`` or ``(labels, info, scores)``."""
         raise NotImplementedError
+
+    def _flagged_of(self, labels: np.ndarray) -> int:
+        """The cluster :meth:`fit_predict` will flag (for orienting scores inside ``_fit``)."""
+        return flag_cluster(np.asarray(labels, dtype=np.int64), self.flag_rule)

@@ -11,6 +11,8 @@
   ARPACK non-convergence fall back to dense ``eigh``.
 - :func:`eigengap`: the number of clusters suggested by the largest gap of the smallest eigenvalues.
 - :func:`kmeans_labels`: scikit-learn ``KMeans(n_init=10, random_state)``.
+- :func:`centroid_scores`: a per-sample suspicion score in the space k-means clustered
+  (distance to the nearest unflagged centroid minus distance to the flagged one).
 """
 
 from __future__ import annotations
@@ -135,6 +137,37 @@ def kmeans_labels(x: np.ndarray, n_clusters: int, random_state: int = 0) -> np.n
     return km.fit_predict(np.ascontiguousarray(x)).astype(np.int64)
 
 
+def centroid_scores(z: np.ndarray, labels: np.ndarray, flagged: int) -> np.ndarray:
+    """Suspicion ``[N]`` in the space ``z`` that k-means clustered, higher = closer to the flagged cluster.
+
+    ``score_i = min_{c != flagged} ||z_i - mu_c|| - ||z_i - mu_flagged||`` with ``mu_c`` the mean of
+    cluster ``c`` (k-means' centroid at convergence): positive exactly where the sample is nearer the
+    flagged centroid than any other, so thresholding at 0 gives back the k-means assignment of the
+    flagged cluster and the ranking orders samples by how clearly they belong to it. With a single
+    cluster nothing separates the samples and every score is 0.
+    """
+    z = np.asarray(z, dtype=np.float64).reshape(len(labels), -1)
+    ids = np.unique(labels)
+    if ids.size < 2 or flagged not in ids:
+        return np.zeros(len(labels))
+    dist = {int(c): np.linalg.norm(z - z[labels == c].mean(axis=0), axis=1) for c in ids}
+    others = np.min([d for c, d in dist.items() if c != flagged], axis=0)
+    return others - dist[int(flagged)]
+
+
+def spectral_embedding_labels(m: sp.spmatrix, n_clusters: int, random_state: int = 0, *,
+                              n_eigenvectors: int | None = None,
+                              q_eigengap: int = 32) -> tuple[np.ndarray, dict, np.ndarray]:
+    """:func:`spectral_labels` plus the ``[N, p]`` embedding k-means clustered (for :func:`centroid_scores`)."""
+    n = m.shape[0]
+    p = n_eigenvectors or n_clusters
+    q = min(max(q_eigengap, p), n)
+    lam, vecs, solver = laplacian_spectrum(m, q, random_state)
+    labels = kmeans_labels(vecs[:, :p], n_clusters, random_state)
+    info = {"eigengap_k": eigengap(lam), "eigenvalues": [float(v) for v in lam], "eigen_solver": solver}
+    return labels, info, vecs[:, :p]
+
+
 def spectral_labels(m: sp.spmatrix, n_clusters: int, random_state: int = 0, *, n_eigenvectors: int | None = None,
                     q_eigengap: int = 32) -> tuple[np.ndarray, dict]:
     """Spectral clustering of a normalized affinity ``m``: eigenvectors -> k-means.
@@ -142,12 +175,8 @@ def spectral_labels(m: sp.spmatrix, n_clusters: int, random_state: int = 0, *, n
     ``n_eigenvectors`` columns of the embedding go to k-means (default ``n_clusters``, the
     Ng-Jordan-Weiss choice); ``q_eigengap`` smallest eigenvalues are computed for the eigengap.
     """
-    n = m.shape[0]
-    p = n_eigenvectors or n_clusters
-    q = min(max(q_eigengap, p), n)
-    lam, vecs, solver = laplacian_spectrum(m, q, random_state)
-    labels = kmeans_labels(vecs[:, :p], n_clusters, random_state)
-    info = {"eigengap_k": eigengap(lam), "eigenvalues": [float(v) for v in lam], "eigen_solver": solver}
+    labels, info, _ = spectral_embedding_labels(m, n_clusters, random_state, n_eigenvectors=n_eigenvectors,
+                                                q_eigengap=q_eigengap)
     return labels, info
 
 

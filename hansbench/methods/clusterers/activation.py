@@ -4,7 +4,9 @@ The backdoor-detection baseline of the PRP paper (its reference [3]); PAPERS.md 
 PCA to 10 components (capped by the number of samples and features) of the penultimate
 activations of one class, k-means with 2 clusters, the smaller cluster flagged. It clusters
 activations, not explanation maps: ``input = "activations"`` tells the runner to pass
-``[N, 1, D]`` activations. Several views are concatenated.
+``[N, 1, D]`` activations. Several views are concatenated. Score: the distance to the
+unflagged k-means centroid minus the distance to the flagged one, in PCA space
+(:func:`~hansbench.methods.clusterers._graph.centroid_scores`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from sklearn.decomposition import PCA
 
 from hansbench.methods.base import ACTIVATIONS
 from hansbench.methods.clusterers._base import BaseClusterer
-from hansbench.methods.clusterers._graph import kmeans_labels
+from hansbench.methods.clusterers._graph import centroid_scores, kmeans_labels
 from hansbench.registry import clusterers
 
 
@@ -31,11 +33,11 @@ class ActivationClustering(BaseClusterer):
         super().__init__(n_clusters=n_clusters, random_state=random_state, flag_rule=flag_rule)
         self.n_components = n_components
 
-    def _fit(self, views: list[np.ndarray]) -> tuple[np.ndarray, dict]:
+    def _fit(self, views: list[np.ndarray]) -> tuple[np.ndarray, dict, np.ndarray]:
         x = np.concatenate(views, axis=1)
         nc = max(1, min(self.n_components, x.shape[0] - 1, x.shape[1]))
         pca = PCA(n_components=nc, random_state=self.random_state)
         z = pca.fit_transform(x)
         labels = kmeans_labels(z, self.n_clusters, self.random_state)
-        return labels, {"pca_components": nc,
-                        "explained_variance_ratio": float(pca.explained_variance_ratio_.sum())}
+        info = {"pca_components": nc, "explained_variance_ratio": float(pca.explained_variance_ratio_.sum())}
+        return labels, info, centroid_scores(z, labels, self._flagged_of(labels))

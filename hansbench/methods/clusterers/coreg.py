@@ -21,6 +21,7 @@ from scipy.sparse.linalg import LinearOperator
 
 from hansbench.methods.clusterers._base import BaseClusterer
 from hansbench.methods.clusterers._graph import (
+    centroid_scores,
     kmeans_labels,
     knn_affinity,
     normalized_affinity,
@@ -41,6 +42,8 @@ def _plus_low_rank(m, u: np.ndarray, weight: float) -> LinearOperator:
 class CoReg(BaseClusterer):
     """Co-regularised multi-view spectral clustering (pairwise or centroid scheme) on sparse kNN graphs."""
 
+    multiview = True  # the V views are clustered jointly (no pixels control)
+
     def __init__(self, n_clusters: int = 2, random_state: int = 0, flag_rule: str = "smaller", *,
                  scheme: str = "pairwise", v_lambda: float = 2.0, n_neighbors: int = 10,
                  affinity: str = "binary", max_iter: int = 10):
@@ -51,7 +54,7 @@ class CoReg(BaseClusterer):
         self.affinity = affinity
         self.max_iter = max_iter
 
-    def _fit(self, views: list[np.ndarray]) -> tuple[np.ndarray, dict]:
+    def _fit(self, views: list[np.ndarray]) -> tuple[np.ndarray, dict, np.ndarray]:
         check_choice(self.scheme, ("pairwise", "centroid"), "scheme", self.name)
         if self.v_lambda <= 0:
             raise ValueError(f"{self.name}: v_lambda must be > 0, got {self.v_lambda}")
@@ -85,7 +88,8 @@ class CoReg(BaseClusterer):
                                            for u, m in zip(us, ms))))
             emb = row_normalize(centre)
         labels = kmeans_labels(emb, k, rs)
-        return labels, {"scheme": self.scheme, "objective": objective, "eigen_solver": sorted(solvers)}
+        info = {"scheme": self.scheme, "objective": objective, "eigen_solver": sorted(solvers)}
+        return labels, info, centroid_scores(emb, labels, self._flagged_of(labels))  # in the embedding k-means saw
 
     def _centroid(self, us: list[np.ndarray]) -> np.ndarray:
         """Top-k eigenvectors of ``sum_v lambda U_v U_v^T``: left singular vectors of ``[U_1 ... U_V]``."""

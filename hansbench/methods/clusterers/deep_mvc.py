@@ -204,6 +204,7 @@ def contrastive_loss(z: torch.Tensor, assign: torch.Tensor, tau: float) -> torch
 
 class _DeepMVC(BaseClusterer):
     contrastive: ClassVar[bool] = False
+    multiview = True  # the V views are clustered jointly (no pixels control)
     version: ClassVar[str] = "2"  # 2: CNN encoders by default, near-zero head init, input noise
 
     def __init__(self, n_clusters: int = 2, random_state: int = 0, flag_rule: str = "smaller", *,
@@ -296,10 +297,11 @@ class _DeepMVC(BaseClusterer):
         with torch.no_grad():
             per_batch = [self._losses(net, x[idx]) for idx in self._batches(n, None, device)]
             losses = {k: float(torch.stack([b[k] for b in per_batch]).mean()) for k in per_batch[0]}
-            labels = torch.cat([net(x[i : i + 1024])[2].argmax(1) for i in range(0, n, 1024)]).cpu().numpy()
-        return {"losses": losses, "labels": labels, "fusion_weights": net.fusion_weights.detach().cpu().tolist()}
+            probs = torch.cat([net(x[i : i + 1024])[2] for i in range(0, n, 1024)]).double().cpu().numpy()
+        return {"losses": losses, "labels": probs.argmax(1), "probs": probs,
+                "fusion_weights": net.fusion_weights.detach().cpu().tolist()}
 
-    def _fit(self, views: list[np.ndarray]) -> tuple[np.ndarray, dict]:
+    def _fit(self, views: list[np.ndarray]) -> tuple[np.ndarray, dict, np.ndarray]:
         if self.runs < 1 or self.epochs < 0:
             raise ValueError(f"{self.name}: runs must be >= 1 and epochs >= 0, got {self.runs}, {self.epochs}")
         if self.input_noise < 0:
@@ -317,11 +319,16 @@ class _DeepMVC(BaseClusterer):
         best = int(np.nanargmin(ddc1)) if np.isfinite(ddc1).any() else 0
         chosen = results[best]
         labels = chosen["labels"]
+        # score: the DDC head's soft assignment to the flagged cluster minus the largest other one
+        probs = chosen["probs"]
+        flagged = self._flagged_of(labels)
+        others = np.delete(probs, flagged, axis=1).max(axis=1) if probs.shape[1] > 1 else 0.0
+        scores = probs[:, flagged] - others
         return labels, {"best_run": best, "best_run_loss": float(ddc1[best]), "run_losses": ddc1.tolist(),
                         "best_run_losses": chosen["losses"], "fusion_weights": chosen["fusion_weights"],
                         "cluster_sizes": np.bincount(labels, minlength=self.n_clusters).tolist(),
                         "encoder": self.encoder, "input_noise": float(self.input_noise), "device": str(device),
-                        "runs": self.runs, "epochs": self.epochs}
+                        "runs": self.runs, "epochs": self.epochs}, scores
 
 
 @clusterers.register("simvc")

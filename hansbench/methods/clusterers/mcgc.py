@@ -27,7 +27,13 @@ from scipy.sparse.linalg import LinearOperator, eigsh
 from sklearn.neighbors import NearestNeighbors
 
 from hansbench.methods.clusterers._base import BaseClusterer
-from hansbench.methods.clusterers._graph import _start_vector, kmeans_labels, row_normalize, top_eigenpairs
+from hansbench.methods.clusterers._graph import (
+    _start_vector,
+    centroid_scores,
+    kmeans_labels,
+    row_normalize,
+    top_eigenpairs,
+)
 from hansbench.methods.clusterers._validation import cap_neighbors
 from hansbench.registry import clusterers
 
@@ -78,6 +84,8 @@ def smallest_eigenpairs(lap: np.ndarray, k: int, random_state: int) -> tuple[np.
 class MCGC(BaseClusterer):
     """Multi-view consensus graph clustering with a rank constraint (dense N x N; refuses N > max_n)."""
 
+    multiview = True  # the V views are clustered jointly (no pixels control)
+
     max_n_default = 3000
 
     def __init__(self, n_clusters: int = 2, random_state: int = 0, flag_rule: str = "smaller", *,
@@ -91,7 +99,7 @@ class MCGC(BaseClusterer):
         self.max_n = max_n
         self.force = force
 
-    def _fit(self, views: list[np.ndarray]) -> tuple[np.ndarray, dict]:
+    def _fit(self, views: list[np.ndarray]) -> tuple[np.ndarray, dict, np.ndarray]:
         n, c, rs, beta = views[0].shape[0], self.n_clusters, self.random_state, self.beta
         if n > self.max_n and not self.force:
             raise ValueError(
@@ -146,6 +154,7 @@ class MCGC(BaseClusterer):
             source = "k-means on the spectral embedding"
             reason = (f"rank constraint not met within max_iter={self.max_iter}, max_inner={self.max_inner}: "
                       f"S has {n_comp} connected components, not n_clusters={c}")
-        return labels, {"fallback": reason is not None, "fallback_reason": reason, "labels_from": source,
-                        "n_components": int(n_comp), "rank_constraint_met": reached, "gamma": gamma,
-                        "objective": objective}
+        info = {"fallback": reason is not None, "fallback_reason": reason, "labels_from": source,
+                "n_components": int(n_comp), "rank_constraint_met": reached, "gamma": gamma, "objective": objective}
+        # score in the final spectral embedding of S (constant per connected component when the rank is met)
+        return labels, info, centroid_scores(row_normalize(h), labels, self._flagged_of(labels))

@@ -8,6 +8,10 @@ eigengap of those 32 eigenvalues is reported as ``info["eigengap_k"]`` beside th
 labels used for artifact detection [D]. Multi-view input (PRP: one map per prototype) is
 SpRAy-PRP: the V maps of a sample are concatenated into one vector [PRP paper Sec. V-D].
 
+Score (``result_.scores``): :func:`~hansbench.methods.clusterers._graph.centroid_scores` in the
+spectral embedding k-means clustered: the distance to the nearest unflagged centroid minus the
+distance to the flagged one (positive = assigned to the flagged cluster).
+
 k-means runs on the first ``n_eigenvectors`` columns of the embedding; the default
 (``None`` = ``n_clusters``) is the Ng-Jordan-Weiss choice, which scikit-learn's
 ``SpectralClustering`` also makes; ``n_eigenvectors=32`` clusters the whole ``Phi`` of the
@@ -42,7 +46,12 @@ import time
 import numpy as np
 
 from hansbench.methods.clusterers._base import BaseClusterer
-from hansbench.methods.clusterers._graph import knn_affinity, normalized_affinity, spectral_labels
+from hansbench.methods.clusterers._graph import (
+    centroid_scores,
+    knn_affinity,
+    normalized_affinity,
+    spectral_embedding_labels,
+)
 from hansbench.methods.clusterers._maps import NORMALIZATIONS, downsample, normalize, square_side
 from hansbench.methods.clusterers._validation import cap_neighbors, check_choice
 from hansbench.registry import clusterers
@@ -66,16 +75,18 @@ class SpRAy(BaseClusterer):
         check_choice(self.normalize, NORMALIZATIONS, "normalize", self.name)
         return [normalize(downsample(x, self.downsample, self.name), self.normalize) for x in views]
 
-    def _fit(self, views: list[np.ndarray]) -> tuple[np.ndarray, dict]:
+    def _fit(self, views: list[np.ndarray]) -> tuple[np.ndarray, dict, np.ndarray]:
         x = _concatenated(self._preprocess(views))
         a = knn_affinity(x, self.n_neighbors, "binary", name=self.name)
         return self._spectral(a)
 
-    def _spectral(self, a) -> tuple[np.ndarray, dict]:
-        labels, info = spectral_labels(normalized_affinity(a), self.n_clusters, self.random_state,
-                                       n_eigenvectors=self.n_eigenvectors, q_eigengap=self.n_eigenvalues)
+    def _spectral(self, a) -> tuple[np.ndarray, dict, np.ndarray]:
+        """Labels, info and scores: :func:`centroid_scores` in the spectral embedding k-means clustered."""
+        labels, info, emb = spectral_embedding_labels(normalized_affinity(a), self.n_clusters, self.random_state,
+                                                      n_eigenvectors=self.n_eigenvectors,
+                                                      q_eigengap=self.n_eigenvalues)
         info["n_components_graph"] = _n_components(a)
-        return labels, info
+        return labels, info, centroid_scores(emb, labels, self._flagged_of(labels))
 
 
 def _concatenated(views: list[np.ndarray]) -> np.ndarray:
@@ -160,6 +171,8 @@ def _mass(x: np.ndarray) -> tuple[np.ndarray, int]:
 class SpRAyWasserstein(SpRAy):
     """SpRAy on (Gromov-)Wasserstein distances between heatmaps (POT; optional extra; time-budgeted)."""
 
+    pixels_control = False  # its distances need heatmaps (mass on a square grid), not RGB pixel vectors
+
     def __init__(self, n_clusters: int = 2, random_state: int = 0, flag_rule: str = "smaller", *,
                  n_neighbors: int = 10, downsample: int | None = 16, distance: str = "gromov",
                  mass: float = 0.99, max_points: int = 64, time_budget_s: float = 60.0,
@@ -208,10 +221,10 @@ class SpRAyWasserstein(SpRAy):
             dist = self._all_pairs(solvers, n, start, total)
             a = knn_affinity(dist, self.n_neighbors, "binary", precomputed=True, name=self.name)
             solved = total
-        labels, info = self._spectral(a)
+        labels, info, scores = self._spectral(a)
         info.update(distance=self.distance, ot_pairs=int(total), ot_pairs_solved=int(solved),
                     ot_seconds=time.perf_counter() - start, maps_without_relevance=flat_maps)
-        return labels, info
+        return labels, info, scores
 
     def _all_pairs(self, solvers, n: int, start: float, total: int) -> np.ndarray:
         """Every pair's distance ``sqrt(sum_v d_v(i, j))``: the reference the pruned kNN must reproduce."""

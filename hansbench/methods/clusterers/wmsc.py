@@ -27,6 +27,7 @@ from scipy.optimize import minimize
 from hansbench.methods.clusterers._base import BaseClusterer
 from hansbench.methods.clusterers._graph import (
     canonical_angles,
+    centroid_scores,
     kmeans_labels,
     knn_affinity,
     normalized_affinity,
@@ -53,6 +54,8 @@ def simplex_qp(h: np.ndarray, y: np.ndarray) -> np.ndarray:
 class WMSC(BaseClusterer):
     """Weighted multi-view spectral clustering: view weights from canonical angles and a simplex QP."""
 
+    multiview = True  # the V views are clustered jointly (no pixels control)
+
     def __init__(self, n_clusters: int = 2, random_state: int = 0, flag_rule: str = "smaller", *,
                  n_neighbors: int = 10, b_hat: float = 0.1, n_hat: float = 0.1):
         super().__init__(n_clusters=n_clusters, random_state=random_state, flag_rule=flag_rule)
@@ -60,7 +63,7 @@ class WMSC(BaseClusterer):
         self.b_hat = b_hat
         self.n_hat = n_hat
 
-    def _fit(self, views: list[np.ndarray]) -> tuple[np.ndarray, dict]:
+    def _fit(self, views: list[np.ndarray]) -> tuple[np.ndarray, dict, np.ndarray]:
         c, rs = self.n_clusters, self.random_state
         ms = [normalized_affinity(knn_affinity(x, self.n_neighbors, "gaussian", name=self.name)) for x in views]
         eig = [top_eigenpairs(m, c, rs) for m in ms]
@@ -86,7 +89,8 @@ class WMSC(BaseClusterer):
         w = simplex_qp((h + h.T) / 2, y)
         consensus = sum(wv * m for wv, m in zip(w, ms))
         _, u, solver = top_eigenpairs(consensus, c, rs)
-        labels = kmeans_labels(row_normalize(u), c, rs)
+        emb = row_normalize(u)
+        labels = kmeans_labels(emb, c, rs)
         to_consensus = [float(canonical_angles(uv, u).max()) for uv in us]
-        return labels, {"view_weights": w.tolist(), "largest_canonical_angle": to_consensus,
-                        "eigen_solver": solver}
+        info = {"view_weights": w.tolist(), "largest_canonical_angle": to_consensus, "eigen_solver": solver}
+        return labels, info, centroid_scores(emb, labels, self._flagged_of(labels))  # in the embedding k-means saw

@@ -1,0 +1,131 @@
+"""``hansbench explain``: the maps of one image from every named method, from a finished run's cache.
+
+Never trains: the models, explainers and their setup come from the results directory's cache.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hansbench.bench.figures import _class_name, _clear, _outline, _safe, _show_map
+from hansbench.bench.styles import page_style, plt, save
+
+
+class ExplainError(RuntimeError):
+    """What ``hansbench explain`` cannot do, in one line for the user."""
+
+
+def _load_image(path: Path, size: int) -> torch.Tensor:
+    from PIL import Image
+
+    try:
+        img = Image.open(path).convert("RGB").resize((size, size), Image.BILINEAR)
+    except OSError as exc:
+        raise ExplainError(f"cannot read image {str(path)!r}: {exc}") from None
+    return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1).unsqueeze(0)
+
+
+def explain_image(image: str, *, results: str | None = None, scenario: str | None = None, model: str | None = None,
+                  methods: list[str] | None = None, out: str | None = None, seed: int | None = None,
+                  split: str = "artifact_test") -> Path:
+    """One figure of the maps of ``image`` (a file, or an index into ``split`` of the scenario) by every
+    named method, from the cached models of the finished run in ``results``. Never trains."""
+    from hansbench.bench.config import SuiteError, validate
+    from hansbench.bench.device import resolve_device
+    from hansbench.bench.execute import EnvSpec, NodeEnv
+    from hansbench.bench.graph import Planner
+    from hansbench.bench.store import ResultsStore
+    from hansbench.datasets.base import Split
+
+    results_dir = Path(results or "hansbench-out/quick")
+    db = results_dir / "results.sqlite"
+    if not db.is_file():
+        raise ExplainError(f"no results store at {str(db)!r}; run `hansbench run --out {results_dir}` first "
+                           "(or give --results DIR of a finished run)")
+    store = ResultsStore(db)
+    try:
+        row = store.conn.execute("SELECT suite, config, device FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+    finally:
+        store.close()
+    if row is None:
+        raise ExplainError(f"{str(db)!r} records no run; run `hansbench run --out {results_dir}` first")
+    try:
+        suite = validate(json.loads(row[1]))
+    except (SuiteError, ValueError) as exc:
+        raise ExplainError(f"the suite of the latest run in {str(results_dir)!r} no longer validates: {exc}") from None
+    scenarios = [s["name"] for s in suite.scenarios]
+    scenario = scenario or scenarios[0]
+    if scenario not in scenarios:
+        raise ExplainError(f"scenario {scenario!r} is not in suite {suite.name!r} ({', '.join(scenarios)})")
+    seed = suite.seeds[0] if seed is None else seed
+    suite.seeds = [seed]
+    device_type = torch.device(str(row[2] or "cpu")).type
+    plan = Planner(suite, device_type).plan()
+    nodes = [n for n in plan.all_nodes() if n.type == "explainer" and n.ids["scenario"] == scenario
+             and (model is None or n.ids["model"] == model)]
+    if model is not None and model not in suite.models:
+        raise ExplainError(f"model kind {model!r} is not in suite {suite.name!r} ({', '.join(suite.models)})")
+    known = sorted({n.ids["explainer"] for n in nodes})
+    if methods:
+        unknown = [m for m in methods if m not in known]
+        if unknown:
+            raise ExplainError(f"method(s) {', '.join(unknown)} not in the run for {scenario}"
+                               f"{' ' + model if model else ''}; known: {', '.join(known) or '(none)'}")
+        nodes = [n for n in nodes if n.ids["explainer"] in methods]
+    if not nodes:
+        raise ExplainError(f"no explainer of suite {suite.name!r} applies to {scenario} {model or ''}".rstrip())
+    env = NodeEnv(EnvSpec(out=str(results_dir), device=str(resolve_device("auto"))))
+    missing = [n.inputs["model"] for n in nodes if not env.ws.has("model", n.inputs["model"].key)]
+    if missing:
+        kinds = ", ".join(sorted({m.ids["model"] for m in missing}))
+        raise ExplainError(f"no cached {kinds} model for {scenario} seed {seed} in {str(results_dir)!r}: run "
+                           f"`hansbench run --suite {suite.name} --out {results_dir}` first (explain never trains)")
+    data = env.output(nodes[0].inputs["model"].inputs["data"])
+    mask = None
+    if Path(image).is_file():
+        x = _load_image(Path(image), data.train.images.shape[-1])
+        label = Path(image).name
+    else:
+        try:
+            i = int(image)
+        except ValueError:
+            raise ExplainError(f"{image!r} is neither an image file nor an index into {split}") from None
+        s = data.split(split)
+        if not 0 <= i < len(s):
+            raise ExplainError(f"index {i} is outside {scenario}'s {split} (0..{len(s) - 1})")
+        x, mask = s.images[i:i + 1], s.masks[i]
+        label = f"{scenario} {split}[{i}]"
+    maps, titles = {}, []
+    for n in nodes:
+        m = env.output(n.inputs["model"])
+        if mask is not None:
+            t = env.targets(data, split, torch.tensor([int(image)]))
+        else:
+            with torch.no_grad():
+                t = m(m.normalize(x.to(env.device))).argmax(1).cpu()
+        one = Split(x, t, t, torch.zeros(1, dtype=torch.bool), torch.zeros(1, *x.shape[-2:], dtype=torch.bool))
+        maps[f"{n.ids['model']}: {n.ids['explainer']}"] = env.compute_maps(n, one, torch.arange(1), t)
+        titles.append(_class_name(data, int(t[0])))
+    target_out = Path(out or f"explain-{_safe(Path(image).stem if Path(image).is_file() else image)}.png")
+    target_out.parent.mkdir(parents=True, exist_ok=True)
+    explained = ", ".join(dict.fromkeys(titles))
+    n = len(maps)
+    with page_style():
+        fig, axes = plt.subplots(1, n + 1, figsize=(min(7.0, 1.6 * (n + 1)), 2.2), squeeze=False,
+                                 layout="constrained")
+        axes[0][0].imshow(x[0].permute(1, 2, 0).clamp(0, 1).numpy())
+        _outline(axes[0][0], mask)
+        axes[0][0].set_title(label, fontsize=8)
+        for ax, (name, m) in zip(axes[0][1:], maps.items()):
+            _show_map(ax, m[0].sum(0))
+            _outline(ax, mask)
+            ax.set_title(name.replace(": ", ":\n"), fontsize=8)
+        _clear(axes)
+        fig.suptitle(f"explained class: {explained} (red: positive relevance, blue: negative; "
+                     "each map scaled to its own largest |relevance|)")
+        save(fig, target_out.parent, target_out.name)
+    return target_out

@@ -1,0 +1,109 @@
+"""What a clusterer clusters: registered *input kinds* (explanation maps, activations, raw pixels, ...).
+
+A clusterer names its kind in ``Clusterer.input``; the planner builds one clustering per
+(model, kind) — per (model, explainer) for ``maps`` — and the executor asks the kind for the
+``[N, V, D]`` views of the inspected class's training images. Kinds other than ``maps`` are the
+controls and baselines an explanation must beat: ``pixels`` (can the artifact be found in the raw
+images without any model?) and ``activations`` (Chen et al. 2018's activation clustering input).
+A kind sees the scenario data *without* ground truth (``ScenarioData.without_ground_truth``):
+it must not peek at the poisoned flags or the artifact masks.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hansbench.methods.base import ACTIVATIONS, MAPS
+from hansbench.registry import clusterer_inputs
+
+PIXELS = "pixels"
+BATCH = 256  # images per forward pass when a kind runs the model
+
+
+def without_ground_truth(data: Any) -> Any:
+    """``data.without_ground_truth()`` where the data class offers it, else ``data`` itself."""
+    hide = getattr(data, "without_ground_truth", None)
+    return hide() if callable(hide) else data
+
+
+def map_size(settings: dict, side: int) -> int:
+    """The side the views are average-pooled to: ``[clustering] map_size``, else ~1/3 of the input side."""
+    return int(settings.get("map_size") or max(4, round(side / 3)))
+
+
+def pool(images: torch.Tensor, settings: dict) -> torch.Tensor:
+    """``[N, C, H, W]`` -> ``[N, C, s, s]`` average-pooled to :func:`map_size` (PAPERS.md §5: maps to ~1/3 side)."""
+    return F.adaptive_avg_pool2d(images.float(), map_size(settings, images.shape[-1]))
+
+
+class ClustererInput:
+    """One input kind: ``views(model=, data=, index=, device=, settings=) -> [N, V, D]`` float64.
+
+    ``data`` is the scenario data without ground truth, ``index`` the inspected class's training
+    indices (the rows to return, in that order), ``settings`` the suite's ``[clustering]`` table.
+    ``uses_model``: whether the views depend on the trained model (``False``: ``model`` is
+    ``None`` and one clustering serves every model kind of the data). ``needs_explainer``: the
+    views are an explainer's maps (only ``maps``), so the planner pairs the kind with each explainer.
+    Bump ``version`` when the views change: it enters the clustering's cache key.
+    """
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    uses_model: ClassVar[bool] = True
+    needs_explainer: ClassVar[bool] = False
+    uses_settings: ClassVar[bool] = True  # False: the views ignore [clustering] (kept out of the cache key)
+
+    def views(self, *, model: nn.Module | None, data: Any, index: torch.Tensor, device: torch.device,
+              settings: dict) -> np.ndarray:
+        raise NotImplementedError
+
+
+@clusterer_inputs.register(MAPS)
+class Maps(ClustererInput):
+    """Explanation maps of the inspected class's training images, average-pooled to map_size, per view."""
+
+    uses_model = True
+    needs_explainer = True
+
+    def views(self, *, model, data, index, device, settings, maps: torch.Tensor | None = None) -> np.ndarray:
+        """``maps``: ``[N, V, H, W]`` of the images at ``index`` (the executor serves them from the map bank)."""
+        if maps is None:
+            raise ValueError("the 'maps' input needs the explainer's maps: pass maps=[N, V, H, W] "
+                             "(the runner does this for every clustering of an explainer)")
+        return self.from_maps(maps, settings)
+
+    @staticmethod
+    def from_maps(maps: torch.Tensor, settings: dict) -> np.ndarray:
+        return pool(maps, settings).flatten(2).numpy().astype(np.float64)
+
+
+@clusterer_inputs.register(ACTIVATIONS)
+class Activations(ClustererInput):
+    """Penultimate activations of the trained model (one view): activation clustering's input (Chen et al. 2018)."""
+
+    uses_model = True
+    uses_settings = False
+
+    def views(self, *, model, data, index, device, settings) -> np.ndarray:
+        images = data.train.images
+        with torch.no_grad():
+            acts = [model.embed(model.normalize(images[index[i:i + BATCH]].to(device))).float().cpu()
+                    for i in range(0, len(index), BATCH)]
+        out = torch.cat(acts) if acts else torch.empty(0, 1)
+        return out.flatten(1).unsqueeze(1).numpy().astype(np.float64)
+
+
+@clusterer_inputs.register(PIXELS)
+class Pixels(ClustererInput):
+    """The raw training images, RGB average-pooled to map_size and flattened (one view): the no-model control."""
+
+    uses_model = False
+
+    def views(self, *, model, data, index, device, settings) -> np.ndarray:
+        images = data.train.images[index]
+        return pool(images, settings).flatten(1).unsqueeze(1).numpy().astype(np.float64)
