@@ -273,7 +273,7 @@ def validate(raw: dict) -> Suite:
                     if v not in known:
                         raise SuiteError(f"{section}.{name}.{fkey}: unknown name {v!r}; use one of {known}")
     for sc in resolved:
-        _check_only(sc, models, named)
+        _check_only(sc)
     return Suite(
         name=meta.get("name", "custom"),
         node_timeout_s=float(node_timeout),
@@ -447,8 +447,9 @@ def _check_scenario(path: str, sc: dict) -> None:
                              "target_class")
 
 
-def _check_only(sc: dict, models: dict, named: dict) -> None:
-    """A scenario's ``only`` table names sections of this suite and names this suite runs."""
+def _check_only(sc: dict) -> None:
+    """A scenario's ``only`` table names known sections and registered names. As with filters, a registered
+    name this suite does not run is fine (an extending suite may drop what an inherited ``only`` names)."""
     only = sc.get("only")
     if only is None:
         return
@@ -459,15 +460,14 @@ def _check_only(sc: dict, models: dict, named: dict) -> None:
     for section, names in only.items():
         if section not in ONLY_SECTIONS:
             raise SuiteError(f"{where}.{section}: unknown section; use one of {list(ONLY_SECTIONS)}")
-        suite_names = list(models) if section == "models" else list(named[section])
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             raise SuiteError(f"{where}.{section}: expected a non-empty list of names from [{section}]")
+        known = REGISTRIES[section].names()
         for n in names:
-            if n not in suite_names:
-                close = difflib.get_close_matches(n, suite_names, n=1)
+            if n not in known:
+                close = difflib.get_close_matches(n, known, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise SuiteError(f"{where}.{section}: {n!r} is not in this suite's [{section}]{hint} "
-                                 f"(it has {suite_names})")
+                raise SuiteError(f"{where}.{section}: unknown name {n!r}{hint}; use one of {known}")
 
 
 def _scenario_default(key: str) -> Any:
