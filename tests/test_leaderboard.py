@@ -168,12 +168,15 @@ def test_detection_table_has_table_ii_shape_and_marks_fallbacks():
 
     df = rows(det("prp", "spray", 64.5, 0.45) + det("prp", "mcgc", 99.0, 0.99, fb=True) + det("lrp", "spray", 50, 0.1))
     sec = build_sections(df)[0]
-    t = table(sec.tables, "Cluster detection: classifier")
+    t = table(sec.tables, "Cluster detection, label-matched, PRP Table II: classifier")
     f = t.frame.set_index("explainer")
     assert list(t.frame.columns) == ["explainer", "spray", "mcgc"]
     assert f.loc["prp", "spray"] == "64.5 / 0.450" and f.loc["prp", "mcgc"] == "99 / 0.990 †"
-    assert f.loc["lrp", "mcgc"] == "" and "fell back" in t.note
-    assert sec.summary[0]["best explanation detector"].startswith("prp × mcgc: 99")
+    assert f.loc["lrp", "mcgc"] == "" and "fell back" in t.note and "label-free table is the headline" in t.note
+    assert list(table(sec.tables, "Cluster detection, label-free: classifier").frame.columns) == ["explainer", "spray",
+                                                                                                  "mcgc"]
+    # the summary ranks by a label-free value (ARI here: no row has the flagged cluster's F1), never by matched ACC
+    assert sec.summary[0]["by"] == "cluster-ari" and "tie" in sec.summary[0]["verdict"]
 
 
 def test_pruning_has_table_i_shape():
@@ -186,7 +189,7 @@ def test_pruning_has_table_i_shape():
     assert list(t.frame.columns[:5]) == ["method", "split", "class-acc / before ↑", "class-acc / pruned ↑",
                                          "class-acc / retrained ↑"]
     assert t.frame.set_index("split").loc["clean_test", "class-acc / pruned ↑"] == "38.2"
-    assert (t.frame["n-pruned / pruned ↓"] == "3").all()  # a split-less value on every split's row
+    assert (t.frame["n-pruned / pruned"] == "3").all()  # a split-less count on every split's row, no direction
 
 
 def test_cleaning_baselines_are_rows():
@@ -242,7 +245,7 @@ def test_files_are_named_by_content_and_markdown_rows_match_the_header(tmp_path)
                dict(family="cluster-detection", explainer="a", clusterer="spray", metric="cluster-acc", value=60.0,
                     scenario="BD-30")])
     paths = write_leaderboard(df, tmp_path, suite="s")
-    assert {"CH-50.explainers.csv", "BD-30.cluster-detection.csv"} <= set(paths)
+    assert {"CH-50.explainers.csv", "BD-30.cluster-detection-label-matched.csv"} <= set(paths)
     assert csv_name("a/b", "t") == "a_b.t.csv"
     csv = pd.read_csv(paths["CH-50.explainers.csv"])
     assert {"explainer", "mean", "ci_low", "ci_high", "n", "unit", "higher_is_better"} <= set(csv.columns)

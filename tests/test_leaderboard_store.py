@@ -57,7 +57,7 @@ def test_detection_table_has_table_ii_shape():
         dict(explainer="prp", clusterer="coreg", metric="cluster-f1", value=0.99, higher_is_better=True),
         dict(explainer="prp", clusterer="coreg", metric="cluster-ari", value=0.9, higher_is_better=True),
     ]).assign(family="cluster-detection")
-    t = [t for t in build_tables(df)["CH-50"] if t.title.startswith("Cluster detection")][0].frame
+    t = [t for t in build_tables(df)["CH-50"] if t.title.startswith("Cluster detection, label-matched")][0].frame
     assert list(t.columns) == ["explainer", "spray", "coreg"]
     assert t.iloc[0]["spray"] == "64.5 / 0.450"
 

@@ -82,13 +82,21 @@ def scenario_controls(config: dict | None, scenarios: list[str]) -> dict[str, di
     return out
 
 
-def _detection(pres: dict[str, Presentation]) -> tuple[list[Presentation], str, str, tuple[str, ...]]:
-    """(detection presentations, the ranking value, its group label, the clean-control values)."""
+def _detection(pres: dict[str, Presentation]) -> tuple[list[Presentation], tuple[str, ...], str, tuple[str, ...]]:
+    """(detection presentations, the ranking values in order of preference, their group label, the clean-control
+    values)."""
     ps = [p for p in pres.values() if p.shape == "detection"]
     groups = value_groups(ps)
     label, values = groups[0] if groups else ("", ())
     control = tuple(dict.fromkeys(v for p in ps for v in p.control))
-    return ps, (values[0] if values else ""), label, control
+    return ps, values, label, control
+
+
+def first_present(seeded: pd.DataFrame, scenario: str, model: str, families: list[str], values: tuple[str, ...]) -> str:
+    """The first of the headline group's values that this scenario and model have (e.g. ARI where no row has the
+    flagged cluster's F1); the group's first when none has any."""
+    return next((v for v in values if _values(seeded, scenario, model, families, v).value.notna().any()),
+                values[0] if values else "")
 
 
 def _values(seeded: pd.DataFrame, scenario: str, model: str, families: list[str], metric: str) -> pd.DataFrame:
@@ -102,8 +110,9 @@ def control_tables(seeded: pd.DataFrame, scenario: str, model: str, ps: list[Pre
     """Per detector: the ranking value here and on the label-flip control, the control values on the clean one."""
     if not controls or not ps:
         return []
-    _, value, _, control_values = _detection({p.family: p for p in ps})
+    _, values, _, control_values = _detection({p.family: p for p in ps})
     fams = [p.family for p in ps]
+    value = first_present(seeded, scenario, model, fams, values)
     here = _values(seeded, scenario, model, fams, value)
     if here.empty:
         return []
@@ -162,12 +171,14 @@ def detection_summary(seeded: pd.DataFrame, scenario: str, models: list[str], ga
                       pres: dict[str, Presentation], controls: dict[str, str]) -> list[dict]:
     """Per model: the best explanation detector and the best baseline by the label-free headline, the margin
     over the reference explainer with the same clusterer, the verdict of the paired tests, the controls."""
-    ps, value, label, control_values = _detection(pres)
+    ps, values, label, control_values = _detection(pres)
     kinds, _ = input_kinds()
     refs = {p.reference_explainer for p in ps if p.reference_explainer}
     out = []
     for m in models:
         n_seeds = int(seeded[(seeded.scenario == scenario) & (seeded.model == m)].seed.nunique())
+        # the group's first value that this scenario and model have (e.g. ARI where no clusterer flags)
+        value = first_present(seeded, scenario, m, [p.family for p in ps], values)
         by_text = value if label == "label-free" else (f"{value} (no label-free value declared: the headline's "
                                                         "first)" if value else "–")
         row = {"model": m, "status": "; ".join(gates[m]) if m in gates else "ranked", "by": by_text, "n": n_seeds}
@@ -281,7 +292,8 @@ def rankings(rows_seeded: pd.DataFrame, pres: dict[str, Presentation], ranked: d
     per scenario, the model kinds whose poisoning took."""
     out = []
     s = rows_seeded[[m in ranked.get(sc, set()) for sc, m in zip(rows_seeded.scenario, rows_seeded.model)]]
-    ps, value, _, _ = _detection(pres)
+    ps, values, _, _ = _detection(pres)
+    value = values[0] if values else ""
     if value:
         d = s[s.family.isin([p.family for p in ps]) & (s.metric == value) & (s.clusterer != "")]
         for m, g in d.groupby("model", sort=False):
