@@ -148,8 +148,11 @@ class TriggerModel(nn.Module):
 
 
 def _reliance(poisoning: str, fires_on: tuple[int, ...]) -> dict[str, float]:
+    from hansbench.bench.checks import check_rows
+
     ctx = EvalContext(data=_hand_scenario(poisoning), model=TriggerModel(fires_on), seed=0, device=torch.device("cpu"))
-    return {r["metric"]: r["value"] for r in metrics.get("reliance")().evaluate(ctx)}
+    rows = check_rows(metrics.get("reliance")().evaluate(ctx), "reliance")  # what the runner accepts
+    return {r["metric"]: r["value"] for r in rows}
 
 
 @pytest.mark.parametrize("fires_on, asr, took", [((A, B), 100.0, 1.0), ((B,), 50.0, 1.0), ((A,), 50.0, 1.0),
@@ -168,7 +171,7 @@ def test_one_to_one_asr_counts_the_affected_class_only():
 @pytest.mark.parametrize("poisoning", ["LF", "LF-A2O"])
 def test_label_flip_reliance_is_a_gated_control(poisoning):
     v = _reliance(poisoning, (A, B))
-    assert math.isnan(v["took"]), "no trigger: nothing to take"
+    assert v["took"] is None, "no trigger: nothing to take (explicitly missing)"
     assert v["control"] == 1.0 and v["asr"] == 100.0 and "clean-to-target" in v
     gates = metrics.get("reliance").gates
     assert "control" in gates and metrics.get("reliance").values["control"] == ("bool", False)

@@ -197,8 +197,8 @@ def per_seed(df: pd.DataFrame, pres: dict[str, Presentation]) -> pd.DataFrame:
 
 # -- gates (reliance) and marks ----------------------------------------------------------------------------
 def gate_notes(seeded: pd.DataFrame, pres: dict[str, Presentation]) -> dict[str, list[str]]:
-    """Per model kind: the notes of failed gates ("poisoning did not take (seed 1)"); no entry = ranked."""
-    notes: dict[str, list[str]] = {}
+    """Per model kind: the notes of failed gates ("poisoning did not take (seeds 1, 2)"); no entry = ranked."""
+    failed_on: dict[str, dict[str, list[int]]] = {}
     for family, p in pres.items():
         if not p.gates:
             continue
@@ -209,8 +209,9 @@ def gate_notes(seeded: pd.DataFrame, pres: dict[str, Presentation]) -> dict[str,
                 continue
             failed = v < 0.5 if r["higher_is_better"] else v > 0.5
             if failed:
-                notes.setdefault(r["model"], []).append(f"{p.gates[r['metric']]} (seed {r['seed']})")
-    return {m: sorted(set(v)) for m, v in notes.items()}
+                failed_on.setdefault(r["model"], {}).setdefault(p.gates[r["metric"]], []).append(int(r["seed"]))
+    return {m: sorted(f"{note} ({'seed' if len(set(s)) == 1 else 'seeds'} {', '.join(map(str, sorted(set(s))))})"
+                      for note, s in by_note.items()) for m, by_note in failed_on.items()}
 
 
 def explainer_marks(seeded: pd.DataFrame, pres: dict[str, Presentation]) -> dict[str, dict[str, list[str]]]:

@@ -18,7 +18,14 @@ import pandas as pd
 
 from hansbench.bench import cells
 from hansbench.bench.leaderboard import SECTIONS, Presentation, Table
-from hansbench.bench.stats import ALPHA, FriedmanResult, format_interval, friedman_nemenyi, kendall_tau_halves, t_interval
+from hansbench.bench.stats import (
+    ALPHA,
+    FriedmanResult,
+    format_interval,
+    friedman_nemenyi,
+    kendall_tau_halves,
+    t_interval,
+)
 from hansbench.bench.tables import Context, header, input_kinds, oriented, value_groups
 
 MAX_TIE_NAMES = 5
@@ -190,7 +197,8 @@ def detection_summary(seeded: pd.DataFrame, scenario: str, models: list[str], ga
             continue
         higher = bool(d.higher_is_better.iloc[0])
         by = _by_seed(d)
-        key = lambda k: oriented(by[k].mean(), higher)  # noqa: E731
+        def key(k, by=by, higher=higher):  # bound now: used only in this iteration's sorts
+            return oriented(by[k].mean(), higher)
         explained = sorted((k for k in by if k[0] not in kinds and k[0] not in refs), key=key)
         baselines = sorted((k for k in by if k[0] in kinds), key=key)
         best = explained[0] if explained else None

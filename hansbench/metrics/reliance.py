@@ -156,4 +156,7 @@ class Reliance(Metric):
                  self.row("took", took, detail=detail),
                  self.row("near-chance", near_chance, split="clean_test", detail=detail),
                  self.row("control", float(rule.is_control), detail=detail)]
+        for r in rows:  # undefined (e.g. `took` of a label flip, an empty source set): explicitly missing
+            if isinstance(r["value"], float) and math.isnan(r["value"]):
+                r["value"] = None
         return rows
