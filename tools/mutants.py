@@ -68,7 +68,7 @@ MUTANTS = [
            ("tests/test_inputs.py::test_pixel_views_are_the_pooled_images_of_the_inspected_class",),
            "the raw-input control is not the pooled RGB images"),
     Mutant("setup-sees-ground-truth", "hansbench/bench/execute.py",
-           "obj.setup(model, without_ground_truth(data), self.ws)", "obj.setup(model, data, self.ws)",
+           "obj.setup(model, data.without_ground_truth(), self.ws)", "obj.setup(model, data, self.ws)",
            ("tests/test_inputs.py::test_explainer_setup_gets_the_data_without_ground_truth",),
            "explainer set-up can read the poisoned flags"),
     Mutant("auroc-reversed", "hansbench/metrics/cluster_detection.py",

@@ -30,7 +30,7 @@ from hansbench.bench.device import seed_everything
 from hansbench.bench.graph import MAPS_VERSION, Node
 from hansbench.datasets.base import ScenarioData, Split
 from hansbench.methods.base import MAPS
-from hansbench.methods.inputs import Maps, without_ground_truth
+from hansbench.methods.inputs import Maps
 from hansbench.registry import clusterer_inputs, clusterers, explainers, metrics
 
 TIMING_VALUES = {
@@ -306,12 +306,15 @@ class NodeEnv:
 
         return train_on
 
-    def _node_explainer(self, node: Node):
-        model = self.output(node.inputs["model"])
+    def _set_up_explainer(self, node: Node, model: torch.nn.Module):
+        """The node's explainer, built from its options and set up on ``model`` (blind to the ground truth)."""
         data = self.output(node.inputs["model"].inputs["data"])
         obj = explainers.get(node.params["name"])(**node.params["raw"])
-        obj.setup(model, without_ground_truth(data), self.ws)  # a method never sees the poisoned flags
-        return obj, None
+        obj.setup(model, data.without_ground_truth(), self.ws)  # a method never sees the poisoned flags
+        return obj
+
+    def _node_explainer(self, node: Node):
+        return self._set_up_explainer(node, self.output(node.inputs["model"])), None
 
     def compute_maps(self, explainer_node: Node, split: Split, index: torch.Tensor, target: torch.Tensor,
                      batch_size: int = 64) -> torch.Tensor:
@@ -400,7 +403,7 @@ class NodeEnv:
         model = self.output(model_node) if model_node is not None and obj.uses_model else None
         index = self.cluster_index(data)
         seed_everything(node.ids["seed"])  # a kind that samples (e.g. blending partners) is seeded per run
-        views = obj.views(model=model, data=without_ground_truth(data), index=index, device=self.device,
+        views = obj.views(model=model, data=data.without_ground_truth(), index=index, device=self.device,
                           settings=dict(settings))
         return checks.check_views(views, n=len(index), kind=kind)
 
@@ -488,12 +491,8 @@ class NodeEnv:
 
         def fn(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             if held.get("model") is not model:
-                data = self.output(explainer_node.inputs["model"].inputs["data"])
-                hide = getattr(data, "without_ground_truth", None)  # contract C3, where the data class has it
-                obj = explainers.get(name)(**explainer_node.params["raw"])
                 seed_everything(explainer_node.ids["seed"])
-                obj.setup(model, hide() if hide is not None else data, self.ws)
-                held.update(model=model, explainer=obj)
+                held.update(model=model, explainer=self._set_up_explainer(explainer_node, model))
             seed_everything(explainer_node.ids["seed"])
             maps = held["explainer"].explain(model, x.to(self.device), target.to(self.device)).detach().float()
             checks.check_maps(maps.cpu(), n=len(x), height=x.shape[-2], width=x.shape[-1],

@@ -25,12 +25,6 @@ PIXELS = "pixels"
 BATCH = 256  # images per forward pass when a kind runs the model
 
 
-def without_ground_truth(data: Any) -> Any:
-    """``data.without_ground_truth()`` where the data class offers it, else ``data`` itself."""
-    hide = getattr(data, "without_ground_truth", None)
-    return hide() if callable(hide) else data
-
-
 def map_size(settings: dict, side: int) -> int:
     """The side the views are average-pooled to: ``[clustering] map_size``, else ~1/3 of the input side."""
     return int(settings.get("map_size") or max(4, round(side / 3)))
