@@ -146,8 +146,6 @@ if pytest is not None:
     @pytest.mark.parametrize("key", list(CONFIGS))
     def test_clusterer_speed(benchmark, key):
         n = 20 if key == "spray-wasserstein" else 500
-        if key == "spray-wasserstein":
-            pytest.importorskip("ot")
         x, _ = _data(key, n)
         labels = benchmark.pedantic(lambda: _make(key).fit_predict(x), rounds=2, iterations=1, warmup_rounds=0)
         assert labels.shape == (n,)

@@ -37,7 +37,6 @@ def wasserstein(x: np.ndarray, prune: bool) -> np.ndarray:
 
 @pytest.mark.parametrize("prune", [True, False], ids=["pruned", "all_pairs"])
 def test_spray_wasserstein(benchmark, prune):
-    pytest.importorskip("ot")
     x = blobs()
     benchmark.pedantic(wasserstein, args=(x, prune), rounds=ROUNDS, warmup_rounds=0)
 

@@ -7,6 +7,7 @@ import pkgutil
 
 
 def import_submodules(package_name: str, package_path: list[str]) -> None:
+    """Import every public submodule of a package, so the decorators in them register."""
     for info in pkgutil.iter_modules(package_path):
         if not info.name.startswith("_"):
             importlib.import_module(f"{package_name}.{info.name}")

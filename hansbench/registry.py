@@ -65,17 +65,65 @@ class Registry:
     """A name -> object table for one kind of plugin (explainer, clusterer, ...).
 
     ``kind`` is the singular noun used in messages; names must match ``pattern``.
+
+    Parameters
+    ----------
+    kind : str
+        The singular noun in messages ("explainer", "model kind").
+    pattern : re.Pattern, default NAME_PATTERN
+        What a name must match in full.
+    rule : str, default NAME_RULE
+        The pattern in words, for the error message.
+
+    Examples
+    --------
+    >>> reg = Registry("widget")
+    >>> @reg.register("round")
+    ... class Round:
+    ...     "A round widget."
+    >>> reg.get("round") is Round, Round.name, reg.describe("round")
+    (True, 'round', 'A round widget.')
+    >>> reg.get("rnd")
+    Traceback (most recent call last):
+    ...
+    hansbench.registry.UnknownNameError: unknown widget 'rnd'. Did you mean 'round'? Known widgets: round.
+
+    Lookups (:meth:`get`, :meth:`names`, ``in``) first import the built-ins and every installed
+    plugin (:func:`load_all`), so a plugin's names are there without an import of its own.
     """
 
-    def __init__(self, kind: str, *, pattern: re.Pattern = NAME_PATTERN, rule: str = NAME_RULE):
+    def __init__(self, kind: str, *, pattern: re.Pattern = NAME_PATTERN, rule: str = NAME_RULE,
+                 on_register: Callable[[str, Any], None] | None = None):
         self.kind = kind
         self.pattern, self.rule = pattern, rule
+        self.on_register = on_register  # validates an entry as it registers (raises with one line)
         self._entries: dict[str, Any] = {}
 
     def register(self, name: str, obj: Any = None, *, replace: bool = False) -> Callable:
         """Register ``obj`` under ``name``; usable as ``@registry.register("name")``.
 
         ``name`` must match the registry's pattern (:data:`NAME_PATTERN` unless given).
+
+        Parameters
+        ----------
+        name : str
+            The name suites, tables and ``hansbench list`` use.
+        obj : object, optional
+            What to register; omitted, the method returns a decorator.
+        replace : bool, default False
+            Allow replacing another object registered under ``name``.
+
+        Returns
+        -------
+        object or callable
+            ``obj`` (a class also gets ``cls.name = name``), or the decorator.
+
+        Raises
+        ------
+        ValueError
+            ``name`` breaks the naming rule, or is taken by another object and ``replace`` is False, or
+            the registry's ``on_register`` check refuses the object (a metric's declarations:
+            :func:`hansbench.metrics.presentation.declare`).
         """
         check_name(self.kind, name, self.pattern, self.rule)
 
@@ -84,12 +132,32 @@ class Registry:
                 raise ValueError(f"{self.kind} {name!r} is registered twice; pass replace=True to override")
             if isinstance(target, type):
                 target.name = name
+            if self.on_register is not None:
+                self.on_register(name, target)
             self._entries[name] = target
             return target
 
         return add(obj) if obj is not None else add
 
     def get(self, name: str) -> Any:
+        """The object registered under ``name`` (plugins loaded first).
+
+        Parameters
+        ----------
+        name : str
+            A registered name.
+
+        Returns
+        -------
+        object
+            The registered class (or factory function, for backbones).
+
+        Raises
+        ------
+        UnknownNameError
+            No entry has that name; the message lists the known names, the closest match and any
+            plugin that failed to load.
+        """
         load_all()
         try:
             return self._entries[name]
@@ -101,10 +169,12 @@ class Registry:
         self.get(name)
 
     def names(self) -> list[str]:
+        """Every registered name, sorted (plugins included)."""
         load_all()
         return sorted(self._entries)
 
     def items(self) -> Iterator[tuple[str, Any]]:
+        """``(name, object)`` pairs, sorted by name (plugins included)."""
         for name in self.names():
             yield name, self._entries[name]
 
@@ -121,7 +191,14 @@ class Registry:
 explainers = Registry("explainer")
 clusterers = Registry("clusterer")
 clusterer_inputs = Registry("clusterer input")  # what a clusterer clusters: maps, activations, pixels, ...
-metrics = Registry("metric")
+def _check_metric(name: str, cls: Any) -> None:
+    """A metric's values and presentation are validated once, here (not when tables are built)."""
+    from hansbench.metrics.presentation import register
+
+    register(name, cls)
+
+
+metrics = Registry("metric", on_register=_check_metric)
 datasets = Registry("dataset")
 artifacts = Registry("artifact")
 poisonings = Registry("poisoning", pattern=UPPER_NAME_PATTERN, rule=UPPER_NAME_RULE)

@@ -19,6 +19,11 @@ no group information) are appended after the informative ones.
 from __future__ import annotations
 
 import numpy as np
+import torch
+
+from hansbench.methods.explainers import _zennit
+from hansbench.methods.explainers.prp import class_prototype_views, prp_composite
+from hansbench.models.kinds import build_model
 
 
 def planted_views(n: int = 200, n_views: int = 6, side: int = 4, *, noise: float = 0.3, frac_b: float = 0.5,
@@ -68,11 +73,9 @@ class CornerSquare:
 
     def __init__(self, value: float = 1.0):
         self.value = value
-        self.options = {"value": value}
 
     def stamp(self, images01, boxes=None, generator=None):
-        import torch
-
+        """The images with the square stamped, and its masks ``[N, H, W]``."""
         out = images01.clone()
         out[:, :, -3:, -3:] = self.value
         masks = torch.zeros(images01.shape[0], *images01.shape[-2:], dtype=torch.bool)
@@ -86,10 +89,6 @@ def tiny_model(kind: str = "classifier", *, num_classes: int = 3, side: int = 16
     Small enough that a test explains it in milliseconds on a CPU; ``options`` go to the model kind
     (e.g. ``prototypes_per_class=3, prototype_dim=8`` for a ProtoPNet).
     """
-    import torch
-
-    from hansbench.models.kinds import build_model
-
     torch.manual_seed(seed)
     model = build_model(kind, num_classes=num_classes, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25),
                         backbone_options={"widths": (8, 16)}, **options)
@@ -105,11 +104,6 @@ def prp_reference_loop(model, x, target, epsilon: float = 1e-12):
     Same composite and rules as :class:`PRP`; kept as the independent reference that tests
     compare the batched explainer against and that ``benchmarks/bench_prp.py`` times.
     """
-    import torch
-
-    from hansbench.methods.explainers import _zennit
-    from hansbench.methods.explainers.prp import class_prototype_views, prp_composite
-
     views = class_prototype_views(model, target)
     out = torch.zeros(*views.shape, *x.shape[-2:], device=x.device)
     with _zennit.explaining(model, prp_composite(model, epsilon)):

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from hansbench.datasets.artifacts import CORNERS
+from hansbench.datasets.scenarios import build_artifact
 from hansbench.registry import UnknownNameError, artifacts
 
 NAMES = ["postit", "watermark", "badnets", "blend"]
@@ -148,8 +149,8 @@ def test_blend_pattern_is_fixed_and_seeded():
 def test_unknown_artifact_and_option_errors_name_the_known_ones():
     with pytest.raises(UnknownNameError, match="postit"):
         artifacts.get("postet")
-    with pytest.raises(TypeError, match=r"accepted options.*size"):
-        artifacts.get("postit")(sise=0.2)
+    with pytest.raises(TypeError, match=r"sise: unknown option; artifact 'postit' accepts \[.*'size'.*size=0\.18"):
+        build_artifact("postit", {"sise": 0.2})
     with pytest.raises(ValueError, match="corner"):
         artifacts.get("badnets")(corner="middle")
     with pytest.raises(ValueError, match="cannot be drawn"):

@@ -66,14 +66,14 @@ def test_an_interrupted_run_still_writes_its_finished_rows_and_ignores_a_second_
     import pandas as pd
 
     from hansbench.bench import cli
-    from hansbench.bench.execute import NodeEnv
+    from hansbench.bench.nodes.metric import MetricNode
 
-    original = NodeEnv._node_metric
+    original = MetricNode.compute
 
-    def interrupt_on_detection(self, node):
+    def interrupt_on_detection(node, env):
         if node.params["metric"] == "cluster-detection":
             raise KeyboardInterrupt
-        return original(self, node)
+        return original(node, env)
 
     seen = {}
     write = cli.write_outputs
@@ -82,7 +82,7 @@ def test_an_interrupted_run_still_writes_its_finished_rows_and_ignores_a_second_
         seen["sigint"] = signal.getsignal(signal.SIGINT)
         return write(runner, summary, **kw)
 
-    monkeypatch.setattr(NodeEnv, "_node_metric", interrupt_on_detection)
+    monkeypatch.setattr(MetricNode, "compute", interrupt_on_detection)
     monkeypatch.setattr(cli, "write_outputs", recording_write)
     out = tmp_path / "o"
     assert main(["run", "--suite", "smoke", "--out", str(out), "--no-progress"]) == 130

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hansbench.bench.config import SuiteError, builtin_suites, load_suite
+from hansbench.bench.config import SuiteError, load_suite
+from hansbench.bench.suite_files import builtin_suites
+from hansbench.datasets.scenarios import SCENARIO_DEFAULTS
 
 
 def write(tmp_path, text: str, name: str = "s.toml"):
@@ -94,10 +96,12 @@ BD = QUICK + '[[scenarios]]\nname = "BD"\npoisoning = "BD"\n'
         ('affected_class = "stpo"\n', "scenarios[0].affected_class: 'stpo' is not a class of dataset 'signs'"),
         ('affected_class = 7\n', "scenarios[0].affected_class: index 7 is out of range: dataset 'signs' has 5"),
         ('target_class = "stop"\n', "scenarios[0].target_class: 'stop' equals affected_class"),
-        ('dataset_options = { rotaton = 5 }\n', "scenarios[0].dataset_options: dataset 'signs' got unknown option(s) "
-                                                 "rotaton"),
+        ('dataset_options = { rotaton = 5 }\n', "scenarios[0].dataset_options.rotaton: unknown option; dataset 'signs' "
+                                                 "accepts ['scale', 'rotation', "),
         ('dataset_options = { rotation = 90 }\n', "scenarios[0].dataset_options: signs: rotation must be in [0, 30]"),
-        ('artifact_options = { sise = 0.2 }\n', "scenarios[0].artifact_options: artifact 'postit' got unknown option"),
+        ('artifact_options = { sise = 0.2 }\n', "scenarios[0].artifact_options.sise: unknown option; artifact 'postit' "
+                                                "accepts ['size', 'min_px', 'margin', 'jitter', 'colour'] (defaults: "
+                                                "size=0.18, min_px=3, margin=0.08, jitter=0.1, colour=(1.0, 0.88, 0.12))"),
         ('artifact_options = { size = -1 }\n', "scenarios[0].artifact_options: postit: need 0 < size <= 1"),
         ('artifact_options = "big"\n', "scenarios[0].artifact_options: expected a table of options"),
         ('dataset = "digits"\naffected_class = "7"\n',
@@ -184,7 +188,10 @@ affected_class = "cat"
 poisoning = "none"
 '''))
     assert [s["name"] for s in suite.scenarios] == ["digits-BD", "pets"]
-    assert "target_class" not in suite.scenarios[1], "defaults are not written into the scenario (cache keys)"
+    pets = suite.scenarios[1]
+    assert "target_class" not in pets.written and "target_class" not in pets.written_settings(), \
+        "defaults are not written into the settings as written (cache keys)"
+    assert pets["target_class"] == pets.target_class == SCENARIO_DEFAULTS["target_class"]  # but read as filled in
 
 
 def test_folder_with_one_class_fails_at_validation(tmp_path):

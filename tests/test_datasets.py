@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from hansbench.datasets.folder import LISA_MAPPING, UnreadableImagesError
+from hansbench.datasets.scenarios import load_clean
 from hansbench.datasets.signs import CLASS_NAMES
 from hansbench.registry import UnknownNameError, datasets
 
@@ -124,8 +125,8 @@ def test_red_octagons_are_not_only_stop_signs():
 
 
 def test_signs_options_are_checked():
-    with pytest.raises(TypeError, match=r"accepted options.*rotation"):
-        datasets.get("signs")(rotaton=5)
+    with pytest.raises(TypeError, match=r"rotaton: unknown option; dataset 'signs' accepts \[.*'rotation'.*rotation=12\.0"):
+        load_clean("signs", 32, 10, 5, 0, {"rotaton": 5})
     with pytest.raises(ValueError, match="rotation"):
         datasets.get("signs")(rotation=90)
     with pytest.raises(ValueError, match="image_size"):

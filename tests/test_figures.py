@@ -12,7 +12,8 @@ import torch
 
 from hansbench.bench import figures, figures_session
 from hansbench.bench.figures import Figure, _curve, gallery, ordering_curves
-from hansbench.bench.figures_session import embed, embedding_figure
+from hansbench.bench.figures_session import embedding_figure
+from hansbench.bench.nodes.figures import concept_shares, embed, layer_name, prototype_panel
 from hansbench.bench.store import ROW_COLUMNS
 
 
@@ -86,8 +87,9 @@ def test_prototype_figure_shows_sources_of_the_top_prototypes(tmp_path, tiny_pro
     data = Data()
     tiny_protopnet.push_image_index[:] = torch.arange(9) % 6
     tiny_protopnet.push_location[:] = 1
-    name = figures_session.prototype_figure("CH-50", "protopnet", tiny_protopnet, data, 0, {"m": torch.randn(1, 3, 16, 16)},
-                                    tmp_path, top=2)
+    panel = prototype_panel(tiny_protopnet, data, 0)  # what the run's figure-input node computes
+    name = figures_session.prototype_figure("CH-50", "protopnet", panel, data, {"m": torch.randn(1, 3, 16, 16)},
+                                            tmp_path, top=2)
     assert name == "prototypes-CH-50-protopnet.png" and (tmp_path / name).stat().st_size > 1000
 
 
@@ -132,7 +134,7 @@ def _every_figure(tmp_path, tiny_protopnet) -> list[str]:
                                   tmp_path, seed=0))
     data = _stub_data()
     tiny_protopnet.push_image_index[:] = torch.arange(9) % 6
-    names.append(figures_session.prototype_figure("CH-50", "protopnet", tiny_protopnet, data, 0,
+    names.append(figures_session.prototype_figure("CH-50", "protopnet", prototype_panel(tiny_protopnet, data, 0), data,
                                                   {"prp": torch.randn(1, 3, 16, 16)}, tmp_path, top=2))
     names.append(figures_session.concept_figure("CH-50", "classifier", "crp", data, torch.arange(4),
                                                 torch.randn(4, 3, 16, 16), [5, 7, 9], tmp_path, n_concepts=2,
@@ -301,11 +303,11 @@ def test_concept_shares_rank_the_concepts_crp_chose(tiny_classifier):
     channels = crp.concepts_[0]
     n_channels = crp._lrp(tiny_classifier, tiny_classifier.normalize(data.train.images[:1]),
                           torch.zeros(1, dtype=torch.long), layer_relevance=True).shape[1]
-    every = figures_session._concept_shares(crp, tiny_classifier, data, index, list(range(n_channels)))
+    every = concept_shares(crp, tiny_classifier, data, index, list(range(n_channels)))
     assert abs(float(every.abs().sum()) - 1) < 1e-5
-    chosen = figures_session._concept_shares(crp, tiny_classifier, data, index, channels)
+    chosen = concept_shares(crp, tiny_classifier, data, index, channels)
     assert torch.allclose(chosen, every[channels])
     assert set(torch.argsort(every, descending=True)[:3].tolist()) == set(channels)
-    name = figures_session._layer_name(crp, tiny_classifier)
+    name = layer_name(crp, tiny_classifier)
     assert name and tiny_classifier.get_submodule(name) is tiny_classifier.cam_layer
-    assert figures_session._layer_name(CRP(layer="backbone.stem"), tiny_classifier) == "backbone.stem"
+    assert layer_name(CRP(layer="backbone.stem"), tiny_classifier) == "backbone.stem"

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from dataclasses import replace
 
 import pytest
 import torch
 
 from hansbench.bench.cli import main
-from hansbench.bench.config import load_suite, validate
+from hansbench.bench.config import Component, load_suite, validate
 from hansbench.bench.graph import Planner
+from hansbench.bench.nodes import maps as maps_node
 from hansbench.bench.runner import DirectoryLock, ResultsLocked, Runner
 from hansbench.methods.base import Explainer
 from hansbench.registry import clusterers, explainers
@@ -58,11 +60,14 @@ def _suite(tmp_path, text: str = TINY, name: str = "s.toml"):
 
 
 def _nodes(suite) -> dict[tuple, str]:
-    """(type, scenario, model, explainer, clusterer, metric) -> key, for every node of the plan."""
+    """(type, scenario, model, explainer, clusterer, metric) -> key, for every node the rows need (the figures'
+    node depends on them all: tests/test_figure_inputs.py)."""
     out = {}
     for n in Planner(suite).plan().all_nodes():
+        if n.type == "figure-inputs":
+            continue
         ident = (n.type, n.ids.get("scenario"), n.ids.get("model", ""), n.ids.get("explainer", ""),
-                 n.ids.get("clusterer", ""), n.ids.get("metric", ""))
+                 n.ids.get("clusterer", ""), n.ids.get("family", ""))
         out[ident] = n.key
     return out
 
@@ -177,7 +182,9 @@ def tiny_out(tmp_path_factory):
 
 def test_warm_rerun_loads_and_computes_nothing(tiny_out):
     p, out = tiny_out
-    runner = Runner(load_suite(p), out, progress=False)
+    suite = load_suite(p)
+    suite.figures = False  # as the fixture's run (--no-figures)
+    runner = Runner(suite, out, progress=False)
     summary = runner.run()
     assert summary.done == 0 and summary.skipped == len(summary.job_keys) > 0
     assert runner._env is None  # no node environment was even created: nothing loaded
@@ -200,7 +207,8 @@ def test_only_the_changed_nodes_rerun(tiny_out, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     suite = load_suite(p)
-    suite.clusterers["spray"] = {"n_neighbors": 5}
+    suite.figures = False  # as the fixture's run (--no-figures)
+    suite.clusterers["spray"] = replace(suite.clusterers["spray"], options={"n_neighbors": 5})
     runner = Runner(suite, copy, progress=False)
     summary = runner.run()
     assert summary.done == 3  # cluster-detection on spray x (gradcam, integrated-gradients, pixels)
@@ -216,7 +224,8 @@ def test_corrupt_cache_entry_is_recomputed_and_named(tiny_out, tmp_path):
     model_file = next((copy / "cache" / "model").glob("*.pt"))
     model_file.write_bytes(model_file.read_bytes()[:100])  # truncated
     suite = load_suite(p)
-    suite.metrics["model-accuracy"] = {}
+    suite.figures = False  # as the fixture's run (--no-figures)
+    suite.metrics["model-accuracy"] = Component("model-accuracy")
     logs = []
     with sqlite3.connect(copy / "results.sqlite") as db:  # forget one metric that needs the model
         db.execute("DELETE FROM jobs WHERE family='model-accuracy'")
@@ -270,7 +279,7 @@ def test_bad_output_fails_its_node_and_skips_dependants(tiny_out, tmp_path, bad_
     assert "expected [30, V, 16, 16]" in failed["maps"]
     skipped = [ids for ids, _ in summary.dependency_skipped]
     assert skipped and all(ids["explainer"] == "bad-shape" for ids in skipped)
-    assert {(ids["node"], ids.get("clusterer"), ids.get("metric", "")) for ids in skipped} == {
+    assert {(ids["node"], ids.get("clusterer"), ids.get("family", "")) for ids in skipped} == {
         ("clustering", "spray", ""), ("metric", "spray", "cluster-detection")}
     assert not any(ids["explainer"] == "gradcam" for ids, _ in summary.failed + summary.dependency_skipped)
     with sqlite3.connect(copy / "results.sqlite") as db:
@@ -301,15 +310,15 @@ def test_planner_leaves_out_what_cannot_apply(tmp_path):
         "prototype_dim = 4\n[models.classifier]").replace("gradcam = {}", "gradcam = {}\nprp = {}").replace(
         "model-accuracy = {}", "model-accuracy = {}\nprototype-pruning = {}")
     plan = Planner(_suite(tmp_path, text)).plan()
-    reasons = {(o.ids["model"], o.ids["explainer"], o.ids["metric"]): o.reason for o in plan.omitted}
+    reasons = {(o.ids["model"], o.ids["explainer"], o.ids["family"]): o.reason for o in plan.omitted}
     # CH-100: no clean stop sign to tell the poisoned ones from
     assert any(m == "cluster-detection" for (_, _, m) in reasons)
     assert all("poisoned and clean" in r for (_, _, m), r in reasons.items() if m == "cluster-detection")
     # prototype pruning needs one map per prototype: PRP yes, Grad-CAM no; never on the classifier
-    planned = {(n.ids["model"], n.ids["explainer"]) for n in plan.nodes if n.ids.get("metric") == "prototype-pruning"}
+    planned = {(n.ids["model"], n.ids["explainer"]) for n in plan.nodes if n.ids.get("family") == "prototype-pruning"}
     assert planned == {("protopnet", "prp")}
     assert "one map per prototype" in reasons[("protopnet", "gradcam", "prototype-pruning")]
-    assert not any(n.ids.get("metric") == "cluster-detection" for n in plan.nodes)
+    assert not any(n.ids.get("family") == "cluster-detection" for n in plan.nodes)
 
 
 def test_a_second_run_on_the_same_directory_stops_at_once(tmp_path):
@@ -385,7 +394,8 @@ def test_each_map_is_computed_once_and_stored_compactly(tiny_out, tmp_path, monk
     """Overlapping requests compute only the new (image, class) pairs; float16 + per-map scale round-trips."""
     import shutil
 
-    from hansbench.bench.execute import EnvSpec, NodeEnv, decode_maps, encode_maps
+    from hansbench.bench.execute import EnvSpec, NodeEnv
+    from hansbench.bench.nodes.maps import decode_maps, encode_maps
 
     maps = torch.randn(5, 3, 8, 8) * torch.logspace(-12, 3, 5)[:, None, None, None]  # tiny and large relevances
     back = decode_maps(**encode_maps(maps))
@@ -402,7 +412,7 @@ def test_each_map_is_computed_once_and_stored_compactly(tiny_out, tmp_path, monk
     explainer = env.output(exp_node)
     original = explainer.explain
     monkeypatch.setattr(explainer, "explain", lambda m, x, t: calls.append(len(x)) or original(m, x, t))
-    fn = env.explain_fn(exp_node)
+    fn = maps_node.explain_fn(env, exp_node)
     first = fn("clean_test", torch.arange(0, 10))
     second = fn("clean_test", torch.arange(5, 15))  # 5 new images
     again = fn("clean_test", torch.arange(0, 15))  # nothing new
@@ -410,7 +420,7 @@ def test_each_map_is_computed_once_and_stored_compactly(tiny_out, tmp_path, monk
     assert torch.equal(second[:5], first[5:]) and torch.equal(again[:10], first) and torch.equal(again[10:], second[5:])
     data = env.output(exp_node.inputs["model"].inputs["data"])
     model = env.output(exp_node.inputs["model"])
-    direct = original(model, model.normalize(data.clean_test.images[:15]), env.targets(data, "clean_test",
+    direct = original(model, model.normalize(data.clean_test.images[:15]), maps_node.targets(data, "clean_test",
                                                                                         torch.arange(15)))
     scale = direct.abs().amax(dim=(-2, -1), keepdim=True).clamp(min=1e-30)
     assert float(((again - direct).abs() / scale).max()) <= 2 ** -11
@@ -419,6 +429,7 @@ def test_each_map_is_computed_once_and_stored_compactly(tiny_out, tmp_path, monk
 def test_files_named_by_options_enter_keys_by_content_and_names_do_not(tmp_path, monkeypatch):
     from hansbench.bench import keys
     from hansbench.bench.graph import scenario_params
+    from hansbench.bench.scenario import Scenario
 
     f = tmp_path / "weights.pt"
     f.write_bytes(b"a")
@@ -429,7 +440,7 @@ def test_files_named_by_options_enter_keys_by_content_and_names_do_not(tmp_path,
     monkeypatch.chdir(tmp_path)
     (tmp_path / "signs").mkdir()  # a folder that shares the dataset's name is not data
     (tmp_path / "signs" / "x").write_text("1")
-    params = scenario_params({"name": "CH-50", "dataset": "signs"})
+    params = scenario_params(Scenario(name="CH-50", dataset="signs"))
     assert params["dataset"] == "signs"
 
 
@@ -443,7 +454,7 @@ def test_a_scenarios_only_table_limits_what_runs_there_and_keeps_its_data_key(tm
     only = Planner(_suite(tmp_path, TINY + limited, "b.toml")).plan()
 
     def rows(plan, scenario):
-        return {(n.ids.get("metric"), n.ids.get("explainer")) for n in plan.nodes if n.ids["scenario"] == scenario}
+        return {(n.ids.get("family"), n.ids.get("explainer")) for n in plan.nodes if n.ids["scenario"] == scenario}
 
     assert {m for m, _ in rows(plain, "clean")} >= {"cluster-detection", "model-accuracy", "artifact-localisation"}
     assert {m for m, _ in rows(only, "clean")} == {"cluster-detection", "timing"}

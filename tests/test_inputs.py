@@ -16,6 +16,7 @@ from hansbench import registry
 from hansbench.bench.config import SuiteError, load_suite
 from hansbench.bench.execute import EnvSpec, NodeEnv
 from hansbench.bench.graph import Planner
+from hansbench.bench.nodes import clustering, maps
 from hansbench.registry import clusterer_inputs, clusterers, explainers
 
 SUITE = """
@@ -68,7 +69,7 @@ def test_pixel_views_are_the_pooled_images_of_the_inspected_class(tmp_path):
     suite = _suite(tmp_path, SUITE.replace("[metrics]", "[clustering]\nmap_size = 4\n[metrics]"))
     node = _node(Planner(suite).plan(), "pixels", "spray")
     env = NodeEnv(EnvSpec(out=str(tmp_path / "out")))
-    views = env.views(node)
+    views = clustering.views(env, node)
     data = env.output(node.inputs["data"])
     index = torch.nonzero(data.train.labels == data.inspect_class).flatten()
     expected = F.adaptive_avg_pool2d(data.train.images[index], 4).reshape(len(index), 1, -1)  # RGB, 3 * 4 * 4
@@ -92,7 +93,7 @@ def test_input_kinds_get_the_data_without_ground_truth(tmp_path, monkeypatch):
 
     monkeypatch.setattr(clusterer_inputs.get("pixels"), "views", spy)
     node = _node(Planner(_suite(tmp_path)).plan(), "pixels", "spray")
-    NodeEnv(EnvSpec(out=str(tmp_path / "out"))).views(node)
+    clustering.views(NodeEnv(EnvSpec(out=str(tmp_path / "out"))), node)
     assert seen == {"available": False}
 
 
@@ -116,7 +117,7 @@ def test_planner_plans_the_pixels_control_and_activation_clustering(tmp_path):
     assert got == {("gradcam", "spray"), ("gradcam", "coreg"), ("pixels", "spray"),
                    ("activations", "activation-clustering")}  # coreg is multi-view: no pixels control
     metric = _node(plan, "pixels", "spray", "metric")
-    assert metric.ids["metric"] == "cluster-detection" and "explainer" not in metric.inputs
+    assert metric.ids["family"] == "cluster-detection" and "explainer" not in metric.inputs
     pixels = _node(plan, "pixels", "spray")
     assert set(pixels.inputs) == {"data"}  # raw pixels need no trained model
     # the filter: spray only on gradcam's maps leaves the control out; naming pixels keeps it
@@ -141,7 +142,7 @@ def test_config_validates_input_kinds(tmp_path, monkeypatch):
     # a metric's explainer filter takes input-kind names (data-cleaning on activations only, say)
     text = SUITE.replace("cluster-detection = {}", 'cluster-detection = { explainers = ["activations", "pixels"] }')
     plan = Planner(_suite(tmp_path, text, "m.toml")).plan()
-    assert {n.ids["explainer"] for n in plan.nodes if n.ids.get("metric") == "cluster-detection"} == {
+    assert {n.ids["explainer"] for n in plan.nodes if n.ids.get("family") == "cluster-detection"} == {
         "activations", "pixels"}
     with pytest.raises(SuiteError, match="unknown name 'pixel'"):
         _suite(tmp_path, SUITE.replace("cluster-detection = {}", 'cluster-detection = { explainers = ["pixel"] }'),
@@ -203,7 +204,7 @@ def test_a_clusterer_without_scores_loads_none(tmp_path, monkeypatch):
 def test_cluster_detection_runs_on_the_clean_control(tmp_path):
     text = SUITE.replace('name = "CH-50"\npoisoning = "CH"\nfraction = 0.5', 'name = "clean"\npoisoning = "none"')
     plan = Planner(_suite(tmp_path, text)).plan()
-    assert not [o for o in plan.omitted if o.ids["metric"] == "cluster-detection"]
+    assert not [o for o in plan.omitted if o.ids["family"] == "cluster-detection"]
     metric = _node(plan, "pixels", "spray", "metric")
     res = NodeEnv(EnvSpec(out=str(tmp_path / "out"))).run(metric)
     assert res.status == "done", res.error
@@ -276,7 +277,7 @@ def test_a_plugin_input_kind_is_listed_and_run(brightness_plugin, tmp_path, caps
     rows = {r["metric"]: r["value"] for r in res.rows}
     clustering = env.output(metric.inputs["clustering"])
     data = env.output(metric.inputs["model"].inputs["data"])
-    index = env.cluster_index(data)
+    index = maps.cluster_index(data)
     from sklearn.metrics import roc_auc_score
 
     truth = data.train.poisoned[index].numpy()

@@ -42,14 +42,14 @@ def ordering(explainer, value, seed=0, model="classifier", split="clean_test"):
 
 
 # -- metadata ------------------------------------------------------------------------------------------
-def test_every_builtin_metric_declares_a_valid_presentation():
+def test_the_leaderboard_reads_the_presentation_registered_with_the_metric():
+    """Declarations are validated at registration (tests/test_presentation.py, test_metric_contract.py); the
+    leaderboard returns that same structure, not one of its own."""
+    from hansbench.metrics.presentation import presentation_of
+
     for name in metrics.names():
-        cls = metrics.get(name)
-        p = presentation(name)
-        assert p.shape in leaderboard.SHAPES, name
-        assert set(p.headline) <= set(cls.values), f"{name}: headline names undeclared values"
-        assert set(p.gates) <= set(cls.values), f"{name}: gates name undeclared values"
-        assert p.meaning, f"{name}: no one-line meaning"
+        assert presentation(name) is presentation_of(metrics.get(name), name), name
+    assert leaderboard.Presentation is presentation(metrics.names()[0]).__class__  # re-exported
 
 
 def test_a_plugin_metric_gets_its_table_without_changes_to_hansbench(monkeypatch):
@@ -213,9 +213,10 @@ def test_timing_comes_last_unranked():
 def test_not_computed_lines_group_by_family_and_reason():
     jobs = pd.DataFrame([dict(key=f"k{i}", status="not-applicable", scenario="CH-50", seed=0, model="classifier",
                               explainer=e, clusterer="", family="prototype-pruning",
-                              error="prototype-pruning needs one map per prototype") for i, e in enumerate("abc")]
+                              error=None, reason="prototype-pruning needs one map per prototype")
+                         for i, e in enumerate("abc")]
                         + [dict(key="z", status="done", scenario="CH-50", seed=0, model="classifier", explainer="a",
-                                clusterer="", family="m", error=None)])
+                                clusterer="", family="m", error=None, reason=None)])
     om = omitted_from_jobs(jobs)
     assert len(om) == 3 and list(om.columns) == ["scenario", "seed", "model", "explainer", "clusterer", "family",
                                                  "reason"]
@@ -500,3 +501,21 @@ def test_backdoor_detection_is_shown_beside_its_label_flip_and_clean_controls(de
     s = sec.summary[0]
     assert s["label-flip control"].startswith("LF-30: a × k 0.15") and s["clean control"].startswith("clean flagged")
     assert "evaluation seeds 0, 1, 2 (settings tuned on 7)" in table(sec.tables, "Det, label-free").caption
+
+
+def test_an_undefined_cell_is_decided_on_its_numbers_not_its_text():
+    """A cell with no finite value reads "–" with no "(n=k)" and no gate mark; a defined one keeps both."""
+    import math
+
+    from hansbench.bench import cells
+    from hansbench.bench.stats import Interval
+
+    undefined, one = Interval(math.nan, n=0), Interval(0.5, n=1)
+    assert not cells.shown(undefined) and cells.text(undefined, 3) == "–"
+    assert cells.shown(one) and cells.text(one, 3) == "0.500 (n=1)"
+    gated = rows([dict(family="relevance-ordering", metric="ordering-auc-class", explainer=e, value=v,
+                       split="clean_test") for e, v in (("a", None), ("b", 2.0))]
+                 + [dict(family="reliance", metric="took", value=0.0)])  # the poisoning did not take: gated
+    t = table(build_tables(gated)["CH-50"], "Explainers")
+    texts = t.frame.set_index("explainer").iloc[:, 0]
+    assert (texts["a"], texts["b"]) == ("–", f"2 {leaderboard.GATE_MARK}")

@@ -78,13 +78,13 @@ def test_store_job_is_atomic_and_replaces_failed_attempt(tmp_path):
     run = store.start_run("s", {}, "cpu")
     ids = dict(scenario="CH", seed=0, model="classifier", explainer="e", clusterer="", metric="m")
     store.record_job("k1", run, ids, [], seconds=0.1, error="Traceback: boom")
-    assert not store.is_done("k1")
+    assert "k1" not in store.done_keys()
     row = dict(metric="m", value=1.5, unit="", higher_is_better=True, split="", stage="", detail="")
     store.record_job("k1", run, ids, [row, row], seconds=0.1)
-    assert store.is_done("k1") and len(store.rows(["k1"])) == 2
+    assert "k1" in store.done_keys() and len(store.rows(["k1"])) == 2
     with pytest.raises(sqlite3.ProgrammingError):
         store.record_job("k2", run, ids, [row, {"metric": object()}], seconds=0.1)  # unbindable value
-    assert not store.is_done("k2") and len(store.rows(["k2"])) == 0
+    assert "k2" not in store.done_keys() and len(store.rows(["k2"])) == 0
 
 
 def test_cache_keys_depend_on_content(tmp_path):
@@ -121,7 +121,8 @@ INSERT INTO rows (job_key, scenario, seed, model, explainer, clusterer, family, 
 
 
 def test_store_v1_is_migrated_in_place_keeping_every_row(tmp_path):
-    """A v1 store (jobs.kind / jobs.metric) opens as v2 (node_type / family) with its jobs and rows intact."""
+    """A v1 store (jobs.kind / jobs.metric) opens as today's (node_type / family, a not-applicable job's reason in
+    jobs.reason) with its jobs and rows intact."""
     from hansbench.bench.leaderboard import omitted_from_jobs
     from hansbench.bench.store import SCHEMA_VERSION
 
@@ -132,10 +133,11 @@ def test_store_v1_is_migrated_in_place_keeping_every_row(tmp_path):
     assert store.migrated_from == 1
     jobs = store.jobs().set_index("key")
     assert jobs.loc["k1", "node_type"] == "metric" and jobs.loc["k1", "family"] == "reliance"
-    assert store.is_done("k1") and not store.is_done("k2")
+    assert store.done_keys() == {"k1"}
     r = store.rows()
     assert (r.family.tolist(), r.metric.tolist(), r.value.tolist()) == (["reliance"], ["flip-rate"], [19.5])
-    assert omitted_from_jobs(store.jobs()).family.tolist() == ["roar"]
+    om = omitted_from_jobs(store.jobs())
+    assert om.family.tolist() == ["roar"] and om.reason.tolist() == ["needs a retrainable model"]
     assert "metric" in store.time_report()  # the report groups by node_type
     store.record_job("k3", 1, {"node_type": "metric", "scenario": "CH-50", "metric": "reliance"},
                      [{"metric": "asr", "value": 1.0}], seconds=0.1)

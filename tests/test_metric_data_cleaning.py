@@ -180,7 +180,7 @@ def test_which_pairs_are_retrained_is_the_suites_filters(tmp_path):
     p.write_text('[suite]\nextends = "quick"\n[metrics]\ndata-cleaning = { models = ["classifier"], '
                  'explainers = ["gradcam", "activations"], clusterers = ["spray", "activation-clustering"] }\n')
     planned = {(n.ids["model"], n.ids["explainer"], n.ids["clusterer"])
-               for n in Planner(load_suite(p)).plan().nodes if n.ids.get("metric") == "data-cleaning"}
+               for n in Planner(load_suite(p)).plan().nodes if n.ids.get("family") == "data-cleaning"}
     assert planned == {("classifier", "gradcam", "spray"), ("classifier", "activations", "activation-clustering")}
 
 

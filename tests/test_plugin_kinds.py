@@ -94,7 +94,7 @@ def test_plugin_poisoning_and_backbone_validate_in_a_suite(outside_package, tmp_
     suite = load_suite(p)
     assert suite.scenarios[0]["name"] == "LFX-20"  # the default name comes from the poisoning class
     plan = Planner(suite).plan()
-    assert any(n.ids.get("metric") == "cluster-detection" for n in plan.nodes)  # LF's inspected class mixes
+    assert any(n.ids.get("family") == "cluster-detection" for n in plan.nodes)  # LF's inspected class mixes
     p.write_text(body.replace("width = 4", "depth = 4"))
     with pytest.raises(SuiteError, match=r"backbone_options.depth: unknown option; .* accepts \['width'\]"):
         load_suite(p)

@@ -7,6 +7,7 @@ import sqlite3
 import pandas as pd
 import pytest
 
+from hansbench.bench.cache import Workspace
 from hansbench.bench.cli import main
 from hansbench.bench.config import load_suite
 from hansbench.bench.runner import Runner
@@ -86,18 +87,18 @@ def test_second_run_recomputes_nothing(tiny_run):
 
 def _failing_at(monkeypatch, metric: str, exc: BaseException, times: int = 1):
     """Make the first ``times`` evaluations of ``metric`` raise ``exc``."""
-    from hansbench.bench.execute import NodeEnv
+    from hansbench.bench.nodes.metric import MetricNode
 
-    original = NodeEnv._node_metric
+    original = MetricNode.compute
     left = {"n": times}
 
-    def patched(self, node):
+    def patched(node, env):
         if node.params["metric"] == metric and left["n"] > 0:
             left["n"] -= 1
             raise exc
-        return original(self, node)
+        return original(node, env)
 
-    monkeypatch.setattr(NodeEnv, "_node_metric", patched)
+    monkeypatch.setattr(MetricNode, "compute", patched)
 
 
 def test_crash_mid_run_loses_nothing_finished(tiny_run, tmp_path, monkeypatch):
@@ -126,10 +127,22 @@ def test_interrupt_keeps_finished_jobs(tiny_run, tmp_path, monkeypatch):
     assert summary.interrupted and status == "interrupted"
     assert summary.done == len(done & set(summary.job_keys))  # every row node counted as done is in the store
     assert {"data", "model"} <= {n.type for n in runner.last_plan.all_nodes() if n.key in done}
-    resumed = Runner(load_suite(tiny_run[0]), out, progress=False)
+    misses = []
+    load = Workspace.load
+
+    def counting_load(self, kind, key):
+        value = load(self, kind, key)
+        if value is None:
+            misses.append(kind)
+        return value
+
+    monkeypatch.setattr(Workspace, "load", counting_load)
+    suite = load_suite(tiny_run[0])
+    suite.figures = False  # the rows' resume only (the figures' inputs are new work: never computed before)
+    resumed = Runner(suite, out, progress=False)
     again = resumed.run()
     assert not again.failed and again.done == len(again.job_keys) - summary.done
-    assert resumed.ws.misses <= 2  # the two clusterings not yet cached at the interrupt, nothing else retrained
+    assert len(misses) <= 2, misses  # the two clusterings not yet cached at the interrupt, nothing else retrained
 
 
 def test_invalid_suite_fails_before_work(tmp_path, capsys):
@@ -192,4 +205,5 @@ def test_changing_the_view_size_reclusters_but_retrains_nothing(tiny_run, tmp_pa
     runner = Runner(suite, copy, progress=False)
     summary = runner.run()
     assert summary.done == 4 and summary.skipped == len(summary.job_keys) - 4  # the cluster-detection jobs (maps, pixels)
-    assert summary.resources == {"clustering": 4}  # new clusterings (maps and pixels); models and maps came from the cache
+    # new clusterings (maps and pixels) and the figures' inputs that embed them; models and maps came from the cache
+    assert summary.resources == {"clustering": 4, "figure-inputs": len(runner.last_plan.figures)}

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hansbench.datasets.base import ScenarioData
-from hansbench.datasets.scenarios import make_scenario
+from hansbench.datasets.scenarios import ScenarioError, make_scenario
 from hansbench.registry import UnknownNameError, datasets
 
 KW = dict(image_size=24, n_train=60, n_test=30)
@@ -85,15 +85,19 @@ def test_default_scenario_names_have_one_source(tmp_path):
     assert names == [default_scenario_name(*a) for a in (("none", 1.0), ("CH", 0.125), ("BD", 0.15))]
 
 
-def test_scenario_defaults_match_make_scenario():
-    """SCENARIO_DEFAULTS (suites, planner keys) and make_scenario's signature say the same."""
+def test_scenario_defaults_are_make_scenarios_signature():
+    """SCENARIO_DEFAULTS (suites, planner keys) are read from make_scenario's signature: every scenario
+    setting, none of the call-only ones (seed, name), the option tables as empty tables."""
     import inspect
 
     from hansbench.datasets.scenarios import SCENARIO_DEFAULTS
 
     params = inspect.signature(make_scenario).parameters
-    for key, value in SCENARIO_DEFAULTS.items():
-        assert (params[key].default or {}) == value if key.endswith("_options") else params[key].default == value, key
+    assert set(SCENARIO_DEFAULTS) == set(params) - {"seed", "name"}
+    assert SCENARIO_DEFAULTS["dataset_options"] == {} and SCENARIO_DEFAULTS["artifact_options"] == {}
+    assert SCENARIO_DEFAULTS["affected_class"] == "stop" and SCENARIO_DEFAULTS["target_class"] == "speed limit"
+    assert {k: SCENARIO_DEFAULTS[k] for k in ("dataset", "poisoning", "fraction", "artifact", "image_size")} == \
+        {"dataset": "signs", "poisoning": "CH", "fraction": 1.0, "artifact": "postit", "image_size": 32}
 
 
 def test_mean_std_are_the_clean_training_statistics(clean):
@@ -131,28 +135,34 @@ def test_options_reach_the_dataset_and_artifact(clean):
     big = make_scenario(poisoning="CH", fraction=1.0, artifact_options={"size": 0.3}, **KW)
     small = make_scenario(poisoning="CH", fraction=1.0, artifact_options={"size": 0.1}, **KW)
     assert big.train.masks.sum() > small.train.masks.sum()
-    with pytest.raises(TypeError, match="accepted options"):
+    with pytest.raises(ScenarioError, match=r"^dataset_options\.colour: unknown option; dataset 'signs' accepts "
+                                            r"\['scale', .*\(defaults: scale=\(0\.3, 0\.46\), rotation=12\.0"):
         make_scenario(dataset_options={"colour": 1}, **KW)
 
 
 def test_errors_name_the_allowed_values():
-    with pytest.raises(UnknownNameError, match=r"unknown poisoning 'backdoor'.*Known poisonings: BD, BD-A2O, CH, LF, LF-A2O, none"):
+    """make_scenario runs the suite loader's checks: one ScenarioError naming the setting, before any image."""
+    with pytest.raises(ScenarioError, match=r"^poisoning: unknown poisoning 'backdoor'.*Known poisonings: BD, BD-A2O, "
+                                            r"CH, LF, LF-A2O, none"):
         make_scenario(poisoning="backdoor", **KW)
     for bad in (1.5, -0.1, math.nan, "0.5"):
-        with pytest.raises(ValueError, match=r"fraction .*\[0, 1\]"):
+        with pytest.raises(ScenarioError, match=r"^fraction: .*expected a share between 0 and 1"):
             make_scenario(fraction=bad, **KW)
-    with pytest.raises(UnknownNameError, match="signs"):
+    with pytest.raises(ScenarioError, match=r"^dataset: unknown dataset 'traffic'.*signs"):
         make_scenario("traffic", **KW)
-    with pytest.raises(UnknownNameError, match="postit"):
+    with pytest.raises(ScenarioError, match=r"^artifact: unknown artifact 'sticker'.*postit"):
         make_scenario(artifact="sticker", **KW)
-    with pytest.raises(ValueError, match="'stop'"):
+    with pytest.raises(ScenarioError, match=r"^affected_class: 'stp' is not a class of dataset 'signs'.*"
+                                            r"Did you mean 'stop'\?"):
         make_scenario(affected_class="stp", **KW)
-    with pytest.raises(ValueError, match="out of range"):
+    with pytest.raises(ScenarioError, match="^affected_class: index 7 is out of range"):
         make_scenario(affected_class=7, **KW)
-    with pytest.raises(ValueError, match="another class"):
+    with pytest.raises(ScenarioError, match="^target_class: 'stop' equals affected_class.*another class"):
         make_scenario(poisoning="BD", target_class="stop", **KW)
-    with pytest.raises(ValueError, match="target_class"):
+    with pytest.raises(ScenarioError, match="^target_class: poisoning 'BD' needs target_class"):
         make_scenario(poisoning="BD", target_class=None, **KW)
+    with pytest.raises(ScenarioError, match="^image_size: 8; expected an integer pixel size between 16 and 512"):
+        make_scenario(**{**KW, "image_size": 8})
     # CH ignores the target entirely, even a nonsense one
     assert make_scenario(poisoning="CH", target_class=None, **KW).target_class is None
 

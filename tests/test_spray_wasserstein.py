@@ -5,9 +5,11 @@ from __future__ import annotations
 import tracemalloc
 
 import numpy as np
+import ot
 import pytest
 
 from hansbench.methods.clusterers import spray as S
+from hansbench.methods.clusterers import spray_wasserstein as W
 from hansbench.registry import clusterers
 from hansbench.testing import blob_maps
 
@@ -16,7 +18,7 @@ def _blobs(n: int, views: int, side: int = 8, seed: int = 0) -> np.ndarray:
     return blob_maps(n, views, side, seed)
 
 
-class _Recorder(S.SpRAyWasserstein):
+class _Recorder(W.SpRAyWasserstein):
     graphs: dict = {}
 
     def _spectral(self, a):
@@ -39,7 +41,6 @@ def _both(x, **kw):
     ("gromov", 18, 1, 4),
 ])
 def test_pruned_knn_is_the_all_pairs_knn(distance, n, views, k):
-    pytest.importorskip("ot")
     x = _blobs(n, views, seed=n)
     out = _both(x, distance=distance, n_neighbors=k)
     (l_all, i_all, a_all), (l_pruned, i_pruned, a_pruned) = out[False], out[True]
@@ -55,7 +56,6 @@ def test_pruned_knn_is_the_all_pairs_knn(distance, n, views, k):
 def test_threaded_blocks_give_the_all_pairs_knn(distance, n_jobs):
     """Pairs solved in ``n_jobs`` threads (each block its own table of solved pairs): the kNN graph is the
     all-pairs one, edge for edge, whatever the block split; only the count of solved pairs may differ."""
-    pytest.importorskip("ot")
     x = _blobs(31, 2, seed=7)  # 31 rows: blocks of unequal size
     reference = _both(x, distance=distance, n_neighbors=5, n_jobs=1)
     threaded = _Recorder(downsample=None, time_budget_s=1e9, distance=distance, n_neighbors=5, n_jobs=n_jobs)
@@ -72,12 +72,11 @@ def test_n_jobs_is_checked():
 
 @pytest.mark.parametrize("distance", ["wasserstein", "gromov"])
 def test_bounds_never_exceed_the_solved_distances(distance):
-    ot = pytest.importorskip("ot")
     rng = np.random.default_rng(3)
     x = np.concatenate([_blobs(8, 1, seed=1)[:, 0], rng.random((8, 64)) ** 3])  # blobs and sparse noise
-    masses, _ = S._mass(x)
+    masses, _ = W._mass(x)
     grid = np.stack(np.meshgrid(np.arange(8), np.arange(8), indexing="ij"), -1).reshape(-1, 2) / 7
-    est = S.SpRAyWasserstein(distance=distance)
+    est = W.SpRAyWasserstein(distance=distance)
     solve, bound = (est._grid_solver if distance == "wasserstein" else est._gromov_solver)(ot, masses, grid)
     for i in range(len(x)):
         js = np.array([j for j in range(len(x)) if j != i])
@@ -88,7 +87,6 @@ def test_bounds_never_exceed_the_solved_distances(distance):
 
 
 def test_ties_and_duplicates_give_a_valid_graph():
-    pytest.importorskip("ot")
     x = np.repeat(_blobs(6, 1), 3, axis=0)  # every map three times: distance-0 ties
     est = clusterers.get("spray-wasserstein")(distance="wasserstein", downsample=None, n_neighbors=2)
     labels = est.fit_predict(x)

@@ -67,17 +67,18 @@ class Workspace:
         self.root.mkdir(parents=True, exist_ok=True)
         self.device = device or torch.device("cpu")
         self.log = log or (lambda msg: None)
-        self.hits = 0
-        self.misses = 0
         self.healed: list[Path] = []
 
     def path(self, kind: str, key: str) -> Path:
+        """The file of entry ``key`` of ``kind`` (``<root>/<kind>/<key>.pt``)."""
         return entry_path(self.root, kind, key)
 
     def has(self, kind: str, key: str) -> bool:
+        """Whether an entry exists (not whether it is readable: :meth:`load` checks that)."""
         return self.path(kind, key).is_file()
 
     def save(self, kind: str, key: str, value: Any) -> None:
+        """Write ``value`` atomically, with the SHA-256 of its payload in the header."""
         buf = io.BytesIO()
         torch.save(_detach(value), buf)
         payload = buf.getvalue()
@@ -100,10 +101,9 @@ class Workspace:
             raise CorruptEntry(f"cannot be loaded with weights_only=True: {type(exc).__name__}: {exc}") from None
 
     def load(self, kind: str, key: str) -> Any | None:
-        """The entry, or ``None`` on a miss; a corrupt entry is logged, removed and counted as a miss."""
+        """The entry, or ``None`` on a miss; a corrupt entry is logged, removed and treated as a miss."""
         path = self.path(kind, key)
         if not path.is_file():
-            self.misses += 1
             return None
         try:
             value = self._read(path)
@@ -114,12 +114,11 @@ class Workspace:
                 path.unlink()
             except OSError:
                 pass
-            self.misses += 1
             return None
-        self.hits += 1
         return value
 
     def cached(self, kind: str, key: str, compute: Callable[[], Any]) -> Any:
+        """The entry, or ``compute()`` saved under ``key`` on a miss."""
         value = self.load(kind, key)
         if value is None:
             value = compute()

@@ -4,7 +4,6 @@ paired tests behind the marks in a table's cells (the statistics themselves are 
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 
@@ -22,8 +21,9 @@ from hansbench.bench.stats import (
     paired_test,
     t_interval,
 )
+from hansbench.metrics import detail as detail_keys
+from hansbench.metrics.detail import PER_IMAGE  # noqa: F401  (re-exported: cells.PER_IMAGE)
 
-PER_IMAGE = "per_image"  # detail key: one float per image, whose mean is the row's value (contract C5)
 BOOT_SEED, BOOT_N = 0, 2000
 SIG_MARK = "*"  # better than the reference (random) on the same seeds, Holm-corrected within the table
 CONTROL_MARK = "+"  # better than the raw-input control (the same clusterer on the input itself)
@@ -32,14 +32,10 @@ TIDY = ["mean", "ci_low", "ci_high", "n", "interval", "unit", "higher_is_better"
 
 
 def per_image(detail: str) -> list[float] | None:
-    """The row's per-image values (``detail["per_image"]``), or None."""
+    """The row's per-image values (``detail["per_image"]``, :data:`hansbench.metrics.detail.PER_IMAGE`), or None."""
     if PER_IMAGE not in str(detail):
         return None
-    try:
-        value = json.loads(detail)
-    except (TypeError, ValueError):
-        return None
-    v = value.get(PER_IMAGE) if isinstance(value, dict) else None
+    v = detail_keys.parse(detail).get(PER_IMAGE)
     if not isinstance(v, list) or not v:
         return None
     return [float(x) if x is not None else math.nan for x in v]
@@ -51,17 +47,22 @@ def interval(g: pd.DataFrame) -> Interval:
     ok = g[g["value"].notna()]
     if ok.empty:
         return Interval(math.nan, n=0)
-    images = ok["per_image"].tolist() if "per_image" in ok else [None]
+    images = ok["per_image"].tolist() if "per_image" in ok else [None]  # the frame's column (per_seed)
     if all(isinstance(x, list) and x for x in images):
         iv = bootstrap_interval([np.asarray(x, dtype=float) for x in images], CONFIDENCE, BOOT_N, BOOT_SEED)
         return Interval(float(ok["value"].mean()), iv.low, iv.high, iv.n, iv.method)
     return t_interval(ok["value"].to_numpy(dtype=float))
 
 
+def shown(iv: Interval) -> bool:
+    """Whether the cell has a value to show (its text is not the "–" of an undefined one): decided on the
+    numbers, never by reading the text back."""
+    return iv.n > 0 and math.isfinite(iv.mean)
+
+
 def text(iv: Interval, n_max: int) -> str:
     """The cell's text: the interval's, with "(n=k)" where k differs from the table's n."""
-    t = format_interval(iv)
-    return t + (f" (n={iv.n})" if t != "–" and iv.n != n_max else "")
+    return format_interval(iv) + (f" (n={iv.n})" if shown(iv) and iv.n != n_max else "")
 
 
 def tidy(iv: Interval, unit: str, higher: bool | None, **keys) -> dict:
@@ -113,6 +114,7 @@ class Comparison:
 
     @property
     def significant(self) -> bool:
+        """Better than the reference in the right direction, with a Holm-adjusted p below ``ALPHA``."""
         better = self.diff > 0 if self.higher else self.diff < 0
         return better and math.isfinite(self.p_holm) and self.p_holm < ALPHA
 

@@ -17,6 +17,7 @@ class NodeOutputError(ValueError):
 
 
 def check_data(data, scenario: str) -> None:
+    """Every split's images ``[N, C, H, W]`` finite in [0, 1] with labels in range; a non-empty training set."""
     for split_name, split in data.splits().items():
         x = split.images
         if x.dim() != 4 or x.shape[0] != len(split.labels):
@@ -32,6 +33,7 @@ def check_data(data, scenario: str) -> None:
 
 
 def check_model(model: torch.nn.Module, what: str) -> None:
+    """Every floating-point parameter and buffer finite after training."""
     for name, p in model.state_dict().items():
         if p.is_floating_point() and not torch.isfinite(p).all():
             raise NodeOutputError(f"{what}: parameter {name!r} is not finite after training (diverged); "
@@ -54,6 +56,7 @@ def check_maps(maps: torch.Tensor, *, n: int, height: int, width: int, views: in
 
 
 def check_clustering(labels, flagged, *, n: int, n_clusters: int | None, clusterer: str) -> None:
+    """One integer label per sample in ``0..n_clusters-1``, and a flagged cluster that exists."""
     labels = np.asarray(labels)
     if labels.shape != (n,):
         raise NodeOutputError(f"clusterer {clusterer!r} returned labels of shape {labels.shape}, expected ({n},): "

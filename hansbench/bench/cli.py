@@ -8,9 +8,13 @@ from pathlib import Path
 
 from hansbench.registry import REGISTRIES, UnknownNameError, load_all, plugin_errors
 
+# Every other import is inside the command that needs it, on purpose: `hansbench --help` and argument errors
+# must not import torch, pandas or matplotlib (seconds of start-up); the runner, store and writers load them.
+
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from hansbench.bench.config import builtin_suites
+    """``hansbench list``: every registry's names with their first docstring line, and the suites."""
+    from hansbench.bench.suite_files import builtin_suites
 
     load_all()
     for title, registry in REGISTRIES.items():
@@ -29,62 +33,25 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _outputs_digest(runner, summary, figures: bool) -> str:
-    """What the written outputs depend on: the finished row nodes of this plan, and the output code."""
-    from hansbench.bench import figures as figures_module
-    from hansbench.bench import figures_session, keys, leaderboard, styles
-
-    done = runner.store.done_keys()
-    code = keys.code_version(leaderboard, figures_module, figures_session, styles)
-    return keys.digest({"rows": sorted(k for k in summary.job_keys if k in done), "figures": figures,
-                        "code": code, "suite": runner.suite.name})
-
-
 def write_outputs(runner, summary, *, figures: bool = True) -> dict:
-    """metrics.csv (tidy), figures and the leaderboard from the finished nodes of this suite.
-
-    Skipped when nothing they depend on changed since they were last written (warm reruns).
-    """
-    import json
-
-    manifest = runner.out / "outputs.json"
-    digest = _outputs_digest(runner, summary, figures and not summary.interrupted)
-    try:
-        previous = json.loads(manifest.read_text())
-    except (OSError, ValueError):
-        previous = {}
-    if previous.get("digest") == digest and all((runner.out / f).is_file() for f in previous.get("files", [])):
-        return {k: runner.out / v for k, v in previous.get("paths", {}).items()}
-
-    from hansbench.bench.figures import ordering_curves
+    """metrics.csv (tidy), figures and the leaderboard from the finished nodes of this suite
+    (:func:`hansbench.bench.publishing.publish`; skipped when nothing they depend on changed)."""
     from hansbench.bench.figures_session import session_figures
-    from hansbench.bench.leaderboard import omitted_from_jobs
-    from hansbench.bench.publish import write_leaderboard
+    from hansbench.bench.publishing import publish
     from hansbench.bench.runner import omitted_key
 
-    rows = runner.store.rows(summary.job_keys)
-    rows.to_csv(runner.out / "metrics.csv", index=False)
     plan = runner.last_plan
-    omitted = omitted_from_jobs(runner.store.jobs(),
-                                {omitted_key(om.ids) for om in plan.omitted} if plan is not None else None)
-    figs = []
-    if figures and not summary.interrupted:
-        figs = ordering_curves(rows, runner.out) + session_figures(runner, runner.out, log=runner.log)
-    names = [name for f in figs for name in (f.file, getattr(f, "vector", "")) if name]
+    draw = figures and not summary.interrupted
     partial = (f"the run was interrupted: {summary.done + summary.skipped} of {len(summary.job_keys)} nodes are "
                "done; run the same command again to finish") if summary.interrupted else ""
-    paths = write_leaderboard(rows, runner.out, suite=runner.suite.name, figures=figs, omitted=omitted,
-                              partial=partial)
-    if not summary.interrupted:
-        rel = {k: str(Path(v).relative_to(runner.out)) for k, v in paths.items()}
-        manifest.write_text(json.dumps({"digest": digest, "files": sorted(set(rel.values()) | set(names)),
-                                        "paths": rel}))
-    else:
-        manifest.unlink(missing_ok=True)
-    return paths
+    return publish(runner.out, store=runner.store, suite_name=runner.suite.name, job_keys=summary.job_keys,
+                   omitted_keys={omitted_key(om.ids) for om in plan.omitted} if plan is not None else None,
+                   curves=draw, figures=(lambda: session_figures(runner, runner.out, log=runner.log)) if draw else (),
+                   partial=partial, skip_unchanged=True)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """``hansbench run``: validate the suite, run what is not done, write the outputs."""
     from hansbench.bench.config import SuiteError, load_suite
     from hansbench.bench.runner import ResultsLocked, Runner
 
@@ -101,6 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 2
     if args.device:
         suite.device = args.device
+    suite.figures = not args.no_figures  # the figures' inputs are nodes of the run: planned only when drawn
     out = Path(args.out or f"hansbench-out/{suite.name}")
     for problem in (check_device(suite.device, "--device" if args.device else "suite.device"), check_out_dir(out)):
         if problem:
@@ -139,10 +107,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if summary.done or summary.resources:
         print(runner.store.time_report(summary.run_id, top=5))
     runner.store.close()
+    from hansbench.bench.store import family_of
+
     print(f"results: {out / 'results.sqlite'}\nmetrics: {out / 'metrics.csv'}\nleaderboard: {paths['leaderboard.md']}")
     for ids, err in summary.failed:
         print(f"  failed: {ids['node']} {ids.get('scenario', '')} seed {ids.get('seed', '')} {ids.get('model', '')} "
-              f"{ids.get('explainer', '')} {ids.get('clusterer', '')} {ids.get('metric', '')}: {err}", file=sys.stderr)
+              f"{ids.get('explainer', '')} {ids.get('clusterer', '')} {family_of(ids)}: {err}", file=sys.stderr)
     if summary.interrupted:
         return 130
     return 1 if summary.failed or summary.dependency_skipped else 0
@@ -150,7 +120,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Rebuild tables from an existing results directory (all rows in its store)."""
-    from hansbench.bench.publish import write_leaderboard
+    from hansbench.bench.publishing import publish
     from hansbench.bench.store import ResultsStore
 
     db = Path(args.out) / "results.sqlite"
@@ -161,25 +131,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not db.is_file():
         print(f"hansbench: no results store at {db}; run `hansbench run --out {args.out}` first", file=sys.stderr)
         return 2
-    from hansbench.bench.leaderboard import omitted_from_jobs
-
     store = ResultsStore(db)
-    rows = store.rows()
-    rows.to_csv(Path(args.out) / "metrics.csv", index=False)
-    from hansbench.bench.figures import ordering_curves
-
-    name = args.name or suite_name(store) or Path(args.out).name
-    paths = write_leaderboard(rows, Path(args.out), suite=name, figures=ordering_curves(rows, Path(args.out)),
-                              omitted=omitted_from_jobs(store.jobs()))
-    print(store.time_report())
+    try:
+        name = args.name or suite_name(store) or Path(args.out).name
+        paths = publish(Path(args.out), store=store, suite_name=name)
+        print(store.time_report())
+    finally:
+        store.close()
     print(paths["leaderboard.md"])
     return 0
 
 
 def suite_name(store) -> str:
     """The suite of the latest run recorded in ``store`` ('' when it holds none)."""
-    row = store.conn.execute("SELECT suite FROM runs ORDER BY id DESC LIMIT 1").fetchone()
-    return str(row[0]) if row and row[0] else ""
+    run = store.latest_run()
+    return run.suite if run is not None else ""
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -197,6 +163,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
     p = argparse.ArgumentParser(prog="hansbench", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="list every registry (explainers, clusterers, metrics, datasets, artifacts, "
@@ -238,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``hansbench`` entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
     from hansbench.bench.store import StoreVersionError
 

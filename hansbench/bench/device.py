@@ -9,6 +9,7 @@ import torch
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when present, else the CPU; a named device is checked to exist."""
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(spec)

@@ -5,13 +5,13 @@ Never trains: the models, explainers and their setup come from the results direc
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from hansbench.bench.figures import _class_name, _clear, _outline, _safe, _show_map
+from hansbench.bench.nodes import maps as maps_node
 from hansbench.bench.styles import page_style, plt, save
 
 
@@ -38,7 +38,7 @@ def explain_image(image: str, *, results: str | None = None, scenario: str | Non
     from hansbench.bench.device import resolve_device
     from hansbench.bench.execute import EnvSpec, NodeEnv
     from hansbench.bench.graph import Planner
-    from hansbench.bench.store import ResultsStore
+    from hansbench.bench.store import read_latest_run
     from hansbench.datasets.base import Split
 
     results_dir = Path(results or "hansbench-out/quick")
@@ -46,15 +46,11 @@ def explain_image(image: str, *, results: str | None = None, scenario: str | Non
     if not db.is_file():
         raise ExplainError(f"no results store at {str(db)!r}; run `hansbench run --out {results_dir}` first "
                            "(or give --results DIR of a finished run)")
-    store = ResultsStore(db)
-    try:
-        row = store.conn.execute("SELECT suite, config, device FROM runs ORDER BY id DESC LIMIT 1").fetchone()
-    finally:
-        store.close()
-    if row is None:
+    run = read_latest_run(db)  # read only: explaining never writes the store
+    if run is None:
         raise ExplainError(f"{str(db)!r} records no run; run `hansbench run --out {results_dir}` first")
     try:
-        suite = validate(json.loads(row[1]))
+        suite = validate(run.config)
     except (SuiteError, ValueError) as exc:
         raise ExplainError(f"the suite of the latest run in {str(results_dir)!r} no longer validates: {exc}") from None
     scenarios = [s["name"] for s in suite.scenarios]
@@ -63,7 +59,7 @@ def explain_image(image: str, *, results: str | None = None, scenario: str | Non
         raise ExplainError(f"scenario {scenario!r} is not in suite {suite.name!r} ({', '.join(scenarios)})")
     seed = suite.seeds[0] if seed is None else seed
     suite.seeds = [seed]
-    device_type = torch.device(str(row[2] or "cpu")).type
+    device_type = torch.device(run.device or "cpu").type
     plan = Planner(suite, device_type).plan()
     nodes = [n for n in plan.all_nodes() if n.type == "explainer" and n.ids["scenario"] == scenario
              and (model is None or n.ids["model"] == model)]
@@ -103,12 +99,12 @@ def explain_image(image: str, *, results: str | None = None, scenario: str | Non
     for n in nodes:
         m = env.output(n.inputs["model"])
         if mask is not None:
-            t = env.targets(data, split, torch.tensor([int(image)]))
+            t = maps_node.targets(data, split, torch.tensor([int(image)]))
         else:
             with torch.no_grad():
                 t = m(m.normalize(x.to(env.device))).argmax(1).cpu()
         one = Split(x, t, t, torch.zeros(1, dtype=torch.bool), torch.zeros(1, *x.shape[-2:], dtype=torch.bool))
-        maps[f"{n.ids['model']}: {n.ids['explainer']}"] = env.compute_maps(n, one, torch.arange(1), t)
+        maps[f"{n.ids['model']}: {n.ids['explainer']}"] = maps_node.compute_maps(env, n, one, torch.arange(1), t)
         titles.append(_class_name(data, int(t[0])))
     target_out = Path(out or f"explain-{_safe(Path(image).stem if Path(image).is_file() else image)}.png")
     target_out.parent.mkdir(parents=True, exist_ok=True)

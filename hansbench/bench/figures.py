@@ -30,6 +30,8 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from hansbench.bench.styles import PAGE_WIDTH, method_style, page_style, save, vector_twin  # noqa: E402
+from hansbench.metrics.detail import CURVE, MODE  # noqa: E402
+from hansbench.metrics.detail import parse as parse_detail  # noqa: E402
 
 
 @dataclass
@@ -52,21 +54,18 @@ def _safe(name: str) -> str:
 
 
 def _curve(detail: str) -> list[float] | None:
-    """The mean curve a row stores in ``detail`` (JSON with a ``curve`` list)."""
+    """The mean curve a row stores in ``detail`` (JSON with a :data:`~hansbench.metrics.detail.CURVE` list, or a
+    bare list)."""
     try:
         value = json.loads(detail)
     except (TypeError, ValueError):
         return None
-    curve = value.get("curve") if isinstance(value, dict) else value
+    curve = value.get(CURVE) if isinstance(value, dict) else value
     return curve if isinstance(curve, list) and curve else None
 
 
 def _detail(detail: str) -> dict:
-    try:
-        value = json.loads(detail)
-    except (TypeError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
+    return parse_detail(detail)
 
 
 def _reference(family: str) -> str:
@@ -101,7 +100,7 @@ def curve_label(family: str, value: str) -> str:
 
 
 def _seed_text(seeds) -> str:
-    from hansbench.bench.config import seed_list
+    from hansbench.bench.seeds import seed_list
 
     seeds = sorted({int(s) for s in seeds})
     return f"seed{'s' if len(seeds) > 1 else ''} {seed_list(seeds)}"
@@ -129,7 +128,7 @@ def ordering_curves(rows: pd.DataFrame, out: Path) -> list[Figure]:
     for (scenario, model, family, metric), g in d.groupby(["scenario", "model", "family", "metric"], sort=False):
         ref = _reference(family)
         splits = list(dict.fromkeys(g.split))
-        mode = _detail(g.detail.iloc[0]).get("mode", "insertion")
+        mode = _detail(g.detail.iloc[0]).get(MODE, "insertion")
         n_seeds = g.groupby(["explainer", "split"]).seed.nunique().min()
         with page_style():
             fig, axes = plt.subplots(1, len(splits), figsize=(min(PAGE_WIDTH, 3.5 * len(splits)), 3.2),

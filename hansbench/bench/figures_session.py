@@ -1,9 +1,10 @@
-"""Figures drawn from a finished run's cache (models, maps, clusterings; nothing is trained for a figure):
-"this looks like that" for ProtoPNet (PRP Fig. 11), cluster embeddings, CRP concepts (CRP Fig. 2), and
-:func:`session_figures`, which draws them with the gallery per (scenario, model kind) for the first seed.
-"""
+"""Figures drawn from a finished run's cache: "this looks like that" for ProtoPNet (PRP Fig. 11), cluster
+embeddings, CRP concepts (CRP Fig. 2) and the map gallery, per (scenario, model kind) on the first seed.
 
-# ruff: noqa: B023  (session_figures: each closure is called in the loop iteration that defines it)
+Publishing only reads: what these figures show was computed in the run by the figure-input nodes
+(:mod:`hansbench.bench.nodes.figures`: timed, cached, recorded like any node); :func:`session_figures` loads
+their cache entries and draws.
+"""
 
 from __future__ import annotations
 
@@ -33,22 +34,15 @@ PROTOTYPE_NOTE = ("score × w = contribution to the class logit: score = the pro
                   "prototype was pushed onto, the patch boxed. Green: the artifact.")
 
 
-def prototype_figure(scenario: str, kind: str, model, data, image_index: int, maps: dict[str, torch.Tensor],
+def prototype_figure(scenario: str, kind: str, panel: dict, data, maps: dict[str, torch.Tensor],
                      out: Path, top: int = 3, seed: int | None = None) -> str | None:
     """PRP Fig. 11: a test image, its top prototypes of the explained class, their source training patches
-    (``push_image_index``, ``push_location``) and each prototype-view explainer's map of that prototype."""
+    and each prototype-view explainer's map of that prototype. ``panel``: the numbers the run computed
+    (:func:`hansbench.bench.nodes.figures.prototype_panel`)."""
     split = data.artifact_test
-    target = int(data.explain_targets("artifact_test", torch.tensor([image_index]))[0])
-    protos = model.prototypes_of(target).cpu()
-    if protos.numel() == 0:
-        return None
-    device = next(model.parameters()).device
+    image_index, target = int(panel["image_index"]), int(panel["target"])
+    protos, sim, scores, weights = panel["protos"], panel["sim"], panel["scores"], panel["weights"]
     x = split.images[image_index:image_index + 1]
-    with torch.no_grad():
-        xn = model.normalize(x.to(device))
-        sim = model.similarity_maps(xn)[0].cpu()  # [P, h, w]
-        scores = model.scores(xn)[0].cpu()
-        weights = model.last_layer.weight[target].detach().cpu()
     h = sim.shape[-1]
     contrib = scores[protos] * weights[protos]
     order = torch.argsort(contrib, descending=True)[:top]
@@ -75,11 +69,11 @@ def prototype_figure(scenario: str, kind: str, model, data, image_index: int, ma
             r, c = divmod(int(sim[j].argmax()), h)
             box(ax, r, c, "yellow")
             ax = axes[1][col]
-            src = int(model.push_image_index[j])
+            src = int(panel["push_image_index"][j])
             if 0 <= src < len(data.train):
                 ax.imshow(data.train.images[src].permute(1, 2, 0).clamp(0, 1).numpy())
                 _outline(ax, data.train.masks[src])
-                box(ax, *(int(t) for t in model.push_location[j].tolist()), "yellow")
+                box(ax, *(int(t) for t in panel["push_location"][j].tolist()), "yellow")
                 ax.set_title(f"source: train {src}{chr(10) + '(poisoned)' if bool(data.train.poisoned[src]) else ''}",
                              fontsize=7)
             else:
@@ -100,45 +94,6 @@ def prototype_figure(scenario: str, kind: str, model, data, image_index: int, ma
 
 def _wrap(text: str, width: int) -> str:
     return "\n".join(textwrap.wrap(text, width))
-
-
-def embed(views: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
-    """2-D embedding of ``[N, V, D]`` (flattened, standardised per feature) and a note for the title.
-
-    Spectral (what SpRAy clusters) when the kNN graph is connected; PCA otherwise, since a spectral
-    embedding maps each connected component to (nearly) one point, which is how a method's maps
-    "collapse to three dots". Identical inputs are counted and, if any, jittered (1 % of the range,
-    seeded), both said in the note.
-    """
-    from scipy.sparse.csgraph import connected_components
-    from sklearn.decomposition import PCA
-    from sklearn.manifold import SpectralEmbedding
-    from sklearn.neighbors import kneighbors_graph
-
-    x = views.reshape(views.shape[0], -1).astype(np.float64)
-    x = (x - x.mean(0)) / (x.std(0) + 1e-12)
-    n, notes = x.shape[0], []
-    distinct = len(np.unique(np.round(x, 6), axis=0))
-    emb = None
-    if n > 12:
-        k = min(10, n - 1)
-        parts, _ = connected_components(kneighbors_graph(x, k, include_self=False), directed=False)
-        if parts == 1:
-            try:
-                emb, method = SpectralEmbedding(2, n_neighbors=k, random_state=seed).fit_transform(x), "spectral"
-            except Exception:  # a degenerate graph: the linear view still shows the structure
-                emb = None
-        else:
-            notes.append(f"kNN graph in {parts} parts")
-    if emb is None:
-        method = "PCA"
-        emb = (PCA(2, random_state=seed).fit_transform(x) if min(x.shape) >= 2
-               else np.c_[x[:, :1], np.zeros(len(x))])
-    if distinct < n:
-        notes.append(f"{distinct} distinct of {n}, jittered")
-        span = np.ptp(emb, axis=0)
-        emb = emb + np.random.default_rng(seed).normal(scale=0.01 * np.where(span > 0, span, 1.0), size=emb.shape)
-    return emb, method + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def _flag_colors(labels: np.ndarray, flagged: int | None) -> list[str]:
@@ -244,167 +199,88 @@ def concept_figure(scenario: str, kind: str, explainer: str, data, index: torch.
     return name
 
 
-def _groups(plan) -> dict[tuple, dict[str, list]]:
-    """(scenario, seed, model kind) -> explainer and clustering nodes of the plan."""
-    groups: dict[tuple, dict[str, list]] = {}
-    for node in plan.all_nodes():
-        if node.type in ("explainer", "clustering"):
-            k = (node.ids["scenario"], node.ids["seed"], node.ids["model"])
-            groups.setdefault(k, {"explainer": [], "clustering": []})[node.type].append(node)
-    return groups
+def session_figures(runner, out: Path, log: Callable[[str], None] = print) -> list[Figure]:
+    """Gallery, prototypes, embeddings and concepts per (scenario, first seed, model kind), drawn from the
+    cache: the run's figure-input nodes (:mod:`hansbench.bench.nodes.figures`) computed what they show.
 
-
-def _model_node(nodes: dict[str, list]):
-    for n in nodes["explainer"] + nodes["clustering"]:
-        if "model" in n.inputs:
-            return n.inputs["model"]
-    return None
-
-
-def _layer_name(exp, model) -> str:
-    """The module name of a concept explainer's layer (``layer``, else the model's ``cam_layer``)."""
-    if getattr(exp, "layer", None):
-        return str(exp.layer)
-    target = getattr(model, "cam_layer", None)
-    return next((name for name, module in model.named_modules() if module is target), "")
-
-
-def _concept_shares(exp, model, data, index: torch.Tensor, channels: list[int], batch: int = 64):
-    """Per concept channel its share of the relevance at the explainer's layer (CRP Fig. 2's
-    "relevance share"): the channel's relevance summed over the class's images ``index``, over the
-    sum of |that| over all channels (signed; the |shares| of all channels sum to 1). None when the
-    explainer cannot give the layer relevance (``layer_relevance(model, x, target) -> [B, C]``)."""
-    fn = getattr(exp, "layer_relevance", None)
-    if fn is None and hasattr(exp, "_lrp"):  # CRP: the relevance at the layer, summed over space
-        def fn(m, x, t):
-            return exp._lrp(m, x, t, layer_relevance=True)
-    if fn is None or not channels:
-        return None
-    device = next(model.parameters()).device
-    total = None
-    for s in range(0, len(index), batch):
-        idx = index[s:s + batch]
-        x = model.normalize(data.train.images[idx].to(device, torch.float32))
-        t = data.explain_targets("train", idx).to(device)
-        rel = fn(model, x, t).detach().sum(0).cpu().double()
-        total = rel if total is None else total + rel
-    whole = float(total.abs().sum())  # of |relevance|: a signed total can be ~0 or negative
-    return None if whole == 0 else (total[torch.as_tensor(channels)] / whole).float()
-
-
-def session_figures(runner, out: Path, n_images: int = 6, log: Callable[[str], None] = print) -> list[Figure]:
-    """Gallery, prototypes, embeddings and concepts per (scenario, first seed, model kind) from the cache.
-
-    Nothing is trained for a figure: a model missing from the cache (its node failed or was not
-    needed) skips its figures. Each figure is drawn on its own; one that fails is logged and skipped.
+    Nothing is computed here: a figure whose inputs are not in the cache (the run was interrupted, or its
+    node failed) is skipped; each figure is drawn on its own and one that fails is logged and skipped.
     """
-    from hansbench.registry import explainers
-
     plan = runner.last_plan
     if plan is None:
         return []
-    env, figs, seen = runner.env, [], set()
-    for (scenario, seed, kind), nodes in _groups(plan).items():
-        if (scenario, kind) in seen:
+    env, figs = runner.env, []
+    for node in plan.figures:
+        found = env.cached_output(node)
+        data = env.cached_output(node.inputs["model"].inputs["data"])
+        scenario, seed, kind = node.ids["scenario"], node.ids["seed"], node.ids["model"]
+        if found is None or data is None:
+            log(f"figures for {scenario} {kind} skipped: their inputs are not in the cache")
             continue
-        seen.add((scenario, kind))
-        model_node = _model_node(nodes)
-        if model_node is None or not env.ws.has("model", model_node.key):
-            continue  # never train for a figure
-        data = env.output(model_node.inputs["data"])
-        idx = data.artifact_test.of_class(data.affected_class, by="true_labels")[:n_images]
-        idx = idx[data.artifact_test.poisoned[idx]] if data.artifact_test.poisoned[idx].any() else idx
-        at = f"seed {seed}"
-
-        def attempt(what: str, fn: Callable[[], Figure | None]) -> None:
+        for part, err in found["errors"].items():
+            log(f"{part} figure input for {scenario} {kind} failed: {err}")
+        for what, draw in (("gallery", _gallery), ("prototype", _prototypes), ("embedding", _embeddings),
+                           ("concept", _concepts)):
             try:
-                fig = fn()
-                if fig is not None:
-                    figs.append(fig)
+                figs += [f for f in draw(scenario, kind, seed, found, data, out) if f is not None]
             except Exception as exc:  # a figure must never cost the results
                 log(f"{what} figure for {scenario} {kind} skipped: {type(exc).__name__}: {exc}")
+    return figs
 
-        exp_nodes = nodes["explainer"]
 
-        def draw_gallery() -> Figure | None:
-            if not exp_nodes or idx.numel() == 0:
-                return None
-            maps = {n.ids["explainer"]: env.explain_fn(n)("artifact_test", idx) for n in exp_nodes}
-            targets = env.targets(data, "artifact_test", idx)
-            titles = [f"explained: {_class_name(data, int(t))}" for t in targets]
-            name = gallery(scenario, kind, data.artifact_test.images[idx], maps, out,
-                           masks=data.artifact_test.masks[idx], titles=titles,
-                           suptitle=f"{scenario} · {kind} · {at}: maps of artifact-test images")
-            rule = data.explain_rule("artifact_test", idx)
-            return _figure(scenario, name, f"{kind} ({at}): maps of artifact-test images of the affected class, "
-                                           f"explained for {'the backdoor target' if rule == 'target' else 'their label'}"
-                                           " (views summed; each map scaled to its own largest |relevance|; green "
-                                           "outline: the artifact)")
+def _gallery(scenario, kind, seed, found, data, out) -> list[Figure | None]:
+    idx, maps = found["index"], found["maps"]
+    if not maps or idx.numel() == 0:
+        return []
+    targets = data.explain_targets("artifact_test", idx)
+    titles = [f"explained: {_class_name(data, int(t))}" for t in targets]
+    name = gallery(scenario, kind, data.artifact_test.images[idx], maps, out, masks=data.artifact_test.masks[idx],
+                   titles=titles, suptitle=f"{scenario} · {kind} · seed {seed}: maps of artifact-test images")
+    rule = data.explain_rule("artifact_test", idx)
+    return [_figure(scenario, name, f"{kind} (seed {seed}): maps of artifact-test images of the affected class, "
+                                    f"explained for {'the backdoor target' if rule == 'target' else 'their label'}"
+                                    " (views summed; each map scaled to its own largest |relevance|; green "
+                                    "outline: the artifact)")]
 
-        def draw_prototypes() -> Figure | None:
-            model = env.output(model_node)
-            proto_nodes = [n for n in exp_nodes if getattr(explainers.get(n.params["name"]), "views", "") == "prototypes"]
-            if not proto_nodes or not hasattr(model, "push_image_index") or idx.numel() == 0:
-                return None
-            i = idx[:1]
-            maps = {n.ids["explainer"]: env.explain_fn(n)("artifact_test", i) for n in proto_nodes}
-            name = prototype_figure(scenario, kind, model, data, int(i[0]), maps, out, seed=seed)
-            return None if name is None else _figure(
-                scenario, name, f"{kind} ({at}): this looks like that: a test image, its top prototypes of the "
-                                "explained class (titles: similarity score × last-layer weight = contribution to the "
-                                "class logit; yellow box: the most similar patch), their source training patches and "
-                                "each method's map per prototype")
 
-        def draw_embeddings() -> Figure | None:
-            panels: dict[str, tuple] = {}
-            index = env.cluster_index(data)
-            truth = data.train.poisoned[index].numpy().astype(bool)
-            for n in nodes["clustering"]:
-                if not env.ws.has("clustering", n.key):
-                    continue
-                source = n.ids["explainer"]
-                if source not in panels:
-                    maps_node = n.inputs.get("maps")
-                    if maps_node is not None and not env.ws.has("maps", maps_node.key):
-                        continue
-                    emb, note = embed(env.views(n), seed=int(seed))
-                    panels[source] = (emb, truth, {}, note)
-                result = env.output(n)
-                panels[source][2][n.ids["clusterer"]] = (np.asarray(result.labels), getattr(result, "flagged", None))
-            if not panels:
-                return None
-            name = embedding_figure(scenario, kind, panels, out, seed=seed)
-            return _figure(scenario, name, f"{kind} ({at}): what the clusterers saw (the inspected class's training "
-                                           "maps, activations or pixels; 2-D spectral embedding, PCA where the kNN "
-                                           "graph falls apart), coloured by the true poisoned flag, then by each "
-                                           "clusterer's clusters (orange: the cluster it flags), marker = truth")
+def _prototypes(scenario, kind, seed, found, data, out) -> list[Figure | None]:
+    from hansbench.registry import explainers  # plugins register on first use of the registry
 
-        def draw_concepts(n) -> Callable[[], Figure | None]:
-            def draw() -> Figure | None:
-                maps_node = next((c.inputs["maps"] for c in nodes["clustering"]
-                                  if c.inputs.get("maps") is not None and c.inputs["maps"].inputs["explainer"] is n), None)
-                index = env.cluster_index(data)
-                if maps_node is not None and env.ws.has("maps", maps_node.key):
-                    maps = env.output(maps_node)
-                else:
-                    index = index[:64]
-                    maps = env.explain_fn(n)("train", index)
-                exp, model = env.output(n), env.output(model_node)
-                channels = list(exp.concepts_.get(int(data.inspect_class), []))
-                layer = _layer_name(exp, model)
-                shares = _concept_shares(exp, model, data, index, channels)
-                name = concept_figure(scenario, kind, n.ids["explainer"], data, index, maps, channels, out,
-                                      layer=layer, shares=shares, seed=seed)
-                return _figure(scenario, name, f"{kind} · {n.ids['explainer']} ({at}): the inspected class's top "
-                                               f"concepts (channels of layer {layer or '?'}, each with its share of "
-                                               "the relevance there), reference images masked by each concept's "
-                                               "conditional map")
-            return draw
+    panel = found.get("prototypes")
+    maps = {e: m[:1] for e, m in found["maps"].items()
+            if getattr(explainers.get(e), "views", "") == "prototypes"}
+    if panel is None or not maps:
+        return []
+    name = prototype_figure(scenario, kind, panel, data, maps, out, seed=seed)
+    return [None if name is None else _figure(
+        scenario, name, f"{kind} (seed {seed}): this looks like that: a test image, its top prototypes of the "
+                        "explained class (titles: similarity score × last-layer weight = contribution to the "
+                        "class logit; yellow box: the most similar patch), their source training patches and "
+                        "each method's map per prototype")]
 
-        attempt("gallery", draw_gallery)
-        attempt("prototype", draw_prototypes)
-        attempt("embedding", draw_embeddings)
-        for n in exp_nodes:
-            if hasattr(explainers.get(n.params["name"]), "concepts_"):
-                attempt("concept", draw_concepts(n))
+
+def _embeddings(scenario, kind, seed, found, data, out) -> list[Figure | None]:
+    if not found["embeddings"]:
+        return []
+    truth = data.train.poisoned[data.train.of_class(data.inspect_class)].numpy().astype(bool)
+    panels = {source: (p["embedding"].numpy(), truth,
+                       {c: (f["labels"].numpy(), None if f["flagged"] < 0 else f["flagged"])
+                        for c, f in p["clusterers"].items()}, p["note"])
+              for source, p in found["embeddings"].items()}
+    name = embedding_figure(scenario, kind, panels, out, seed=seed)
+    return [_figure(scenario, name, f"{kind} (seed {seed}): what the clusterers saw (the inspected class's training "
+                                    "maps, activations or pixels; 2-D spectral embedding, PCA where the kNN "
+                                    "graph falls apart), coloured by the true poisoned flag, then by each "
+                                    "clusterer's clusters (orange: the cluster it flags), marker = truth")]
+
+
+def _concepts(scenario, kind, seed, found, data, out) -> list[Figure | None]:
+    figs = []
+    for explainer, c in found["concepts"].items():
+        name = concept_figure(scenario, kind, explainer, data, c["index"], c["maps"], c["channels"].tolist(), out,
+                              layer=c["layer"], shares=c["shares"], seed=seed)
+        figs.append(_figure(scenario, name, f"{kind} · {explainer} (seed {seed}): the inspected class's top "
+                                            f"concepts (channels of layer {c['layer'] or '?'}, each with its share "
+                                            "of the relevance there), reference images masked by each concept's "
+                                            "conditional map"))
     return figs

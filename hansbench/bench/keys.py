@@ -62,6 +62,7 @@ def canonical(obj: Any) -> Any:
 
 
 def digest(obj: Any, n: int = KEY_CHARS) -> str:
+    """The first ``n`` hex characters of the SHA-256 of ``obj`` in canonical JSON."""
     text = json.dumps(canonical(obj), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:n]
 

@@ -1,11 +1,9 @@
 """Leaderboard: views over the tidy metric rows (tables in :mod:`hansbench.bench.tables`, the summary and
 rankings in :mod:`hansbench.bench.summary`, written by :mod:`hansbench.bench.publish`).
 
-Every table is built from the metrics' own presentation metadata (``hansbench.metrics.base.Metric``:
-``table``, ``table_shape``, ``headline``, ``relative_to_random``, ``reference_explainer``, ``ranked``,
-``meaning``, ``stages``, ``column_detail``, ``gates``, ``supersedes``, ``marks``, ``undirected``,
-``label_free``, ``label_matched``, ``control``) looked up by the rows' ``family``; no metric or method is
-named here. A family nobody registered (rows of an uninstalled plugin) gets a table of its own from the
+Every table is built from the metrics' own presentation (:class:`hansbench.metrics.presentation.Presentation`,
+declared as class attributes of ``hansbench.metrics.base.Metric`` and validated when the metric registers)
+looked up by the rows' ``family``; no metric or method is named here. A family nobody registered (rows of an uninstalled plugin) gets a table of its own from the
 defaults. The runner's timer (family :data:`TIMING_FAMILY`) is described by :data:`TIMING`.
 
 Per scenario, in reading order: reliance (did the poisoning take? it gates the ranks), detection (label-free
@@ -17,7 +15,6 @@ computed and why. Every cell is a mean with its 95 % interval and n (:mod:`hansb
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -27,9 +24,14 @@ import pandas as pd
 
 from hansbench.bench.cells import per_image
 from hansbench.bench.stats import format_number
+from hansbench.bench.store import NOT_APPLICABLE
+from hansbench.metrics.detail import FALLBACK
+from hansbench.metrics.detail import parse as parse_detail
+
+# Presentation and SHAPES live next to the Metric contract; re-exported here for existing importers
+from hansbench.metrics.presentation import SHAPES, Presentation, presentation_of  # noqa: F401, I001
 
 TIMING_FAMILY = "timing"  # the family the runner gives its timing rows (graph.Planner.timing)
-SHAPES = ("reliance", "explainer", "detection", "stages", "model")
 STR_COLUMNS = ("scenario", "model", "explainer", "clusterer", "family", "metric", "split", "stage", "detail", "unit")
 FALLBACK_MARK = "†"
 GATE_MARK = "‡"
@@ -38,31 +40,8 @@ SECTIONS = {"reliance": "Reliance", "detection": "Detection", "explainer": "Fait
             "stages": "Interventions", "model": "Models", "unranked": "Timing and other unranked tables"}
 
 
-@dataclass(frozen=True)
-class Presentation:
-    """How one family's rows are shown (the metric's class attributes, with defaults filled in)."""
-
-    family: str
-    table: str
-    shape: str
-    headline: tuple[str, ...] = ()
-    relative_to_random: bool = False
-    reference_explainer: str = ""
-    ranked: bool = True
-    meaning: str = ""
-    stages: tuple[str, ...] = ()
-    column_detail: str = ""
-    gates: dict = field(default_factory=dict)
-    supersedes: tuple[str, ...] = ()
-    marks: dict = field(default_factory=dict)
-    undirected: tuple[str, ...] = ()
-    label_free: tuple[str, ...] = ()
-    label_matched: tuple[str, ...] = ()
-    control: tuple[str, ...] = ()
-
-
 def _timing_presentation() -> Presentation:
-    from hansbench.bench.execute import TIMING_VALUES
+    from hansbench.bench.nodes.timing import TIMING_VALUES
 
     return Presentation(TIMING_FAMILY, "timing", "explainer", tuple(TIMING_VALUES), ranked=False,
                         meaning="median over repeats; gradient units = time / one forward+backward pass of the same "
@@ -70,11 +49,11 @@ def _timing_presentation() -> Presentation:
 
 
 TIMING = _timing_presentation()
-_LEVEL_SHAPE = {"model": "model", "explainer": "explainer", "clustering": "detection"}
 
 
 def presentation(family: str, rows: pd.DataFrame | None = None) -> Presentation:
-    """The presentation of ``family``: the registered metric's metadata, :data:`TIMING`, or defaults."""
+    """The presentation of ``family``: the registered metric's (validated when it registered), :data:`TIMING`,
+    or, for rows of a family nobody registered here, a table of its own shaped by the rows."""
     if family == TIMING_FAMILY:
         return TIMING
     from hansbench.registry import UnknownNameError, metrics
@@ -83,26 +62,15 @@ def presentation(family: str, rows: pd.DataFrame | None = None) -> Presentation:
         cls = metrics.get(family)
     except (UnknownNameError, KeyError):
         cls = None
-    if cls is None:  # rows of a family nobody registered here: shape from the rows themselves
-        shape = "model"
-        if rows is not None and not rows.empty:
-            if (rows.clusterer != "").any():
-                shape = "detection"
-            elif (rows.explainer != "").any():
-                shape = "explainer"
-        return Presentation(family, family, shape, meaning="(no metric of this name is installed)")
-    shape = getattr(cls, "table_shape", "") or _LEVEL_SHAPE.get(getattr(cls, "level", ""), "model")
-    if shape not in SHAPES:
-        raise ValueError(f"metric {family!r} declares table_shape {shape!r}; use one of {', '.join(SHAPES)}")
-    doc = (cls.__doc__ or "").strip().splitlines()
-    attr = lambda name, default=(): getattr(cls, name, default) or default  # noqa: E731
-    return Presentation(
-        family, attr("table", "") or family, shape, tuple(attr("headline")),
-        bool(attr("relative_to_random", False)), str(attr("reference_explainer", "")),
-        bool(getattr(cls, "ranked", True)), attr("meaning", "") or (doc[0] if doc else ""),
-        tuple(attr("stages")), str(attr("column_detail", "")), dict(attr("gates", {})), tuple(attr("supersedes")),
-        dict(attr("marks", {})), tuple(attr("undirected")), tuple(attr("label_free")), tuple(attr("label_matched")),
-        tuple(attr("control")))
+    if cls is not None:
+        return presentation_of(cls, family)
+    shape = "model"
+    if rows is not None and not rows.empty:
+        if (rows.clusterer != "").any():
+            shape = "detection"
+        elif (rows.explainer != "").any():
+            shape = "explainer"
+    return Presentation(family, family, shape, meaning="(no metric of this name is installed)")
 
 
 @dataclass
@@ -125,6 +93,7 @@ class Table:
 
 @dataclass
 class Section:
+    """One scenario's part of the leaderboard: its tables, its summary and what was left out."""
     scenario: str
     tables: list[Table]
     summary: list[dict]  # per model: which detector is best (label-free), the baselines, the verdict
@@ -143,24 +112,14 @@ def format_value(v: object) -> str:
 
 
 def _detail_value(detail: str, key: str) -> str:
-    try:
-        value = json.loads(detail)
-    except (TypeError, ValueError):
-        return ""
-    if not isinstance(value, dict):
-        return ""
-    v = value.get(key, "")
+    v = parse_detail(detail).get(key, "")
     return f"{v:g}" if isinstance(v, float) else str(v)  # a label (0.3), not a measurement
 
 
 def _fell_back(detail: str) -> bool:
-    if "fallback" not in str(detail):
+    if FALLBACK not in str(detail):
         return False
-    try:
-        value = json.loads(detail)
-    except (TypeError, ValueError):
-        return False
-    return isinstance(value, dict) and value.get("fallback") is True
+    return parse_detail(detail).get(FALLBACK) is True
 
 
 def normalise(rows: pd.DataFrame) -> pd.DataFrame:
@@ -187,7 +146,7 @@ def per_seed(df: pd.DataFrame, pres: dict[str, Presentation]) -> pd.DataFrame:
     df = df.assign(coldetail=[_detail_value(d, pres[f].column_detail) if pres[f].column_detail else ""
                               for f, d in zip(df.family, df.detail)],
                    fallback=[_fell_back(d) for d in df.detail],
-                   per_image=[per_image(d) for d in df.detail])
+                   per_image=[per_image(d) for d in df.detail])  # a column of the frame, from detail[PER_IMAGE]
     keys = ["scenario", "seed", "model", "explainer", "clusterer", "family", "metric", "split", "stage", "coldetail"]
     out = df.groupby(keys, sort=False, dropna=False).agg(
         value=("value", "mean"), higher_is_better=("higher_is_better", "first"), unit=("unit", "first"),
@@ -243,6 +202,7 @@ def build_sections(rows: pd.DataFrame, omitted: pd.DataFrame | None = None,
     were tuned on and the scenarios' poisonings, which pair each backdoor with its label-flip and clean
     controls. Without it the tables say nothing about controls.
     """
+    from hansbench.bench import ranking_tables
     from hansbench.bench import summary as summ
     from hansbench.bench import tables as tb
 
@@ -283,7 +243,7 @@ def build_sections(rows: pd.DataFrame, omitted: pd.DataFrame | None = None,
                     tables += tb.detection_tables(dm, ps, m, gates, table_id, ctx)
                     tables += summ.control_tables(seeded_all, scenario, m, ps, controls.get(scenario, {}), ctx)
                 elif shape == "explainer":
-                    tables += tb.explainer_tables(dm, ps, m, gates, table_id, ctx)
+                    tables += ranking_tables.explainer_tables(dm, ps, m, gates, table_id, ctx)
                 else:
                     tables += tb.stages_tables(dm, ps, m, gates, table_id, ctx)
         out.append(Section(scenario, tables,
@@ -314,11 +274,12 @@ def _omitted(omitted: pd.DataFrame | None, scenario: str) -> list[str]:
 
 
 def omitted_from_jobs(jobs: pd.DataFrame, job_keys: Any = None) -> pd.DataFrame:
-    """The planner's left-out combinations (``jobs.status == 'not-applicable'``) as the ``omitted`` frame."""
+    """The planner's left-out combinations (``jobs.status == 'not-applicable'``, with ``jobs.reason``) as the
+    ``omitted`` frame."""
     cols = ["scenario", "seed", "model", "explainer", "clusterer", "family", "reason"]
     if jobs is None or jobs.empty:
         return pd.DataFrame(columns=cols)
-    d = jobs[jobs.status == "not-applicable"]
+    d = jobs[jobs.status == NOT_APPLICABLE]
     if job_keys is not None:
         d = d[d.key.isin(set(job_keys))]
-    return d.rename(columns={"error": "reason"}).reindex(columns=cols).fillna("").reset_index(drop=True)
+    return d.reindex(columns=cols).fillna("").reset_index(drop=True)

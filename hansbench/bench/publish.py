@@ -9,9 +9,7 @@ the HTML page shows every column at 1280 px.
 
 from __future__ import annotations
 
-import json
 import re
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -203,19 +201,14 @@ def _html_figure(file: str, caption: str, vector: str, n: int) -> str:
 
 
 def run_config(out: Path) -> dict:
-    """The suite configuration of the latest run in ``out/results.sqlite`` ({} when there is none)."""
-    db = Path(out) / "results.sqlite"
-    if not db.is_file():
-        return {}
+    """The suite configuration of the latest run in ``out/results.sqlite`` ({} when there is none); read only."""
+    from hansbench.bench.store import StoreVersionError, read_latest_run
+
     try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            row = conn.execute("SELECT config FROM runs ORDER BY id DESC LIMIT 1").fetchone()
-        finally:
-            conn.close()
-        return json.loads(row[0]) if row and row[0] else {}
-    except (sqlite3.Error, ValueError, TypeError):
+        run = read_latest_run(Path(out) / "results.sqlite")
+    except StoreVersionError:
         return {}
+    return run.config if run is not None else {}
 
 
 def tidy_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -248,17 +241,16 @@ def write_rankings(rows: pd.DataFrame, sections, out: Path) -> list[tuple[Any, s
 def write_leaderboard(rows: pd.DataFrame, out: Path, *, suite: str, figures: list | None = None,
                       omitted: pd.DataFrame | None = None, partial: str = "",
                       config: dict | None = None) -> dict[str, Path]:
-    """Write leaderboard.md/.tex/.html, ``<scenario>.<table>.csv`` and the CD diagrams; returns the paths by
-    file name.
+    """Write leaderboard.md/.tex/.html, ``<scenario>.<table>.csv``, the CD diagrams and the sweeps; paths by file name.
 
     ``figures``: file names in ``out`` (shown at the end) or objects with ``scenario``, ``file``, ``caption``
     and optionally ``vector`` (shown in their scenario's section). ``omitted``: combinations the planner left
     out (:func:`hansbench.bench.leaderboard.omitted_from_jobs`). ``partial``: why the run is incomplete; said at
     the top of every format. ``config``: the run's suite configuration (seeds, scenarios' poisonings for the
-    controls); None = the latest run's in ``out/results.sqlite``.
+    controls, the sweeps: :mod:`hansbench.bench.sweep_report`); None = the latest run's in ``out/results.sqlite``.
     """
     from hansbench.bench.summary import SUMMARY_NOTE
-
+    from hansbench.bench.sweep_report import sweep_page
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     config = run_config(out) if config is None else config
@@ -310,6 +302,7 @@ def write_leaderboard(rows: pd.DataFrame, out: Path, *, suite: str, figures: lis
                                       rf"\includegraphics[width=\linewidth]{{{png}}}",
                                       rf"\caption{{{latex(r.caption)}}}", rf"\label{{fig:{_safe(png[:-4])}}}",
                                       r"\end{figure}"]))
+    n_fig = sweep_page(rows, config, out, md, tex, page, paths, n_fig)  # the sweeps: after the rankings
     floats = 0
     for sec in sections:
         md += [f"## {markdown(sec.scenario)}", ""]

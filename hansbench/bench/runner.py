@@ -10,7 +10,10 @@ driver writes the store: each node's status, time and rows in one transaction.
 from __future__ import annotations
 
 import fcntl
+import importlib.util
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -19,8 +22,15 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from hansbench.bench.cache import entry_path
 from hansbench.bench.config import Suite
+from hansbench.bench.device import resolve_device
+from hansbench.bench.execute import EnvSpec, NodeEnv
+from hansbench.bench.executors import run_nodes
+from hansbench.bench.executors.ray import RAY_MISSING
 from hansbench.bench.graph import Node, Plan, Planner
+from hansbench.bench.keys import digest
+from hansbench.bench.nodes import node_types
 from hansbench.bench.store import ResultsStore
 
 
@@ -30,6 +40,7 @@ class ResultsLocked(RuntimeError):
 
 @dataclass
 class RunSummary:
+    """What a run did: its row nodes, how many were done, skipped and failed, and its time."""
     out: Path
     job_keys: list[str]  # every row node of the plan (the rows of this suite)
     done: int = 0
@@ -39,7 +50,6 @@ class RunSummary:
     resources: dict[str, int] = field(default_factory=dict)  # resource nodes computed, per type
     seconds: float = 0.0
     interrupted: bool = False
-    all_keys: list[str] = field(default_factory=list)
     run_id: int | None = None
 
 
@@ -70,18 +80,16 @@ class DirectoryLock:
 
 
 class Runner:
-    """Runs a validated suite into a results directory."""
+    """Runs a validated suite into a results directory.
+
+    The store is opened (and migrated) under the directory's lock, as the run is: a second runner on a
+    directory another run is writing raises :class:`ResultsLocked` before it touches the store.
+    """
 
     def __init__(self, suite: Suite, out: str | Path, *, progress: bool = True,
                  log: Callable[[str], None] | None = None, executor: str = "local", address: str | None = None,
                  threads: int | None = None, node_timeout_s: float | None = None, wait_for_lock: bool = False):
-        from hansbench.bench.device import resolve_device
-
         if executor == "ray":
-            import importlib.util
-
-            from hansbench.bench.executors.ray import RAY_MISSING
-
             if importlib.util.find_spec("ray") is None:  # before anything is written
                 raise RuntimeError(RAY_MISSING)
         self.suite = suite
@@ -93,51 +101,52 @@ class Runner:
         self.wait_for_lock = wait_for_lock
         self._log = log or (lambda msg: tqdm.write(msg))
         self.out.mkdir(parents=True, exist_ok=True)
-        self.store = ResultsStore(self.out / "results.sqlite")
+        with DirectoryLock(self.out, wait_for_lock):  # a run in progress keeps its store: not migrated under it
+            self.store = ResultsStore(self.out / "results.sqlite")
         self._env = None
         self.last_plan: Plan | None = None
 
     def log(self, msg: str) -> None:
+        """Log one line, prefixed ``[hansbench]``."""
         self._log(f"[hansbench] {msg}")
 
     @property
     def env(self):
         """The in-process node environment (also used by figures to reach cached models and maps)."""
         if self._env is None:
-            from hansbench.bench.execute import NodeEnv
-
             self._env = NodeEnv(self.env_spec(), log=self.log)
         return self._env
 
     @property
     def ws(self):
+        """The run's cache (:class:`hansbench.bench.cache.Workspace`)."""
         return self.env.ws
 
     def env_spec(self):
-        from hansbench.bench.execute import EnvSpec
-
+        """What a worker needs to rebuild this run's node environment."""
         return EnvSpec(out=str(self.out), device=str(self.device), progress=self.progress, threads=self.threads)
 
     def plan(self) -> Plan:
+        """Plan the suite's graph (kept as ``last_plan``)."""
         self.last_plan = Planner(self.suite, self.device.type).plan()
         return self.last_plan
 
     def pending(self, plan: Plan) -> list[Node]:
-        """Row nodes not done, preceded by the cached-output nodes they need that are not in the cache."""
-        from hansbench.bench.cache import entry_path
-        from hansbench.bench.execute import CACHED_TYPES
-
+        """Row nodes not done and figure-input nodes not cached, preceded by the cached-output nodes they need
+        that are not in the cache."""
         done = self.store.done_keys()
         rows = [n for n in plan.nodes if n.key not in done]
+        missing = lambda a: not entry_path(self.out / "cache", a.type, a.key).is_file()  # noqa: E731
+        figures = [n for n in plan.figures if missing(n)]  # what the figures draw, computed in the run
         needed: dict[str, Node] = {}
-        for node in rows:  # checked on disk, without building a node environment (a warm rerun loads nothing)
+        for node in rows + figures:  # checked on disk, without building a node environment (a warm rerun loads nothing)
             for a in node.ancestors():
-                if a.type in CACHED_TYPES and not entry_path(self.out / "cache", a.type, a.key).is_file():
+                if node_types.get(a.type).cached and missing(a):
                     needed.setdefault(a.key, a)
-        order = {t: i for i, t in enumerate(CACHED_TYPES)}
-        return sorted(needed.values(), key=lambda n: order[n.type]) + rows
+        return sorted(needed.values(), key=lambda n: node_types.order(n.type)) + rows + figures
 
     def run(self) -> RunSummary:
+        """Run the suite under the results directory's lock; returns the summary."""
         with DirectoryLock(self.out, self.wait_for_lock):
             return self._run()
 
@@ -149,13 +158,12 @@ class Runner:
         plan = self.plan()
         todo = self.pending(plan)
         keys = [n.key for n in plan.nodes]
-        summary = RunSummary(self.out, keys, all_keys=[n.key for n in plan.all_nodes()])
+        summary = RunSummary(self.out, keys)
         summary.skipped = len(plan.nodes) - sum(n.produces_rows for n in todo)
         run_id = self.store.start_run(self.suite.name, self.suite.raw, str(self.device))
         summary.run_id = run_id
         for om in plan.omitted:
-            self.store.record_job(omitted_key(om.ids), run_id, {"node_type": "metric", **om.ids}, [], seconds=0.0,
-                                  error=om.reason, status="not-applicable")
+            self.store.record_not_applicable(omitted_key(om.ids), run_id, {"node_type": "metric", **om.ids}, om.reason)
         status = "interrupted"
         bar = tqdm(total=len(todo), desc="nodes", disable=not self.progress, unit="node")
 
@@ -182,8 +190,6 @@ class Runner:
 
         try:
             if todo:
-                from hansbench.bench.executors import run_nodes
-
                 run_nodes(self.executor, todo, self.env_spec(), on_result, log=self.log, address=self.address,
                           node_timeout_s=self.node_timeout_s, env=self.env if self.executor == "local" else None)
             status = "done" if not (summary.failed or summary.dependency_skipped) else "failed"
@@ -202,9 +208,6 @@ class Runner:
 @contextmanager
 def ignoring_interrupts():
     """Ctrl-C is ignored inside (main thread only): for the few writes that finish an interrupted run."""
-    import signal
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -216,6 +219,6 @@ def ignoring_interrupts():
 
 
 def omitted_key(ids: dict) -> str:
-    from hansbench.bench.keys import digest
-
-    return "n/a-" + digest(ids, 20)
+    """The job key of a combination the planner left out: ``n/a-`` + a digest of its ids, ``family`` digested
+    under its former name ``metric`` so the keys of entries stored before the rename stay the same."""
+    return "n/a-" + digest({("metric" if k == "family" else k): v for k, v in ids.items()}, 20)

@@ -44,6 +44,7 @@ class Interval:
 
     @property
     def has_interval(self) -> bool:
+        """Whether both bounds are defined (one seed gives a mean without an interval)."""
         return not (math.isnan(self.low) or math.isnan(self.high))
 
 

@@ -1,8 +1,8 @@
 """The results store: one SQLite database per results directory.
 
 Tables: ``runs`` (suite, config, commit, versions, device, times), ``jobs`` (one per graph
-node: key, ``node_type``, ids, status, error with traceback, seconds) and ``rows`` (flat
-metric records). A job's rows and its status are written in one transaction: a crash loses
+node: key, ``node_type``, ids, status, error with traceback, the planner's reason for a
+``not-applicable`` job, seconds) and ``rows`` (flat metric records). A job's rows and its status are written in one transaction: a crash loses
 at most the job in flight.
 
 One word, one meaning, in both tables: ``family`` is the registered metric that ran (a
@@ -10,6 +10,9 @@ job's, and the one that emitted a row); ``metric`` is a value's name (one family
 several); ``node_type`` is what a job computed (data, model, maps, clustering, metric, ...).
 The schema version is SQLite's ``user_version`` (:data:`SCHEMA_VERSION`); older stores are
 migrated in place when opened (:func:`migrate`), newer ones are refused with a clear error.
+No SQL outside this module: readers use the typed methods (:meth:`ResultsStore.latest_run`,
+:meth:`ResultsStore.rows`, :meth:`ResultsStore.jobs`, :func:`read_latest_run` for a store that must
+not be written).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -39,7 +43,7 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE TABLE IF NOT EXISTS jobs (
     key TEXT PRIMARY KEY, run_id INTEGER, node_type TEXT, scenario TEXT, seed INTEGER, model TEXT,
-    explainer TEXT, clusterer TEXT, family TEXT, status TEXT, error TEXT, seconds REAL, finished REAL
+    explainer TEXT, clusterer TEXT, family TEXT, status TEXT, error TEXT, seconds REAL, finished REAL, reason TEXT
 );
 CREATE TABLE IF NOT EXISTS rows (
     id INTEGER PRIMARY KEY AUTOINCREMENT, job_key TEXT REFERENCES jobs(key), scenario TEXT, seed INTEGER,
@@ -49,13 +53,17 @@ CREATE TABLE IF NOT EXISTS rows (
 CREATE INDEX IF NOT EXISTS rows_job ON rows(job_key);
 """
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # version -> statements that bring a store of that version to the next one
 _MIGRATIONS = {
     # v1 (hansbench <= 0.2 stores, user_version 0): jobs.kind held the node type and jobs.metric the
     # registered metric, which rows call ``family``
     1: ["ALTER TABLE jobs RENAME COLUMN kind TO node_type", "ALTER TABLE jobs RENAME COLUMN metric TO family"],
+    # v2: jobs.error also held the planner's reason for a not-applicable job; v3 gives it a column of its own
+    2: ["ALTER TABLE jobs ADD COLUMN reason TEXT",
+        "UPDATE jobs SET reason = error, error = NULL WHERE status = 'not-applicable'"],
 }
+NOT_APPLICABLE = "not-applicable"  # the status of a combination the planner left out (``jobs.reason`` says why)
 
 
 class StoreVersionError(RuntimeError):
@@ -99,6 +107,74 @@ def migrate(conn: sqlite3.Connection, path: Path | str = "results.sqlite") -> in
     return found
 
 
+@dataclass(frozen=True)
+class RunRecord:
+    """One row of ``runs``: what was run (the validated suite as a dict), where, by which code, and how it ended."""
+
+    id: int
+    suite: str
+    config: dict = field(default_factory=dict)  # {} when the stored JSON is unreadable
+    git_commit: str = ""
+    versions: dict = field(default_factory=dict)
+    device: str = ""
+    started: float | None = None
+    finished: float | None = None
+    status: str = ""
+
+    @property
+    def seeds(self) -> list[int]:
+        """The run's seeds (``config["suite"]["seeds"]``; [] when the config names none)."""
+        return [int(s) for s in (self.config.get("suite", {}) or {}).get("seeds", []) or []]
+
+
+_RUN_COLUMNS = "id, suite, config, git_commit, versions, device, started, finished, status"
+
+
+def _json_dict(text: str | None) -> dict:
+    try:
+        value = json.loads(text) if text else {}
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _run_record(row: tuple | None) -> RunRecord | None:
+    if row is None:
+        return None
+    rid, suite, config, commit, versions, device, started, finished, status = row
+    return RunRecord(int(rid), str(suite or ""), _json_dict(config), str(commit or ""), _json_dict(versions),
+                     str(device or ""), started, finished, str(status or ""))
+
+
+def read_latest_run(path: str | Path) -> RunRecord | None:
+    """The latest run of the store at ``path``, read without writing to it (no migration: publishing only reads).
+
+    None when the file does not exist or records no run; :class:`StoreVersionError` when it is no hansbench
+    store or one of a newer schema.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise StoreVersionError(f"{path} is not a readable results store ({exc}); "
+                                "move it away or use another --out directory") from exc
+    try:
+        found = _stored_version(conn)
+        if found > SCHEMA_VERSION:
+            raise StoreVersionError(f"{path} has results-store schema version {found}, but this hansbench reads up "
+                                    f"to {SCHEMA_VERSION}: upgrade hansbench, or use another --out directory")
+        if "suite" not in _columns(conn, "runs"):  # a new, empty file
+            return None
+        return _run_record(conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT 1").fetchone())
+    except sqlite3.DatabaseError as exc:
+        raise StoreVersionError(f"{path} is not a readable results store ({exc}); "
+                                "move it away or use another --out directory") from exc
+    finally:
+        conn.close()
+
+
 PACKAGES = ("torch", "torchvision", "captum", "zennit", "zennit-crp", "scikit-learn", "numpy", "scipy", "hansbench")
 
 
@@ -121,7 +197,13 @@ def _git_commit() -> str:
         return ""
 
 
+def family_of(ids: dict) -> str:
+    """The registered metric a node's ids name: ``family`` (``metric``, the planner's older key, until it moves)."""
+    return str(ids.get("family", ids.get("metric", "")) or "")
+
+
 class ResultsStore:
+    """One results directory's SQLite store (``results.sqlite``), migrated to the current schema on open."""
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,9 +216,11 @@ class ResultsStore:
                                     "move it away or use another --out directory") from exc
 
     def close(self) -> None:
+        """Close the database connection."""
         self.conn.close()
 
     def start_run(self, suite: str, config: dict, device: str) -> int:
+        """Record a new run (suite, config, git commit, package versions, device); returns its id."""
         with self.conn:
             cur = self.conn.execute(
                 "INSERT INTO runs (suite, config, git_commit, versions, device, started, status) VALUES (?,?,?,?,?,?,?)",
@@ -146,6 +230,7 @@ class ResultsStore:
         return int(cur.lastrowid)
 
     def finish_run(self, run_id: int, status: str) -> None:
+        """Record a run's end time and final status."""
         with self.conn:
             self.conn.execute("UPDATE runs SET finished=?, status=? WHERE id=?", (time.time(), status, run_id))
 
@@ -155,21 +240,26 @@ class ResultsStore:
             cur = self.conn.execute("UPDATE runs SET status='crashed' WHERE status='running'")
         return cur.rowcount
 
-    def is_done(self, key: str) -> bool:
-        row = self.conn.execute("SELECT status FROM jobs WHERE key=?", (key,)).fetchone()
-        return bool(row and row[0] == "done")
+    def latest_run(self) -> RunRecord | None:
+        """The run that started last (None when the store records none)."""
+        return _run_record(self.conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT 1").fetchone())
+
+    def runs(self) -> list[RunRecord]:
+        """Every recorded run, oldest first."""
+        return [_run_record(r) for r in self.conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY id")]
 
     def done_keys(self) -> set[str]:
+        """The keys of every job whose status is ``done`` (the runner skips these)."""
         return {k for (k,) in self.conn.execute("SELECT key FROM jobs WHERE status='done'")}
 
     _UPSERT_JOB = ("INSERT OR REPLACE INTO jobs (key, run_id, node_type, scenario, seed, model, explainer, clusterer,"
-                   " family,"
-                   " status, error, seconds, finished) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")
+                   " family, status, error, reason, seconds, finished) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 
     @staticmethod
-    def _job_row(key: str, run_id: int, node_type: str, ids: dict, status: str, error: str | None, seconds: float) -> tuple:
+    def _job_row(key: str, run_id: int, node_type: str, ids: dict, status: str, error: str | None, seconds: float,
+                 reason: str | None = None) -> tuple:
         return (key, run_id, node_type, ids.get("scenario", ""), ids.get("seed", 0), ids.get("model", ""),
-                ids.get("explainer", ""), ids.get("clusterer", ""), ids.get("metric", ""), status, error, seconds,
+                ids.get("explainer", ""), ids.get("clusterer", ""), family_of(ids), status, error, reason, seconds,
                 time.time())
 
     def record_job(
@@ -178,20 +268,30 @@ class ResultsStore:
     ) -> None:
         """Write a node's status and rows atomically (replacing an earlier failed attempt).
 
-        ``status``: done | failed | skipped (an input failed) | not-applicable (left out by the
-        planner, ``error`` says why); default: failed when ``error`` is given, else done.
+        ``status``: done | failed | skipped (an input failed); default: failed when ``error`` is given,
+        else done. A combination the planner left out is :meth:`record_not_applicable`'s.
         """
         rows = list(rows)
         status = status or ("failed" if error else "done")
+        if status == NOT_APPLICABLE:
+            raise ValueError("record_job: a not-applicable job has a reason, not an error; "
+                             "use record_not_applicable(key, run_id, ids, reason)")
+        family = family_of(ids)
         with self.conn:
             self.conn.execute("DELETE FROM rows WHERE job_key=?", (key,))
             self.conn.execute(self._UPSERT_JOB, self._job_row(key, run_id, ids.get("node_type", ""), ids, status, error,
                                                               seconds))
             self.conn.executemany(
                 "INSERT INTO rows (job_key, " + ", ".join(ROW_COLUMNS) + ") VALUES (?" + ",?" * len(ROW_COLUMNS) + ")",
-                [(key, *({**ids, "family": ids.get("metric", ""), **r}.get(c, "") for c in ROW_COLUMNS))
-                 for r in rows],
+                [(key, *({**ids, "family": family, **r}.get(c, "") for c in ROW_COLUMNS)) for r in rows],
             )
+
+    def record_not_applicable(self, key: str, run_id: int, ids: dict, reason: str) -> None:
+        """A combination the planner left out: status ``not-applicable``, its ``reason``, no rows."""
+        with self.conn:
+            self.conn.execute("DELETE FROM rows WHERE job_key=?", (key,))
+            self.conn.execute(self._UPSERT_JOB, self._job_row(key, run_id, ids.get("node_type", "metric"), ids,
+                                                              NOT_APPLICABLE, None, 0.0, reason))
 
     def record_nodes(self, run_id: int, records: Iterable[dict]) -> None:
         """Resource nodes computed on demand (maps, explainer set-up, retrained models): key, type, ids, seconds."""
@@ -200,8 +300,9 @@ class ResultsStore:
                                                                    r["seconds"]) for r in records])
 
     def jobs(self) -> pd.DataFrame:
-        return pd.read_sql_query("SELECT key, run_id, node_type, scenario, seed, model, explainer, clusterer, family, status,"
-                                 " error, seconds FROM jobs", self.conn)
+        """The jobs table as a DataFrame (without ``finished``)."""
+        return pd.read_sql_query("SELECT key, run_id, node_type, scenario, seed, model, explainer, clusterer, family,"
+                                 " status, error, reason, seconds FROM jobs", self.conn)
 
     def time_report(self, run_id: int | None = None, top: int = 10) -> str:
         """Where the time went: seconds and share per node type, and the costliest nodes (of one run, or all)."""

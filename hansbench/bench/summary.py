@@ -26,6 +26,7 @@ from hansbench.bench.stats import (
     kendall_tau_halves,
     t_interval,
 )
+from hansbench.bench.sweep import scenarios_with_sweeps
 from hansbench.bench.tables import Context, header, input_kinds, oriented, value_groups
 
 MAX_TIE_NAMES = 5
@@ -41,7 +42,7 @@ def scenario_settings(config: dict | None) -> dict[str, dict]:
 
     data = dict(config.get("data", {}) or {})
     out = {}
-    for sc in config.get("scenarios", []) or []:
+    for sc in scenarios_with_sweeps(config):
         s = {**SCENARIO_DEFAULTS, **data, **sc}
         name = sc.get("name") or default_scenario_name(s["poisoning"], float(s["fraction"]))
         out[str(name)] = s

@@ -26,11 +26,13 @@ import torch
 
 @dataclass
 class Timing:
+    """One timed call: median seconds over the repeats and the peak memory."""
     median_s: float
     repeats: int
     peak_memory_bytes: int
 
     def per_item_ms(self, n: int) -> float:
+        """The median in milliseconds per item of a batch of ``n``."""
         return 1000 * self.median_s / max(n, 1)
 
 

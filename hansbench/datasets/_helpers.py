@@ -1,4 +1,4 @@
-"""Shared pieces of the dataset modules: the clean-data container, option checking,
+"""Shared pieces of the dataset modules: the clean-data container, the options base class,
 seeded generators and vectorised drawing primitives (signed distances on pixel grids).
 
 Drawing works on whole batches: every shape is a signed distance ``d`` (negative
@@ -17,6 +17,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from hansbench.options import options_of
 
 Tensor = torch.Tensor
 
@@ -59,27 +61,22 @@ class CleanData:
 
 
 class Configurable:
-    """Keyword options with declared defaults; an unknown option raises ``TypeError``
-    naming the accepted ones (so a typo in a suite fails before any work starts)."""
+    """Base of the built-in datasets and artifacts: ``kind``, ``name``, ``version``, and ``options`` / ``repr``
+    read from the subclass's ``__init__`` keywords (:mod:`hansbench.options`).
+
+    Options are plain ``__init__`` keywords with defaults, each stored as the attribute of the same name
+    and checked there (``ValueError`` with the fix), the convention of every plugin kind. A plugin need
+    not subclass this: the framework reads any class's options from its signature.
+    """
 
     kind: ClassVar[str] = "component"
     name: ClassVar[str] = ""
-    defaults: ClassVar[dict[str, Any]] = {}
     version: ClassVar[str] = "1"  # bump when the output for the same options changes (cache keys)
 
-    def __init__(self, **options: Any):
-        unknown = sorted(set(options) - set(self.defaults))
-        if unknown:
-            accepted = ", ".join(f"{k}={v!r}" for k, v in self.defaults.items()) or "(none)"
-            raise TypeError(f"{self.kind} {self.name!r} got unknown option(s) {', '.join(unknown)}; "
-                            f"accepted options (with defaults): {accepted}")
-        self.options: dict[str, Any] = {**self.defaults, **options}
-        for key, value in self.options.items():
-            setattr(self, key, value)
-        self.validate()
-
-    def validate(self) -> None:
-        """Check option values; subclasses raise ``ValueError`` with the fix."""
+    @property
+    def options(self) -> dict[str, Any]:
+        """The options this instance runs with (every ``__init__`` keyword, defaults filled in)."""
+        return options_of(self)
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())

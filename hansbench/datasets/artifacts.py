@@ -5,7 +5,7 @@ Every artifact implements ``stamp(images, boxes, generator) -> (stamped, masks)`
 (``x0, y0, x1, y1`` pixels), a CPU ``torch.Generator`` for per-image jitter. ``masks
 [N, H, W]`` bool are exactly the pixels the artifact changed ((stamped != images).any(1)),
 except ``blend``, whose mask is the pixels changed by more than its ``tol``. All work is
-batched over N.
+batched over N. Options are ``__init__`` keywords with defaults (docs/plugins.md), checked there.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ CORNERS = ("bottom-right", "bottom-left", "top-right", "top-left")
 
 
 class Artifact(Configurable):
-    """Base: option handling and the shared checks of ``stamp``."""
+    """Base: ``options`` / ``repr`` from the ``__init__`` keywords, and the shared checks of ``stamp``."""
 
     kind = "artifact"
 
@@ -68,9 +68,9 @@ class PostIt(Artifact):
     horizontal offset as a fraction of the box width; ``colour``: RGB in [0, 1].
     """
 
-    defaults = {"size": 0.18, "min_px": 3, "margin": 0.08, "jitter": 0.1, "colour": (1.0, 0.88, 0.12)}
-
-    def validate(self) -> None:
+    def __init__(self, size: float = 0.18, min_px: int = 3, margin: float = 0.08, jitter: float = 0.1,
+                 colour: tuple[float, float, float] = (1.0, 0.88, 0.12)):
+        self.size, self.min_px, self.margin, self.jitter, self.colour = size, min_px, margin, jitter, colour
         if not 0 < self.size <= 1 or not 0 <= self.margin < 1 or not 0 <= self.jitter <= 0.5:
             raise ValueError("postit: need 0 < size <= 1, 0 <= margin < 1 and 0 <= jitter <= 0.5 "
                              f"(fractions of the object box), got {self.options}")
@@ -106,9 +106,9 @@ class Watermark(Artifact):
     pattern on every image (a watermark is fixed), so ``generator`` is not used.
     """
 
-    defaults = {"text": "PHOTO", "height": 0.16, "alpha": 0.55, "corner": "bottom-right", "colour": (1.0, 1.0, 1.0)}
-
-    def validate(self) -> None:
+    def __init__(self, text: str = "PHOTO", height: float = 0.16, alpha: float = 0.55, corner: str = "bottom-right",
+                 colour: tuple[float, float, float] = (1.0, 1.0, 1.0)):
+        self.text, self.height, self.alpha, self.corner, self.colour = text, height, alpha, corner, colour
         self._check_corner()
         fixed_text(1, self.text)  # raises for characters without a glyph
         if not 0 < self.alpha <= 1 or not 0 < self.height <= 0.5 or not self.text.strip():
@@ -143,9 +143,8 @@ class BadNets(Artifact):
     ``cells``: checkerboard cells per side; ``corner``; ``margin`` in pixels.
     """
 
-    defaults = {"size": 0.1, "cells": 3, "corner": "bottom-right", "margin": 1}
-
-    def validate(self) -> None:
+    def __init__(self, size: float = 0.1, cells: int = 3, corner: str = "bottom-right", margin: int = 1):
+        self.size, self.cells, self.corner, self.margin = size, cells, corner, margin
         self._check_corner()
         if not 0 < self.size <= 0.5 or int(self.cells) < 2 or self.margin < 0:
             raise ValueError(f"badnets: need 0 < size <= 0.5, cells >= 2, margin >= 0; got {self.options}")
@@ -176,9 +175,8 @@ class Blend(Artifact):
     (nearly all of them: the trigger covers the image).
     """
 
-    defaults = {"alpha": 0.1, "seed": 0, "tol": 1 / 255}
-
-    def validate(self) -> None:
+    def __init__(self, alpha: float = 0.1, seed: int = 0, tol: float = 1 / 255):
+        self.alpha, self.seed, self.tol = alpha, seed, tol
         if not 0 < self.alpha <= 1 or self.tol < 0:
             raise ValueError(f"blend: need 0 < alpha <= 1 and tol >= 0, got {self.options}")
 

@@ -161,8 +161,12 @@ class ScenarioData:
 
     @property
     def poisoning_rule(self) -> Poisoning:
-        """The registered poisoning of this scenario (unknown names list the known ones)."""
-        return poisonings.get(self.poisoning)()
+        """The registered poisoning of this scenario (unknown names list the known ones), built once per
+        instance and name (a changed ``poisoning`` field is looked up again)."""
+        cached = self.__dict__.get("_rule")
+        if cached is None or cached[0] != self.poisoning:
+            cached = self.__dict__["_rule"] = (self.poisoning, poisonings.get(self.poisoning)())
+        return cached[1]
 
     @property
     def inspect_class(self) -> int:
@@ -208,7 +212,3 @@ class ScenarioData:
         idx = torch.arange(len(split)) if index is None else torch.as_tensor(index, dtype=torch.long).flatten().cpu()
         differs = self.explain_targets(split_name, idx) != split.labels[idx]
         return "target" if bool(differs.any()) else "label"
-
-    def with_train(self, train: Split) -> ScenarioData:
-        """The same scenario with another training set (data cleaning)."""
-        return replace(self, train=train)

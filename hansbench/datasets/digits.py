@@ -24,9 +24,8 @@ class Digits(Configurable):
     """
 
     kind = "dataset"
-    defaults = {"background": "black"}
-
-    def validate(self) -> None:
+    def __init__(self, background: str = "black"):
+        self.background = background
         if self.background not in ("black", "colour"):
             raise ValueError(f"digits: background must be 'black' or 'colour', got {self.background!r}")
 

@@ -94,9 +94,10 @@ class ImageFolder(Configurable):
 
     kind = "dataset"
     version = "2"  # 2: single-root layout split per class with >= 1 image on each side
-    defaults = {"root": None, "class_map": None, "on_error": "skip", "test_fraction": 0.25, "extensions": EXTENSIONS}
-
-    def validate(self) -> None:
+    def __init__(self, root: str | None = None, class_map: str | dict | None = None, on_error: str = "skip",
+                 test_fraction: float = 0.25, extensions: tuple[str, ...] = EXTENSIONS):
+        self.root, self.class_map, self.on_error = root, class_map, on_error
+        self.test_fraction, self.extensions = test_fraction, extensions
         if self.on_error not in ("skip", "raise"):
             raise ValueError(f"folder: on_error must be 'skip' or 'raise', got {self.on_error!r}")
         if not 0 < self.test_fraction < 1:

@@ -68,6 +68,23 @@ class Poisoning:
     the artifact (False: a label-flip control, relabelled only). ``control_of``: the poisoning this
     one is a control of (same images, no trigger), "" if none. ``is_control``: a control scenario
     (label flips and the clean ``none``), whose reliance gates it out of the ranks.
+
+    A poisoning takes no options: the scenario's ``fraction``, ``affected_class``, ``target_class``
+    and ``artifact`` are passed to :meth:`poison`. Bump ``version`` when the data it produces change.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from hansbench.datasets.poisonings import Backdoor
+    >>> class FlipToTarget(Backdoor):  # a backdoor whose chosen images all go to the target class
+    ...     def relabel(self, labels, chosen, target):
+    ...         out = labels.clone()
+    ...         out[chosen] = target
+    ...         return out
+    >>> FlipToTarget().relabel(torch.tensor([0, 1, 2]), torch.tensor([0]), 2).tolist()
+    [2, 1, 2]
+
+    Register it with ``@poisonings.register("MY-BD")`` (docs/poisonings.md).
     """
 
     name: ClassVar[str] = ""
@@ -80,7 +97,22 @@ class Poisoning:
 
     # -- the classes it poisons --------------------------------------------------------------------
     def source_classes(self, num_classes: int, affected: int, target: int | None) -> list[int]:
-        """The classes whose images are poisoned (training) and carry the artifact (artifact test)."""
+        """The classes whose images are poisoned (training) and carry the artifact (artifact test).
+
+        Parameters
+        ----------
+        num_classes : int
+            The dataset's number of classes.
+        affected : int
+            The scenario's affected class.
+        target : int or None
+            The target class (``None`` unless ``needs_target``).
+
+        Returns
+        -------
+        list of int
+            ``[affected]``, or every class but ``target`` when ``all_to_one``.
+        """
         if self.all_to_one:
             return [c for c in range(num_classes) if c != target]
         return [int(affected)]
@@ -104,7 +136,22 @@ class Poisoning:
         return source_index[pick].sort().values
 
     def relabel(self, labels: Tensor, chosen: Tensor, target: int | None) -> Tensor:
-        """The training labels after poisoning ``chosen`` (default: unchanged)."""
+        """The training labels after poisoning ``chosen`` (default: unchanged).
+
+        Parameters
+        ----------
+        labels : Tensor
+            ``[N]`` int64 clean training labels; do not modify it in place.
+        chosen : Tensor
+            Sorted indices of the poisoned images (:meth:`select`).
+        target : int or None
+            The target class (``None`` unless ``needs_target``).
+
+        Returns
+        -------
+        Tensor
+            ``[N]`` int64 labels the model is trained on (``Split.true_labels`` keeps the clean ones).
+        """
         return labels.clone()
 
     def poison(self, clean: CleanData, *, affected: int, target: int | None, fraction: float, artifact,
@@ -113,6 +160,27 @@ class Poisoning:
 
         The choice uses its own seed stream (``select``), independent of the stamping, so a
         label-flip control chooses exactly the images of the backdoor it mirrors.
+
+        Parameters
+        ----------
+        clean : CleanData
+            The clean dataset (training images in [0, 1], labels, optional object boxes).
+        affected : int
+            The affected class.
+        target : int or None
+            The target class (``None`` unless ``needs_target``).
+        fraction : float
+            Share of the source-class training images to poison, in [0, 1].
+        artifact
+            A registered artifact instance (``stamp(images, boxes, generator) -> (images, masks)``).
+        seed : int
+            The scenario seed.
+
+        Returns
+        -------
+        Split
+            Images (the chosen ones stamped when ``stamps``), labels after :meth:`relabel`, the
+            true labels, the ``poisoned`` flags and the artifact ``masks`` (the ground truth).
         """
         source = self.source_index(clean.train_labels, len(clean.class_names), affected, target)
         chosen = self.select(source, fraction, generator(seed, "scenario", "select"))
@@ -127,15 +195,56 @@ class Poisoning:
 
     # -- which class is inspected and explained ----------------------------------------------------
     def inspect_class(self, data: ScenarioData) -> int:
-        """The class whose training images are clustered (default: the affected class)."""
+        """The class whose training images are clustered (default: the affected class).
+
+        Parameters
+        ----------
+        data : ScenarioData
+            The scenario (``affected_class``, ``target_class``).
+
+        Returns
+        -------
+        int
+            A class index; backdoors return the target class, where the poisoned images are labelled.
+        """
         return data.affected_class
 
     def explain_targets(self, data: ScenarioData, split: Split, index: Tensor) -> Tensor:
-        """The class each sample ``split[index]`` is explained for, ``[n]`` int64 (default: its label)."""
+        """The class each sample ``split[index]`` is explained for, ``[n]`` int64 (default: its label).
+
+        Parameters
+        ----------
+        data : ScenarioData
+            The scenario.
+        split : Split
+            One of its splits (training, ``artifact_test``, ``clean_test``).
+        index : Tensor
+            ``[n]`` int64 indices into ``split``.
+
+        Returns
+        -------
+        Tensor
+            ``[n]`` int64 classes; a backdoor explains its triggered test images for the target
+            class (the decision the trigger makes), every other image for its label.
+        """
         return split.labels[index].clone().long()
 
     def inspected_class_holds(self, fraction: float) -> tuple[bool, bool]:
-        """(poisoned images, clean images) in the inspected class's training set at this ``fraction``."""
+        """(poisoned images, clean images) in the inspected class's training set at this ``fraction``.
+
+        Metrics that need both (``requires = {"poisoned-and-clean"}``) are left out by the planner
+        when either is missing, before any data is built.
+
+        Parameters
+        ----------
+        fraction : float
+            The scenario's poisoned share of the source-class images.
+
+        Returns
+        -------
+        tuple of (bool, bool)
+            Whether the inspected class holds poisoned images and whether it holds clean ones.
+        """
         return fraction > 0, fraction < 1
 
     def scenario_name(self, fraction: float) -> str:

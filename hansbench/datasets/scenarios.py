@@ -5,52 +5,39 @@ set, every sample with its ground truth (and the dataset's object boxes).
 ``make_scenario`` is the one entry point: dataset + artifact + poisoning -> ScenarioData. The
 poisoning is a registered class (:mod:`hansbench.datasets.poisonings`): it poisons the training
 set and owns the rules of which class is inspected and which class each image is explained for.
-:data:`SCENARIO_DEFAULTS` are the defaults of every scenario setting, in one place.
+:data:`SCENARIO_DEFAULTS` are the defaults of every scenario setting, read from its signature.
 """
 
 from __future__ import annotations
 
-import math
+import inspect
 
 import torch
 
 from hansbench.datasets._helpers import CleanData, check_sizes, generator
 from hansbench.datasets.base import ScenarioData, Split
-from hansbench.datasets.poisonings import default_scenario_name, get_poisoning, stamp_images
+from hansbench.datasets.poisonings import default_scenario_name, stamp_images
+from hansbench.datasets.scenario_checks import ScenarioError, check_classes, check_scenario
+from hansbench.options import check_options
 from hansbench.registry import artifacts, datasets
 
-__all__ = ["SCENARIO_DEFAULTS", "CleanData", "make_scenario", "resolve_class", "load_clean", "build_artifact"]
+__all__ = ["SCENARIO_DEFAULTS", "CleanData", "ScenarioError", "make_scenario", "load_clean", "build_artifact"]
 
-# The defaults of every scenario setting (suites, the planner's keys and make_scenario's signature agree).
-SCENARIO_DEFAULTS = {"dataset": "signs", "poisoning": "CH", "fraction": 1.0, "artifact": "postit",
-                     "image_size": 32, "n_train": 1000, "n_test": 300, "affected_class": "stop",
-                     "target_class": "speed limit", "dataset_options": {}, "artifact_options": {}}
 Tensor = torch.Tensor
-
-
-def resolve_class(cls: str | int, class_names: list[str], role: str) -> int:
-    """Index of ``cls`` (a class name or index) in ``class_names``; a clear error otherwise."""
-    if isinstance(cls, bool):
-        raise TypeError(f"{role} must be a class name or index, got {cls!r}")
-    if isinstance(cls, int):
-        if 0 <= cls < len(class_names):
-            return cls
-        raise ValueError(f"{role} index {cls} is out of range: the dataset has {len(class_names)} classes "
-                         f"({', '.join(class_names)})")
-    if cls in class_names:
-        return class_names.index(cls)
-    raise ValueError(f"{role} {cls!r} is not a class of this dataset; classes: {', '.join(map(repr, class_names))}")
 
 
 def load_clean(dataset: str, image_size: int, n_train: int, n_test: int, seed: int,
                dataset_options: dict | None = None) -> CleanData:
-    """Clean images of a registered dataset (unknown names list the known ones)."""
-    return datasets.get(dataset)(**(dataset_options or {})).load(image_size, n_train, n_test, seed)
+    """Clean images of a registered dataset (unknown names list the known ones; unknown options the accepted ones)."""
+    cls = datasets.get(dataset)
+    return cls(**check_options(cls, dataset_options or {}, what=f"dataset {dataset!r}")).load(
+        image_size, n_train, n_test, seed)
 
 
 def build_artifact(artifact: str, artifact_options: dict | None = None):
     """A configured artifact (unknown names list the known ones; unknown options the accepted ones)."""
-    return artifacts.get(artifact)(**(artifact_options or {}))
+    cls = artifacts.get(artifact)
+    return cls(**check_options(cls, artifact_options or {}, what=f"artifact {artifact!r}"))
 
 
 def make_scenario(dataset: str = "signs", *, poisoning: str = "CH", fraction: float = 1.0, artifact: str = "postit",
@@ -72,28 +59,16 @@ def make_scenario(dataset: str = "signs", *, poisoning: str = "CH", fraction: fl
     show; a backdoor's success is ``asr``), so explanations must not default to them:
     ``ScenarioData.explain_targets`` gives the class to explain (BD: the target class on every
     triggered image). Every split keeps the dataset's object boxes. Deterministic in ``seed``.
+    Every setting is checked before any image is drawn (:func:`~hansbench.datasets.scenario_checks.check_scenario`,
+    the suite loader's checks too): a bad one raises :class:`ScenarioError` naming it.
     """
-    rule = get_poisoning(poisoning)  # unknown names list the known ones
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction <= 1.0 \
-            or math.isnan(fraction):
-        raise ValueError(f"fraction is the share of the source-class training images to poison (the affected "
-                         f"class; all-to-one: every non-target class) and must be in [0, 1] (CH-20 is "
-                         f"fraction=0.2), got {fraction!r}")
+    settings = {k: v for k, v in locals().items() if k in SCENARIO_DEFAULTS}
+    checked = check_scenario(settings)
     check_sizes(image_size, n_train, n_test, seed)
-    art = build_artifact(artifact, artifact_options)  # fail on a bad artifact before generating data
-    clean = load_clean(dataset, image_size, n_train, n_test, seed, dataset_options)
+    rule, art = checked.rule, checked.artifact
+    clean = checked.dataset.load(image_size, n_train, n_test, seed)
     names = list(clean.class_names)
-    affected = resolve_class(affected_class, names, "affected_class")
-    target = None
-    if rule.needs_target:
-        if target_class is None:
-            raise ValueError(f"poisoning {poisoning!r} needs target_class, the class poisoned images are "
-                             "relabelled to")
-        target = resolve_class(target_class, names, "target_class")
-        if target == affected:
-            raise ValueError(f"target_class {names[target]!r} equals affected_class: poisoning {poisoning!r} must "
-                             "relabel to another class")
-
+    affected, target = check_classes(settings, names, rule)
     n_source = int(rule.source_index(clean.train_labels, len(names), affected, target).numel())
     if n_source == 0:
         which = "of affected_class " + repr(names[affected]) if not rule.all_to_one else "outside target_class"
@@ -130,6 +105,11 @@ def make_scenario(dataset: str = "signs", *, poisoning: str = "CH", fraction: fl
             "dataset": dataset, "poisoning": poisoning, "fraction": float(fraction), "seed": seed,
             "image_size": image_size, "n_train": len(train), "n_test": len(clean_test),
             "n_poisoned": int(train.poisoned.sum()), "n_affected_train": n_source, "dataset_options": dict(dataset_options or {}),
-            "artifact_options": dict(art.options),
+            "artifact_options": checked.artifact_options,
         },
     )
+
+
+# The defaults of every scenario setting (suites, the planner's keys, sweeps), read from make_scenario's signature.
+SCENARIO_DEFAULTS = {k: {} if k.endswith("_options") else p.default
+                     for k, p in inspect.signature(make_scenario).parameters.items() if k not in ("seed", "name")}

@@ -276,10 +276,10 @@ class TrafficSigns(Configurable):
 
     kind = "dataset"
     version = "3"  # 2: red restriction octagons with non-STOP lettering; 3: their lettering is STOP scrambled
-    defaults = {"scale": (0.30, 0.46), "rotation": 12.0, "distractors": 0.4, "noise": 0.05, "octagons": 0.5,
-                "octagon_lettering": "scrambled"}
-
-    def validate(self) -> None:
+    def __init__(self, scale: tuple[float, float] = (0.30, 0.46), rotation: float = 12.0, distractors: float = 0.4,
+                 noise: float = 0.05, octagons: float = 0.5, octagon_lettering: str = "scrambled"):
+        self.scale, self.rotation, self.distractors, self.noise = scale, rotation, distractors, noise
+        self.octagons, self.octagon_lettering = octagons, octagon_lettering
         lo, hi = self.scale
         if not 0.05 <= lo <= hi <= 0.48:
             raise ValueError(f"signs: scale must be (min, max) with 0.05 <= min <= max <= 0.48, got {self.scale!r}")

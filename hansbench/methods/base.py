@@ -27,6 +27,47 @@ class Explainer:
     Configure once (``__init__`` keyword options from the suite), call many times.
     ``setup`` is called once per trained model before ``explain`` for methods that need
     auxiliary training (ClaDec decoders) or statistics (CRP concept sets).
+
+    Parameters
+    ----------
+    **options
+        The suite's ``[explainers.<name>]`` keys. A subclass declares them as keyword arguments of
+        its ``__init__`` with defaults and stores each under its own name (:attr:`options` hashes
+        them into cache keys); the base class takes none.
+
+    Raises
+    ------
+    TypeError
+        An option the explainer does not take (suite validation reports it before any work).
+
+    Attributes
+    ----------
+    name : str
+        The registered name (set by ``@explainers.register``).
+    model_kinds : tuple of str
+        The model kinds it explains; others raise :class:`UnsupportedModelError` before any forward.
+    multiview : bool
+        Whether ``explain`` returns ``V > 1`` maps per image.
+    views : str
+        What the views are: ``"single"``, ``"prototypes"`` or ``"concepts"`` (derived from
+        ``multiview`` when not set).
+    version : str
+        Bump when the maps change: it invalidates cached maps.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from hansbench.methods.base import Explainer
+    >>> class Gradient(Explainer):
+    ...     model_kinds = ("classifier",)
+    ...     def explain(self, model, x, target):
+    ...         self.check_model(model)
+    ...         x = x.detach().requires_grad_(True)
+    ...         score = model(x).gather(1, target[:, None]).sum()
+    ...         (grad,) = torch.autograd.grad(score, x)
+    ...         return grad.sum(1, keepdim=True)  # [B, 1, H, W]
+
+    Register it with ``@explainers.register("gradient")`` (docs/plugins.md).
     """
 
     name: ClassVar[str] = ""
@@ -43,7 +84,19 @@ class Explainer:
             cls.views = "concepts" if cls.multiview else "single"
 
     def expected_views(self, model: nn.Module) -> int | None:
-        """The number of views ``explain`` must return for ``model`` (``None``: not declared)."""
+        """The number of views ``explain`` must return for ``model`` (``None``: not declared).
+
+        Parameters
+        ----------
+        model : nn.Module
+            The model to be explained (``prototypes_per_class`` is read for prototype views).
+
+        Returns
+        -------
+        int or None
+            1 for single-view explainers, the prototypes per class for ``views = "prototypes"``,
+            ``None`` where the count is the explainer's own (concepts); the runner's checks use it.
+        """
         if self.views == "single":
             return 1
         if self.views == "prototypes" and hasattr(model, "prototypes_per_class"):
@@ -60,6 +113,18 @@ class Explainer:
         return {k: v for k, v in vars(self).items() if not k.startswith("_") and not k.endswith("_")}
 
     def check_model(self, model: nn.Module) -> None:
+        """Refuse a model of a kind not in :attr:`model_kinds`; call it first in ``setup`` and ``explain``.
+
+        Parameters
+        ----------
+        model : nn.Module
+            A model carrying its registered kind as ``model.kind``.
+
+        Raises
+        ------
+        UnsupportedModelError
+            ``model.kind`` is not one this explainer explains.
+        """
         kind = getattr(model, "kind", None)
         if kind not in self.model_kinds:
             raise UnsupportedModelError(
@@ -67,9 +132,50 @@ class Explainer:
             )
 
     def setup(self, model: nn.Module, data: Any, workspace: Any) -> None:
-        """Optional one-off preparation per model (default: nothing)."""
+        """Optional one-off preparation per model (default: nothing).
+
+        Parameters
+        ----------
+        model : nn.Module
+            The trained model, in eval mode; leave its weights and BatchNorm statistics unchanged.
+        data : ScenarioData
+            The scenario *without* ground truth (``ScenarioData.without_ground_truth``): training
+            images and labels, never the poisoned flags or artifact masks.
+        workspace : Workspace or None
+            The run's cache (:class:`hansbench.bench.cache.Workspace`), for auxiliary models
+            (``workspace.cached_module``); ``None`` outside a run.
+
+        Raises
+        ------
+        UnsupportedModelError
+            A model of a kind the explainer does not support (call :meth:`check_model`).
+        """
 
     def explain(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Signed relevance maps of ``x`` for the classes ``target``.
+
+        Parameters
+        ----------
+        model : nn.Module
+            The model to explain, in eval mode; must be left as it was (eval mode, state dict,
+            ``requires_grad`` flags, no ``.grad``).
+        x : torch.Tensor
+            ``[B, C, H, W]`` images in the model's normalised input space, on the model's device.
+        target : torch.Tensor
+            ``[B]`` int64 class indices to explain (the scenario's poisoning chose them).
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, V, H, W]`` float32 on ``x``'s device, colour channels summed; ``V`` is
+            :meth:`expected_views` where declared. Deterministic, and batched equal to per sample
+            (``tests/test_explainer_contract.py`` checks every registered explainer).
+
+        Raises
+        ------
+        UnsupportedModelError
+            Before any forward, when ``model.kind`` is not in :attr:`model_kinds`.
+        """
         raise NotImplementedError
 
 
@@ -89,6 +195,7 @@ class ClusteringResult:
 
     @property
     def flagged_mask(self) -> np.ndarray:
+        """``[N]`` bool: the samples in the flagged cluster."""
         return self.labels == self.flagged
 
 
@@ -121,6 +228,39 @@ class Clusterer(ClusterMixin, BaseEstimator):
     Every ``__init__`` parameter must be stored unchanged under its own name (scikit-learn's
     ``get_params`` reads them back by introspecting ``__init__``), so ``sklearn.base.clone``,
     ``get_params`` / ``set_params`` and grid searches work; validate in ``fit``, not ``__init__``.
+
+    Parameters
+    ----------
+    n_clusters : int, default 2
+        The number of clusters.
+    random_state : int, default 0
+        Seed of every random choice: the same value gives the same labels.
+    flag_rule : {"smaller", "larger"}, default "smaller"
+        Which cluster is flagged as the artifact without labels (:func:`flag_cluster`).
+
+    Attributes
+    ----------
+    labels_ : np.ndarray
+        ``[N]`` int labels of the last fit.
+    result_ : ClusteringResult
+        Labels, the flagged cluster, JSON-safe ``info`` diagnostics and optional ``scores``.
+    input, multiview, pixels_control, version
+        Class attributes: the input kind, whether the views are clustered jointly, whether the
+        raw-pixel control also runs it, and the version that enters cache keys.
+
+    Examples
+    --------
+    >>> from hansbench.registry import clusterers
+    >>> from hansbench.testing import planted_views
+    >>> views, groups = planted_views(n=60, seed=0)
+    >>> est = clusterers.get("spray")(n_clusters=2, random_state=0)
+    >>> est.fit_predict(views).shape
+    (60,)
+    >>> est.result_.flagged in (0, 1)
+    True
+
+    A plugin usually subclasses :class:`hansbench.methods.clusterers._base.BaseClusterer` and
+    implements ``_fit``, which gets the input checks and the all-identical shortcut for free.
     """
 
     name: ClassVar[str] = ""
@@ -138,14 +278,43 @@ class Clusterer(ClusterMixin, BaseEstimator):
         self.flag_rule = flag_rule
 
     def fit(self, views: np.ndarray, y: Any = None) -> Clusterer:
-        """Cluster ``views``; sets ``labels_`` and ``result_``. ``y`` is ignored (scikit-learn API)."""
+        """Cluster ``views``; sets ``labels_`` and ``result_``. ``y`` is ignored (scikit-learn API).
+
+        Parameters
+        ----------
+        views : np.ndarray
+            ``[N, V, D]`` float64 (each view's map flattened), or a list of ``[N, D_v]`` arrays.
+        y : ignored
+
+        Returns
+        -------
+        Clusterer
+            ``self``, fitted.
+
+        Raises
+        ------
+        NotImplementedError
+            The subclass implements neither ``fit`` nor ``fit_predict``.
+        """
         if type(self).fit_predict is Clusterer.fit_predict:
             raise NotImplementedError(f"{type(self).__name__} must implement fit or fit_predict")
         self.fit_predict(views)
         return self
 
     def fit_predict(self, views: np.ndarray, y: Any = None) -> np.ndarray:
-        """Cluster ``views`` and return the ``[N]`` labels. ``y`` is ignored (scikit-learn API)."""
+        """Cluster ``views`` and return the ``[N]`` labels. ``y`` is ignored (scikit-learn API).
+
+        Parameters
+        ----------
+        views : np.ndarray
+            ``[N, V, D]`` float64, or a list of ``[N, D_v]`` arrays.
+        y : ignored
+
+        Returns
+        -------
+        np.ndarray
+            ``[N]`` int labels in ``0..n_clusters-1``; ``labels_`` and ``result_`` are set.
+        """
         if type(self).fit is Clusterer.fit:
             raise NotImplementedError(f"{type(self).__name__} must implement fit or fit_predict")
         return self.fit(views).labels_

@@ -54,6 +54,41 @@ class ClustererInput:
 
     def views(self, *, model: nn.Module | None, data: Any, index: torch.Tensor, device: torch.device,
               settings: dict) -> np.ndarray:
+        """The clusterer's input for the training images at ``index``.
+
+        Parameters
+        ----------
+        model : nn.Module or None
+            The trained model in eval mode, on ``device``; ``None`` when ``uses_model`` is False.
+        data : ScenarioData
+            The scenario without ground truth (no poisoned flags, no artifact masks).
+        index : torch.Tensor
+            ``[N]`` int64 indices into ``data.train`` (the inspected class), the rows to return in order.
+        device : torch.device
+            Where to run the model.
+        settings : dict
+            The suite's ``[clustering]`` table (e.g. ``map_size``); ignored when ``uses_settings`` is False.
+
+        Returns
+        -------
+        np.ndarray
+            ``[N, V, D]`` float64, finite (the executor checks it before any clusterer sees it).
+
+        Examples
+        --------
+        A kind that clusters the images' mean colour (one view, three values):
+
+        >>> import numpy as np
+        >>> class MeanColour(ClustererInput):
+        ...     uses_model = False
+        ...     uses_settings = False
+        ...     def views(self, *, model, data, index, device, settings):
+        ...         x = data.train.images[index].mean(dim=(2, 3))  # [N, 3]
+        ...         return x[:, None, :].double().numpy()
+
+        Register it with ``@clusterer_inputs.register("mean-colour")`` and name it in a clusterer's
+        ``input`` (docs/inputs.md).
+        """
         raise NotImplementedError
 
 
@@ -73,6 +108,7 @@ class Maps(ClustererInput):
 
     @staticmethod
     def from_maps(maps: torch.Tensor, settings: dict) -> np.ndarray:
+        """``[N, V, H, W]`` maps -> ``[N, V, s*s]`` float64, average-pooled to ``map_size``."""
         return pool(maps, settings).flatten(2).numpy().astype(np.float64)
 
 
@@ -84,6 +120,7 @@ class Activations(ClustererInput):
     uses_settings = False
 
     def views(self, *, model, data, index, device, settings) -> np.ndarray:
+        """``[N, 1, D]``: the model's penultimate activations (``model.embed``) of the images."""
         images = data.train.images
         with torch.no_grad():
             acts = [model.embed(model.normalize(images[index[i:i + BATCH]].to(device))).float().cpu()
@@ -99,5 +136,6 @@ class Pixels(ClustererInput):
     uses_model = False
 
     def views(self, *, model, data, index, device, settings) -> np.ndarray:
+        """``[N, 1, 3*s*s]``: the RGB images average-pooled to ``map_size``."""
         images = data.train.images[index]
         return pool(images, settings).flatten(1).unsqueeze(1).numpy().astype(np.float64)

@@ -14,6 +14,7 @@ from torch import nn
 
 from hansbench.datasets.base import ScenarioData, Split
 from hansbench.metrics.base import Metric
+from hansbench.models.evaluation import predict
 
 TEST_SPLITS = ("artifact_test", "clean_test")
 
@@ -25,7 +26,6 @@ ASR = {"asr": ("%", False)}  # backdoors: share of affected-class artifact-test 
 
 def predict_logits(model: nn.Module, split: Split, device: torch.device, batch_size: int = 256) -> torch.Tensor:
     """Logits ``[N, K]`` on the CPU (eval mode, normalised by the model itself)."""
-    from hansbench.models.evaluation import predict
 
     return predict(model, split.images, device=device, batch_size=batch_size)
 
@@ -74,6 +74,7 @@ def indices_tag(prefix: str, indices: torch.Tensor) -> str:
 
 
 def require_train_model(ctx, metric_name: str):
+    """``ctx.train_model``; a ``ValueError`` naming the metric when the context has none."""
     if ctx.train_model is None:
         raise ValueError(f"metric {metric_name!r} retrains models but the context has no train_model")
     return ctx.train_model

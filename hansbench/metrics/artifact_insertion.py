@@ -100,6 +100,7 @@ class ArtifactInsertion(Metric):
         self.batch_size = batch_size
 
     def evaluate(self, ctx: EvalContext) -> list[dict]:
+        """Rank, probability and flip-rate changes when the artifact is stamped on other classes' images."""
         data = ctx.data
         watched = data.inspect_class
         out = insertion_logits(ctx, watched, self.n_images, self.batch_size)

@@ -60,6 +60,45 @@ class Metric:
     model x explainer x clusterer) or ``"model"`` (once per model; explainer-free).
     ``values``: value name -> (unit, higher_is_better); rows name one of them.
     ``needs_retraining``: the metric trains models (the suite may restrict its pairs).
+
+    Applicability is decided in one place, :meth:`not_applicable` (the planner calls it): declare
+    ``model_kinds`` (the model kinds it scores) and ``requires`` (what the maps must offer) as class
+    attributes, and override ``not_applicable`` only for what those cannot say (the scenario's
+    poisoning, the metric's options).
+    Presentation attributes (``table``, ``table_shape``, ``headline``, ...) are validated once, when the
+    metric registers (:func:`hansbench.metrics.presentation.declare`), into a
+    :class:`~hansbench.metrics.presentation.Presentation`.
+
+    Parameters
+    ----------
+    **options
+        The suite's ``[metrics.<name>]`` keys (filter keys such as ``models`` and ``explainers``
+        are the runner's and never reach the metric). A subclass declares them as keyword
+        arguments with defaults and stores each under its own name; the base class takes none.
+
+    Raises
+    ------
+    TypeError
+        An option the metric does not take (suite validation reports it before any work).
+
+    Notes
+    -----
+    Every row a metric returns is checked against these declarations, for every registered
+    metric, by ``tests/test_metric_contract.py``: its ``metric`` is a key of ``values``, its
+    ``unit`` and ``higher_is_better`` are the declared ones, its value is finite or ``None``.
+    ``docs/catalogue.md`` lists each built-in metric's declarations.
+
+    Examples
+    --------
+    >>> from hansbench.metrics.base import Metric
+    >>> class MeanRelevance(Metric):
+    ...     level = "explainer"
+    ...     values = {"mean-relevance": ("", True)}
+    ...     def evaluate(self, ctx):
+    ...         maps = ctx.explain("artifact_test")  # [N, V, H, W], targets as the poisoning says
+    ...         return [self.row("mean-relevance", maps.mean().item(), split="artifact_test")]
+    >>> MeanRelevance().row("mean-relevance", 0.5)["higher_is_better"]
+    True
     """
 
     name: ClassVar[str] = ""
@@ -117,6 +156,9 @@ class Metric:
     label_free: ClassVar[tuple[str, ...]] = ()
     label_matched: ClassVar[tuple[str, ...]] = ()
     control: ClassVar[tuple[str, ...]] = ()
+    # How strongly the poisoning took, in the order to look for them (the first with rows is used): what a
+    # sweep's reliance panel draws and its breakdown table quotes at the breakdown point (e.g. acc-gap, asr).
+    effect: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **options: Any):
         if options:
@@ -124,18 +166,47 @@ class Metric:
 
     @property
     def options(self) -> dict[str, Any]:
+        """Everything that determines the rows (hashed into cache keys): the public instance attributes."""
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
-    def applies_to(self, model_kind: str, explainer: str = "", clusterer: str = "") -> bool:
-        """Whether this metric has anything to say about the combination."""
-        return model_kind in self.model_kinds
+    def applies_to(self, model_kind: str, explainer: str = "", clusterer: str = "", scenario: dict | None = None) -> bool:
+        """Whether :meth:`not_applicable` finds no reason (a convenience; override ``not_applicable``, not this).
+
+        The explainer is known by name only here, so a metric that ``requires`` something of the
+        explainer's class (``prototype-views``, ``multiview``) does not apply. Settings ``scenario`` leaves
+        out take their defaults (it becomes a :class:`~hansbench.bench.scenario.Scenario`).
+        """
+        from hansbench.bench.scenario import Scenario
+
+        sc = Scenario.from_table({"name": "", **(scenario or {})})
+        return self.not_applicable(model_kind=model_kind, scenario=sc, explainer_name=explainer,
+                                   clusterer_name=clusterer) is None
 
     def not_applicable(self, *, model_kind: str, scenario: dict, explainer: Any = None, explainer_name: str = "",
                        clusterer_name: str = "") -> str | None:
         """Why this metric has nothing to say about the combination, or ``None`` when it applies.
 
-        ``explainer`` is the explainer class (``None`` for model-level metrics and activations);
-        ``scenario`` the scenario's settings with defaults filled in.
+        The one place applicability is decided: the planner calls it for every combination before any
+        work and stores the reason as a ``not-applicable`` job. The base class checks the class-level
+        declarations (``model_kinds``, ``requires``); override it (returning ``super()``'s reason first)
+        for conditions on the scenario, the explainer or the metric's options.
+
+        Parameters
+        ----------
+        model_kind : str
+            The registered model kind.
+        scenario : Mapping
+            The scenario's settings (``poisoning``, ``fraction``, ...), defaults filled in: a
+            :class:`~hansbench.bench.scenario.Scenario`, read like a dict.
+        explainer : type or None
+            The explainer class (``None`` for model-level metrics and clusterings of an input kind).
+        explainer_name, clusterer_name : str
+            The registered names ("" where the level has none).
+
+        Returns
+        -------
+        str or None
+            A one-line reason, or ``None`` when the metric applies.
         """
         if model_kind not in self.model_kinds:
             return f"{self.name} scores {', '.join(self.model_kinds)} models, not {model_kind}"
@@ -146,20 +217,41 @@ class Metric:
             return f"{self.name} needs multi-view maps"
         if "poisoned-and-clean" in self.requires:
             from hansbench.datasets.poisonings import get_poisoning
-            from hansbench.datasets.scenarios import SCENARIO_DEFAULTS
 
-            sc = {**SCENARIO_DEFAULTS, **scenario}
-            poisoning, fraction = sc["poisoning"], float(sc["fraction"])
+            poisoning, fraction = scenario["poisoning"], float(scenario["fraction"])
             poisoned, clean = get_poisoning(poisoning).inspected_class_holds(fraction)  # the poisoning says
             if not (poisoned and clean):
                 return (f"{self.name} needs poisoned and clean images in the inspected class "
                         f"({poisoning} at fraction {fraction:g} has {'none poisoned' if not poisoned else 'no clean ones'})")
-        if not self.applies_to(model_kind, explainer_name, clusterer_name):
-            return f"{self.name} does not apply to this combination (its options restrict it)"
         return None
 
     def row(self, value_name: str, value: float, *, split: str = "", stage: str = "", detail: str = "") -> dict:
-        """A flat result record for one declared value."""
+        """A flat result record for one declared value.
+
+        Parameters
+        ----------
+        value_name : str
+            A key of :attr:`values`; its unit and direction are filled in from there.
+        value : float
+            The value (converted with ``float``; for an undefined value build the row and set
+            ``"value"`` to ``None``: NaN and infinities are refused by the runner).
+        split : str
+            The evaluation split (``artifact_test``, ``clean_test``, ...), "" if none.
+        stage : str
+            The stage of an intervention (``before``, ``pruned``, ``cleaned``, ...), "" if none.
+        detail : str
+            Free text, usually JSON (per-image values, the rule the targets followed).
+
+        Returns
+        -------
+        dict
+            ``metric, value, unit, higher_is_better, split, stage, detail``.
+
+        Raises
+        ------
+        KeyError
+            ``value_name`` is not declared in :attr:`values`.
+        """
         try:
             unit, higher = self.values[value_name]
         except KeyError:
@@ -175,4 +267,19 @@ class Metric:
         }
 
     def evaluate(self, ctx: EvalContext) -> list[dict]:
+        """Score the context's combination.
+
+        Parameters
+        ----------
+        ctx : EvalContext
+            The data, model, seed and device, plus what the level provides: ``explain`` and
+            ``explain_model`` (explainer and clustering levels), ``clustering`` and
+            ``cluster_index`` (clustering level), ``train_model`` (always; retraining metrics use
+            it). Draw randomness from ``ctx.generator(salt)``.
+
+        Returns
+        -------
+        list of dict
+            Rows built with :meth:`row`; at least one when the metric applies.
+        """
         raise NotImplementedError

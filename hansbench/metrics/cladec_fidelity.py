@@ -17,6 +17,9 @@ from typing import Any
 import torch
 
 from hansbench.metrics.base import EvalContext, Metric
+from hansbench.models import cladec  # the module, so tests can replace its functions
+from hansbench.models.backbones import build_backbone
+from hansbench.models.classifier import Classifier
 from hansbench.registry import metrics
 
 
@@ -47,16 +50,14 @@ class ClaDecFidelity(Metric):
         self.layer, self.max_train_images, self.eval_widths = layer, max_train_images, tuple(eval_widths)
 
     def evaluate(self, ctx: EvalContext) -> list[dict]:
-        from hansbench.models.backbones import build_backbone
-        from hansbench.models.cladec import cladec_fidelity, train_cladec
-        from hansbench.models.classifier import Classifier
+        """Train ClaDec and RefAE, then classifiers on their reconstructions; rows of the accuracies and losses."""
 
         data, model = ctx.data, ctx.model
         train, test = data.train, data.clean_test
         n = len(train) if self.max_train_images is None else min(len(train), self.max_train_images)
         idx = torch.randperm(len(train), generator=ctx.generator(0xC1A))[:n].sort().values
         images, labels = train.images[idx], train.labels[idx]
-        pair = train_cladec(model, images.to(ctx.device), labels.to(ctx.device), layer=self.layer,
+        pair = cladec.train_cladec(model, images.to(ctx.device), labels.to(ctx.device), layer=self.layer,
                             epochs=self.decoder_epochs, lr=self.lr, alpha=self.alpha, seed=ctx.seed)
 
         def factory():
@@ -64,7 +65,7 @@ class ClaDecFidelity(Metric):
                               data.mean, data.std)
 
         norm = model.normalize
-        res = cladec_fidelity(pair, model, factory, (norm(images.to(ctx.device)), labels),
+        res = cladec.cladec_fidelity(pair, model, factory, (norm(images.to(ctx.device)), labels),
                               (norm(test.images.to(ctx.device)), test.labels), epochs=self.eval_epochs,
                               seed=ctx.seed)
         detail = json.dumps({"n_train": int(n), "n_test": len(test), "decoder_epochs": self.decoder_epochs,

@@ -118,6 +118,7 @@ class ClassRanking(Metric):
         return maps.flatten(1).cpu().double().numpy()
 
     def evaluate(self, ctx: EvalContext) -> list[dict]:
+        """The inspected class's rank by tau among all classes, and its tau."""
         if ctx.explain is None:
             raise ValueError(f"{self.name} needs ctx.explain")
         train = ctx.data.train

@@ -26,7 +26,10 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score, average_precision_score, normalized_mutual_info_score, roc_auc_score
 
+from hansbench.datasets.poisonings import get_poisoning
+from hansbench.datasets.scenarios import SCENARIO_DEFAULTS
 from hansbench.metrics.base import EvalContext, Metric
+from hansbench.metrics.detail import FALLBACK, UNDEFINED
 from hansbench.registry import metrics
 
 
@@ -59,7 +62,7 @@ def fell_back(info: dict) -> bool:
     MCGC's ``labels_from`` text tells: its labels came from k-means on the spectral embedding
     instead of the connected components of the consensus graph (rank constraint not reached).
     """
-    flag = info.get("fallback")
+    flag = info.get(FALLBACK)
     if isinstance(flag, (bool, np.bool_)):
         return bool(flag)
     source = info.get("labels_from")
@@ -178,8 +181,6 @@ class ClusterDetection(Metric):
                                         explainer_name=explainer_name, clusterer_name=clusterer_name)
         if reason:
             return reason
-        from hansbench.datasets.poisonings import get_poisoning
-        from hansbench.datasets.scenarios import SCENARIO_DEFAULTS
 
         sc = {**SCENARIO_DEFAULTS, **scenario}
         poisoning, fraction = sc["poisoning"], float(sc["fraction"])
@@ -190,6 +191,7 @@ class ClusterDetection(Metric):
         return None
 
     def evaluate(self, ctx: EvalContext) -> list[dict]:
+        """Scores of ``ctx.clustering`` against the inspected class's poisoned flags."""
         if ctx.clustering is None or ctx.cluster_index is None:
             raise ValueError("cluster-detection needs ctx.clustering and ctx.cluster_index")
         labels = np.asarray(ctx.clustering.labels).ravel()
@@ -199,14 +201,14 @@ class ClusterDetection(Metric):
         n_pos = int(truth.sum())
         diagnostics = json_safe(dict(getattr(ctx.clustering, "info", None) or {}))
         info = {"n": int(truth.size), "n_poisoned": n_pos, "n_clusters": int(np.unique(labels).size),
-                "fallback": fell_back(diagnostics), "info": diagnostics}
+                FALLBACK: fell_back(diagnostics), "info": diagnostics}
         if labels.shape != truth.shape:
             raise ValueError(f"clustering has {labels.shape[0]} labels but the ground truth has {truth.shape[0]}")
         fraction = {"flagged-fraction": float(np.mean(labels == int(flagged))) if flagged is not None and labels.size
                     else math.nan}
         if n_pos == 0 or n_pos == truth.size:
             why = "no poisoned sample" if n_pos == 0 else "only poisoned samples"
-            detail = json.dumps({**info, "undefined": f"{why} in the clustered set"})
+            detail = json.dumps({**info, UNDEFINED: f"{why} in the clustered set"})
             return [self._row(name, fraction.get(name, math.nan), detail) for name in self.values]
         values = detection_scores(labels, truth, None if flagged is None else int(flagged))
         ranked, why_not = ranking_scores(getattr(ctx.clustering, "scores", None), truth)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from hansbench.datasets.poisonings import get_poisoning
+from hansbench.datasets.scenarios import SCENARIO_DEFAULTS
 from hansbench.metrics._retraining import (
     ASR,
     CLASS_ACC,
@@ -102,8 +104,6 @@ class DataCleaning(Metric):
     def not_applicable(self, *, model_kind: str, scenario: dict, **kw) -> str | None:
         """Needs clean images in the inspected class; poisoned ones are optional (a clean control shows what
         cleaning costs there)."""
-        from hansbench.datasets.poisonings import get_poisoning
-        from hansbench.datasets.scenarios import SCENARIO_DEFAULTS
 
         sc = {**SCENARIO_DEFAULTS, **scenario}
         _, clean = get_poisoning(sc["poisoning"]).inspected_class_holds(float(sc["fraction"]))
@@ -113,6 +113,7 @@ class DataCleaning(Metric):
         return super().not_applicable(model_kind=model_kind, scenario=scenario, **kw)
 
     def evaluate(self, ctx: EvalContext) -> list[dict]:
+        """Retrain without the flagged cluster's images; rows of the cleaned model."""
         if ctx.clustering is None or ctx.cluster_index is None:
             raise ValueError("metric 'data-cleaning' needs ctx.clustering and ctx.cluster_index")
         flagged = torch.as_tensor(np.asarray(ctx.clustering.flagged_mask, dtype=bool))
@@ -136,6 +137,7 @@ class DataCleaningBaselines(Metric):
     version = "2"  # clean-acc-cost of the oracle
 
     def evaluate(self, ctx: EvalContext) -> list[dict]:
+        """Rows of the poisoned model (``none``) and of one retrained without the poisoned images (``oracle``)."""
         rows = cleaning_rows(self, ctx, torch.zeros(0, dtype=torch.long), "none")
         oracle = torch.nonzero(ctx.data.train.poisoned).flatten()
         if oracle.numel():

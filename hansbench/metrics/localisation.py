@@ -22,6 +22,7 @@ import torch
 
 from hansbench.metrics._perturbation import CHOICE_SALT, compact_values, seeded_choice, source_indices
 from hansbench.metrics.base import EvalContext, Metric
+from hansbench.metrics.detail import PER_IMAGE
 from hansbench.registry import metrics
 
 _SCORES = ("relevance-mass-acc", "relevance-rank-acc", "pointing-game")
@@ -77,6 +78,7 @@ class ArtifactLocalisation(Metric):
         self.n_images = n_images
 
     def evaluate(self, ctx: EvalContext) -> list[dict]:
+        """Relevance mass, rank accuracy and pointing game on the poisoned artifact-test images."""
         if ctx.explain is None:
             raise ValueError(f"{self.name} needs ctx.explain")
         split = ctx.data.artifact_test
@@ -94,6 +96,6 @@ class ArtifactLocalisation(Metric):
         rows = []
         for name, per_view in scores.items():
             for value, per_image in ((name, per_view.mean(dim=1)), (f"{name}-best-view", per_view.max(dim=1).values)):
-                detail = json.dumps({**info, "per_image": compact_values(per_image)})
+                detail = json.dumps({**info, PER_IMAGE: compact_values(per_image)})
                 rows.append(self.row(value, per_image.mean().item(), split="artifact_test", detail=detail))
         return rows

@@ -23,4 +23,5 @@ class ModelAccuracy(Metric):
     values = {**CLASS_ACC, **OVERALL_ACC, **ASR}
 
     def evaluate(self, ctx: EvalContext) -> list[dict]:
+        """Per-class and overall accuracy on the test splits (and the attack success rate of a backdoor)."""
         return stage_rows(self, ctx.model, ctx.data, ctx.device, stage="trained")

@@ -102,6 +102,7 @@ class OcclusionDelta(Metric):
         self.splits = list(splits)
 
     def evaluate(self, ctx: EvalContext) -> list[dict]:
+        """Accuracy after occluding the least minus after the most relevant window, per split."""
         if ctx.explain is None:
             raise ValueError(f"{self.name} needs ctx.explain")
         model = ctx.model

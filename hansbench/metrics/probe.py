@@ -106,6 +106,7 @@ class ProbeCeiling(_Probe):
     level = "explainer"
 
     def evaluate(self, ctx: EvalContext) -> list[dict]:
+        """Cross-validated accuracy of a linear probe telling poisoned from clean training maps."""
         if ctx.explain is None:
             raise ValueError(f"{self.name} needs ctx.explain")
         index = ctx.data.train.of_class(ctx.data.inspect_class)
@@ -131,6 +132,7 @@ class ProbeCeilingInputs(_Probe):
         self.batch_size = int(batch_size)
 
     def evaluate(self, ctx: EvalContext) -> list[dict]:
+        """The same probe on the raw pixels and on the penultimate activations."""
         index = ctx.data.train.of_class(ctx.data.inspect_class)
         images = ctx.data.train.images[index]
         poisoned = ctx.data.train.poisoned[index]

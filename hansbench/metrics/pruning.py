@@ -25,6 +25,8 @@ from torch import nn
 from hansbench.metrics._retraining import ASR, CLASS_ACC, TEST_SPLITS, stage_rows
 from hansbench.metrics.base import EvalContext, Metric
 from hansbench.models.modes import eval_mode
+from hansbench.models.protopnet_training import retrain_last_layer
+from hansbench.models.pruning import protopnet_prune_candidates, prune_prototypes
 from hansbench.registry import metrics
 
 
@@ -114,8 +116,6 @@ class _PruningMetric(Metric):
 
     def _stages(self, ctx: EvalContext, pruned_indices: torch.Tensor) -> list[dict]:
         """Rows of the stages before / pruned / retrained (+ n-pruned, + pair matrix)."""
-        from hansbench.models.protopnet_training import retrain_last_layer
-        from hansbench.models.pruning import prune_prototypes
 
         model, data = ctx.model, ctx.data
         pruned_indices = torch.as_tensor(pruned_indices, dtype=torch.long).flatten().cpu().sort().values
@@ -189,6 +189,7 @@ class PrototypePruning(_PruningMetric):
         return torch.nonzero(shares >= self.threshold).flatten()
 
     def evaluate(self, ctx: EvalContext) -> list[dict]:
+        """Prune the prototypes whose maps sit on the artifact, retrain the last layer; accuracy per stage."""
         if ctx.explain is None:
             raise ValueError("metric 'prototype-pruning' needs ctx.explain")
         data, cls = ctx.data, ctx.data.inspect_class
@@ -227,7 +228,7 @@ class ProtoPNetPruning(_PruningMetric):
         self.scope = scope
 
     def evaluate(self, ctx: EvalContext) -> list[dict]:
-        from hansbench.models.pruning import protopnet_prune_candidates
+        """ProtoPNet's own pruning rule, then the last layer retrained; accuracy per stage."""
 
         cand = protopnet_prune_candidates(ctx.model, ctx.data.train, k=self.k, threshold=self.prune_threshold,
                                           device=ctx.device).cpu()

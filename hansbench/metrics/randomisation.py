@@ -34,6 +34,7 @@ from torch import nn
 
 from hansbench.metrics._perturbation import CHOICE_SALT, seeded_choice
 from hansbench.metrics.base import EvalContext, Metric
+from hansbench.metrics.detail import PER_IMAGE
 from hansbench.registry import metrics
 
 Group = tuple[str, tuple[str, ...]]  # (name, module paths in the model)
@@ -232,6 +233,7 @@ class ModelRandomisation(Metric):
 
     def not_applicable(self, *, model_kind: str, scenario: dict, explainer: Any = None, explainer_name: str = "",
                        clusterer_name: str = "") -> str | None:
+        """Also left out for the explainers in ``not_for`` (their setup trains a model of its own)."""
         if explainer_name in self.not_for:
             return (f"{self.name} leaves out {explainer_name} (option not_for): its setup trains a model of its own, "
                     "which every randomisation step would have to retrain")
@@ -243,6 +245,7 @@ class ModelRandomisation(Metric):
                           for i in range(0, len(x), self.batch_size)])
 
     def evaluate(self, ctx: EvalContext) -> list[dict]:
+        """Spearman similarity of the |maps| of cascadingly randomised models to the trained model's."""
         if ctx.explain is None or ctx.explain_model is None:
             raise ValueError(f"{self.name} needs ctx.explain and ctx.explain_model (the runner sets both for "
                              "explainer-level metrics)")
@@ -265,7 +268,7 @@ class ModelRandomisation(Metric):
             paths = list(groups[k][1])
             for value, per_image in sims.items():
                 detail = json.dumps({**base, "step": k + 1, "modules": paths,
-                                     "per_image": [round(float(v), 6) for v in per_image]})
+                                     PER_IMAGE: [round(float(v), 6) for v in per_image]})
                 rows.append(self.row(value, float(per_image.mean()), split="clean_test", stage=name, detail=detail))
             last = sims
         final = float(last["spearman-abs"].mean())

@@ -44,6 +44,7 @@ from hansbench.metrics._perturbation import (
     view_prototypes,
 )
 from hansbench.metrics.base import EvalContext, Metric
+from hansbench.metrics.detail import CURVE, MODE, PER_IMAGE
 from hansbench.registry import metrics
 
 CLASS_CURVES = ("per-prototype", "class-map")
@@ -118,6 +119,7 @@ class RelevanceOrdering(Metric):
         return index, noise01
 
     def evaluate(self, ctx: EvalContext) -> list[dict]:
+        """AUC of the class (and prototype) scores along the insertion (or deletion) curve, per split."""
         if ctx.explain is None:
             raise ValueError(f"{self.name} needs ctx.explain")
         model = ctx.model
@@ -159,7 +161,7 @@ class RelevanceOrdering(Metric):
             else:
                 img = torch.arange(n)
                 class_curves = curves[img, 0, :, targets]  # [n, S]
-            info = {"n_images": n, "mode": self.mode, "views": int(n_views),
+            info = {"n_images": n, MODE: self.mode, "views": int(n_views),
                     "explained": ctx.data.explain_rule(split_name, index),
                     "class_curve": "per-prototype" if per_prototype else "class-map",
                     "class_map": class_map_rule(maps, model, targets)}
@@ -176,8 +178,8 @@ class RelevanceOrdering(Metric):
         sums = torch.zeros(n, curves.shape[-1], dtype=curves.dtype).index_add_(0, img, curves)
         per_image = (sums / counts.clamp(min=1)[:, None])[counts > 0]  # [n', S]: images with a curve
         mean = per_image.mean(dim=0)
-        detail = json.dumps({**info, "curves": curves.shape[0], "curve": compact_curve(mean),
-                             "per_image": compact_values(trapezoid_auc(per_image))})
+        detail = json.dumps({**info, "curves": curves.shape[0], CURVE: compact_curve(mean),
+                             PER_IMAGE: compact_values(trapezoid_auc(per_image))})
         return self.row(self._value(kind), float(trapezoid_auc(mean)), split=split, detail=detail)
 
     @staticmethod

@@ -70,6 +70,7 @@ class Reliance(Metric):
     gates = {"took": "poisoning did not take", "near-chance": "model near chance",
              "control": "control scenario (label flip or clean): no trigger to rank on"}
     supersedes = ("model-accuracy", "artifact-insertion")
+    effect = ("acc-gap", "asr")  # how strongly it took: CH's accuracy gap, a backdoor's attack success rate
     meaning = ("does the model rely on the artifact (CH: affected-class accuracy with / without it, flip rate; BD: attack "
                "success over every source class, clean accuracy; LF control: label noise, no trigger)")
     version = "2"  # 2: ASR over the source classes (all-to-one), label-flip controls, control gate, boxes
@@ -104,6 +105,7 @@ class Reliance(Metric):
             return predict_logits(ctx.model, ctx.data.split(split_name), ctx.device, self.batch_size).argmax(1)
 
     def evaluate(self, ctx: EvalContext) -> list[dict]:
+        """Whether the model took the poisoning (CH: accuracy gap and flip rate; BD: attack success rate)."""
         data = ctx.data
         rule = data.poisoning_rule
         aff, sources = data.affected_class, data.source_classes

@@ -19,6 +19,7 @@ from hansbench.datasets.base import Split
 from hansbench.metrics._perturbation import class_map, class_map_rule
 from hansbench.metrics._retraining import predict_logits, require_train_model
 from hansbench.metrics.base import EvalContext, Metric
+from hansbench.metrics.detail import FRACTION
 from hansbench.registry import metrics
 
 
@@ -74,7 +75,7 @@ class ROAR(Metric):
     level = "explainer"
     table = "explainers"
     headline = ("roar-acc",)
-    column_detail = "fraction"
+    column_detail = FRACTION
     version = "2"  # explain_targets; class map weighted by the last layer; JSON detail
     needs_retraining = True
     values = {"roar-acc": ("%", False)}
@@ -91,6 +92,7 @@ class ROAR(Metric):
         self.test_split = test_split
 
     def evaluate(self, ctx: EvalContext) -> list[dict]:
+        """Retrain with the top fractions of pixels by relevance removed; accuracy on the modified clean test."""
         if ctx.explain is None:
             raise ValueError("metric 'roar' needs ctx.explain")
         data, rows = ctx.data, []
@@ -123,7 +125,7 @@ class ROAR(Metric):
     def _row(self, model, split: Split, t: float, ctx: EvalContext, collapse: str = "") -> dict:
         pred = predict_logits(model, split, ctx.device).argmax(dim=1)
         acc = 100.0 * (pred == split.labels).float().mean().item()
-        detail = {"fraction": t, "explained": ctx.data.explain_rule(self.test_split)}
+        detail = {FRACTION: t, "explained": ctx.data.explain_rule(self.test_split)}
         if collapse:
             detail["class_map"] = collapse
         return self.row("roar-acc", acc, split=self.test_split, stage="retrained" if t > 0 else "none",

@@ -38,9 +38,11 @@ class FeatureBackbone(nn.Module):
 
     @property
     def cam_layer(self) -> nn.Module:
+        """The last block: where Grad-CAM (and CRP by default) look."""
         return self.layers[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Feature maps ``[B, out_channels, h, w]``."""
         return self.layers(x)
 
 

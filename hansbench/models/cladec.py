@@ -57,6 +57,7 @@ class Decoder(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Reconstructed images ``[B, 3, H, W]`` from layer activations ``z``."""
         y = self.layers(z)
         if tuple(y.shape[-2:]) != self.out_size:
             y = F.interpolate(y, size=self.out_size, mode="bilinear", align_corners=False)
@@ -98,6 +99,7 @@ class ClaDecModels(nn.Module):
         self.ref_decoder = Decoder(c, (h, w), image_shape[1:], image_shape[0])
 
     def encode(self, classifier: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """The classifier's activations at the decoder's layer."""
         return layer_output(classifier.backbone, x, self.layer)
 
     def reconstruct(self, classifier: nn.Module, x: torch.Tensor) -> torch.Tensor:

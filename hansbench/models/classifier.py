@@ -17,6 +17,7 @@ class InputNormalization(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, x01: torch.Tensor) -> torch.Tensor:
+        """``(x01 - mean) / std`` per channel."""
         return (x01 - self.mean) / self.std
 
     def bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -42,13 +43,16 @@ class ImageModel(nn.Module):
         self.num_classes = num_classes
 
     def normalize(self, x01: torch.Tensor) -> torch.Tensor:
+        """[0, 1] images -> the model's normalised input space."""
         return self.input_norm(x01)
 
     @property
     def cam_layer(self) -> nn.Module:
+        """The backbone's Grad-CAM layer."""
         return self.backbone.cam_layer
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone's feature maps of normalised images."""
         return self.backbone(x)
 
 
@@ -68,4 +72,5 @@ class Classifier(ImageModel):
         return self.flatten(self.pool(self.backbone(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, K]`` of normalised images."""
         return self.fc(self.embed(x))

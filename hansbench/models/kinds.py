@@ -37,6 +37,28 @@ class ModelKind:
     ``model_class(backbone, num_classes, mean, std, **options)`` builds it (its ``kind`` attribute
     must be the registered name); ``recipe`` is the dataclass of its training settings;
     ``options`` the keyword options of ``model_class`` a suite may set.
+
+    Attributes
+    ----------
+    name : str
+        The registered name; ``model_class`` instances carry it as ``model.kind``.
+    model_class : type of nn.Module
+        ``model_class(backbone, num_classes, mean, std, **options)``; it normalises its own input
+        (``model.normalize(x01)``), exposes ``cam_layer`` and ``embed`` (penultimate activations).
+    recipe : type
+        A dataclass of training settings with defaults; the suite's other ``[models.<kind>]`` keys
+        become its fields (unknown keys fail before any work).
+    options : tuple of str
+        The ``model_class`` keyword options a suite may set.
+
+    Examples
+    --------
+    >>> from hansbench.models.kinds import ClassifierKind
+    >>> class WideClassifier(ClassifierKind):  # same model and training, registered under another name
+    ...     pass
+
+    Register it with ``@model_kinds.register("wide-classifier")``; ``model_class.kind`` must then be
+    that name (set it on a subclass of the model class).
     """
 
     name: ClassVar[str] = ""
@@ -45,11 +67,49 @@ class ModelKind:
     options: ClassVar[tuple[str, ...]] = ()
 
     def build(self, backbone: nn.Module, num_classes: int, mean, std, **options) -> nn.Module:
+        """An untrained model (``build_model`` seeds it and builds the backbone).
+
+        Parameters
+        ----------
+        backbone : nn.Module
+            A registered backbone's feature extractor (``out_channels``, ``cam_layer``).
+        num_classes : int
+            The dataset's number of classes.
+        mean, std : sequence of float
+            Per-channel normalisation the model applies to [0, 1] inputs.
+        **options
+            The kind's :attr:`options` from the suite.
+
+        Returns
+        -------
+        nn.Module
+            A ``model_class`` instance.
+        """
         return self.model_class(backbone, num_classes, mean, std, **options)
 
     def train(self, model: nn.Module, train: Split, recipe: Any, *, seed: int, device: torch.device,
               progress: bool = True) -> None:
-        """Train ``model`` in place on ``train``."""
+        """Train ``model`` in place on ``train``.
+
+        Parameters
+        ----------
+        model : nn.Module
+            Built by :meth:`build`, on ``device``.
+        train : Split
+            The (poisoned) training split: images in [0, 1], the labels to learn.
+        recipe
+            An instance of :attr:`recipe`.
+        seed : int
+            Seed of shuffling and augmentation: the same seed gives the same weights on one machine.
+        device : torch.device
+            Where to train; move batches there as they are used.
+        progress : bool
+            Show progress bars.
+
+        Notes
+        -----
+        The caller puts the model in eval mode afterwards; the cache stores its state dict.
+        """
         raise NotImplementedError
 
 
@@ -61,6 +121,7 @@ class ClassifierKind(ModelKind):
     recipe = ClassifierRecipe
 
     def train(self, model, train, recipe, *, seed, device, progress=True) -> None:
+        """Adam on cross-entropy with the recipe's schedule and augmentation."""
         train_classifier(model, train, recipe, seed=seed, device=device, progress=progress)
 
 
@@ -73,6 +134,7 @@ class ProtoPNetKind(ModelKind):
     options = ("prototypes_per_class", "prototype_dim", "epsilon")
 
     def train(self, model, train, recipe, *, seed, device, progress=True) -> None:
+        """ProtoPNet's stages: warm-up, joint, push and last-layer training."""
         train_protopnet(model, train, recipe, seed=seed, device=device, progress=progress)
 
 

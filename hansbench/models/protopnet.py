@@ -28,6 +28,7 @@ def squared_distances(z: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor
 
 
 def log_similarity(d: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """ProtoPNet's similarity ``log((d + 1) / (d + epsilon))`` of squared distances ``d``."""
     return torch.log((d + 1) / (d + epsilon))
 
 
@@ -40,9 +41,11 @@ class PrototypeLayer(nn.Module):
         self.epsilon = epsilon
 
     def distances(self, z: torch.Tensor) -> torch.Tensor:
+        """Squared distances of every latent patch to every prototype ``[B, P, h, w]``."""
         return squared_distances(z, self.prototypes)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Similarity maps ``[B, P, h, w]``."""
         return log_similarity(self.distances(z), self.epsilon)
 
 
@@ -91,14 +94,17 @@ class ProtoPNet(ImageModel):
 
     @property
     def prototypes(self) -> torch.Tensor:
+        """The prototype vectors ``[P, D, 1, 1]``."""
         return self.prototype_layer.prototypes
 
     @property
     def num_prototypes(self) -> int:
+        """P, pruned prototypes included."""
         return self.prototypes.shape[0]
 
     @property
     def epsilon(self) -> float:
+        """The similarity's epsilon."""
         return self.prototype_layer.epsilon
 
     def prototypes_of(self, cls: int) -> torch.Tensor:
@@ -129,6 +135,7 @@ class ProtoPNet(ImageModel):
         return self.scores(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, K]`` of normalised images (last layer over the prototype scores)."""
         return self.last_layer(self.scores(x))
 
     def forward_with_min_distances(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

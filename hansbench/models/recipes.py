@@ -82,6 +82,7 @@ class ProtoPNetRecipe:
 
     @property
     def epochs(self) -> int:
+        """Warm-up plus joint epochs (the last-layer epochs come after each push)."""
         return self.warm_epochs + self.joint_epochs
 
     def push_epochs(self) -> list[int]:

@@ -60,6 +60,7 @@ def progress_bar(iterable, *, enabled: bool, desc: str):
 
 
 def set_requires_grad(module: nn.Module, flag: bool) -> None:
+    """Freeze (``False``) or unfreeze every parameter of ``module``."""
     for p in module.parameters():
         p.requires_grad_(flag)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from hansbench.bench.execute import EnvSpec, NodeResult
-from hansbench.bench.graph import Node
+from hansbench.bench.nodes import Node, node_types
 
 OnResult = Callable[[Node, NodeResult], None]
 
@@ -19,8 +19,8 @@ EXECUTORS = ("local", "ray")
 
 
 def failed_input(node: Node, failed: dict[str, str]) -> NodeResult | None:
-    """A ``skipped`` result when one of the node's inputs failed in this run."""
-    for inp in node.ancestors():
+    """A ``skipped`` result when one of the inputs the node's type requires failed in this run."""
+    for inp in node_types.get(node.type).required(node):
         if inp.key in failed:
             return NodeResult(node.key, "skipped", error=f"input {inp.label()} failed: {failed[inp.key]}")
     return None
@@ -28,7 +28,8 @@ def failed_input(node: Node, failed: dict[str, str]) -> NodeResult | None:
 
 def run_nodes(executor: str, nodes: list[Node], spec: EnvSpec, on_result: OnResult, *, log=print,
               address: str | None = None, node_timeout_s: float | None = None, env=None) -> None:
-    if executor == "local":
+    """Run ``nodes`` with the named executor (``local`` or ``ray``), calling ``on_result`` per node."""
+    if executor == "local":  # lazy: local.py and ray.py import this module (OnResult, failed_input)
         from hansbench.bench.executors.local import run_local
 
         run_local(nodes, spec, on_result, log=log, node_timeout_s=node_timeout_s, env=env)

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from hansbench.bench.execute import EnvSpec, NodeEnv, NodeResult
 from hansbench.bench.executors import OnResult, failed_input
-from hansbench.bench.graph import Node
+from hansbench.bench.nodes import Node
 
 
 class NodeTimeout(Exception):
@@ -47,6 +47,7 @@ def run_limited(env: NodeEnv, node: Node, seconds: float | None) -> NodeResult:
 
 def run_local(nodes: list[Node], spec: EnvSpec, on_result: OnResult, *, log=print,
               node_timeout_s: float | None = None, env: NodeEnv | None = None) -> None:
+    """Run ``nodes`` in order in this process; a node whose input failed is skipped with the reason."""
     env = env or NodeEnv(spec, log=log)
     failed: dict[str, str] = {}
     for node in nodes:

@@ -3,21 +3,21 @@
 The driver plans, submits a node once all its pending inputs have finished, and writes
 every result to the store; workers only compute and write the cache, which lives in the
 results directory (on a cluster: a filesystem every node mounts at the same path). A node
-asks for one GPU when the run's device is CUDA and the node uses the model.
+asks for one GPU when the run's device is CUDA and its type uses the accelerator; a type that
+``runs_on_driver`` (data) is computed in the driver process, into the cache the workers read.
 """
 
 from __future__ import annotations
 
 from hansbench.bench.execute import EnvSpec, NodeEnv, NodeResult
 from hansbench.bench.executors import OnResult, failed_input
-from hansbench.bench.graph import Node
+from hansbench.bench.executors.local import run_limited
+from hansbench.bench.nodes import Node, node_types
 
 _ENVS: dict[str, NodeEnv] = {}  # one environment per worker process and spec
 
 
 def _run_in_worker(node: Node, spec: EnvSpec, node_timeout_s: float | None) -> NodeResult:
-    from hansbench.bench.executors.local import run_limited
-
     key = repr(spec)
     if key not in _ENVS:
         _ENVS[key] = NodeEnv(spec)
@@ -30,8 +30,9 @@ RAY_MISSING = ("--executor ray needs Ray, which the plain install leaves out: "
 
 def run_ray(nodes: list[Node], spec: EnvSpec, on_result: OnResult, *, log=print, address: str | None = None,
             node_timeout_s: float | None = None) -> None:
+    """Run ``nodes`` as Ray tasks in dependency order; only the driver calls ``on_result``."""
     try:
-        import ray
+        import ray  # lazy: an optional extra (hansbench[ray]), needed only when this executor runs
     except ImportError:
         raise RuntimeError(RAY_MISSING) from None
     started = False
@@ -47,20 +48,34 @@ def run_ray(nodes: list[Node], spec: EnvSpec, on_result: OnResult, *, log=print,
         failed: dict[str, str] = {}
         finished: set[str] = set()
         running: dict = {}
+        envs: list[NodeEnv] = []
+
+        def driver_env() -> NodeEnv:
+            if not envs:
+                envs.append(NodeEnv(spec, log=log))
+            return envs[0]
+
+        def finish(node: Node, result: NodeResult) -> None:
+            if result.status == "failed":
+                failed[node.key] = result.error
+            finished.add(node.key)
+            on_result(node, result)
 
         def submit_ready() -> None:
-            for key in list(pending):
-                node = pending[key]
-                if deps[key] - finished:
-                    continue
-                del pending[key]
-                skipped = failed_input(node, failed)
-                if skipped is not None:
-                    finished.add(key)
-                    on_result(node, skipped)
-                    continue
-                opts = {"num_cpus": 1, "num_gpus": 1 if gpu and node.gpu and node.type != "data" else 0}
-                running[remote.options(**opts).remote(node, spec, node_timeout_s)] = node
+            """Submit every ready node; those finished here (skipped, run on the driver) may ready others."""
+            progressed = True
+            while progressed:
+                progressed = False
+                for key in [k for k in pending if not deps[k] - finished]:
+                    node = pending.pop(key)
+                    skipped = failed_input(node, failed)
+                    kind = node_types.get(node.type)
+                    if skipped is not None or kind.runs_on_driver:  # runs_on_driver: into the cache workers read
+                        finish(node, skipped or run_limited(driver_env(), node, node_timeout_s))
+                        progressed = True
+                        continue
+                    opts = {"num_cpus": 1, "num_gpus": 1 if gpu and kind.gpu else 0}
+                    running[remote.options(**opts).remote(node, spec, node_timeout_s)] = node
 
         submit_ready()
         while running:
@@ -71,10 +86,7 @@ def run_ray(nodes: list[Node], spec: EnvSpec, on_result: OnResult, *, log=print,
                     result = ray.get(ref)
                 except Exception as exc:  # the worker died (out of memory, lost node)
                     result = NodeResult(node.key, "failed", error=f"Ray task failed: {type(exc).__name__}: {exc}")
-                if result.status == "failed":
-                    failed[node.key] = result.error
-                finished.add(node.key)
-                on_result(node, result)
+                finish(node, result)
             submit_ready()
     finally:
         if started:

@@ -33,7 +33,18 @@ def jsonable(value: Any) -> Any:
 
 
 class BaseClusterer(Clusterer):
-    """Shared ``fit_predict``; ``ragged`` says whether views of different sizes are supported."""
+    """Shared ``fit_predict``; ``ragged`` says whether views of different sizes are supported.
+
+    A subclass implements only :meth:`_fit`; ``fit_predict`` validates the views (finite, enough
+    samples, ``n_clusters`` in range), gives identical samples one cluster without calling
+    ``_fit`` (``info["degenerate"]``), flags a cluster by ``flag_rule`` and makes ``info`` JSON-safe.
+
+    Parameters
+    ----------
+    n_clusters, random_state, flag_rule
+        As for :class:`hansbench.methods.base.Clusterer`; a subclass adds its own keyword-only
+        parameters and stores each unchanged under its own name.
+    """
 
     ragged: ClassVar[bool] = True
 
@@ -62,11 +73,26 @@ class BaseClusterer(Clusterer):
         return labels
 
     def fit(self, views, y=None) -> BaseClusterer:
+        """Cluster ``views`` (see :meth:`fit_predict`) and return ``self``."""
         self.fit_predict(views)
         return self
 
     def _fit(self, views: list[np.ndarray]) -> tuple:
-        """``(labels, info)`` or ``(labels, info, scores)``."""
+        """The method itself, on validated views.
+
+        Parameters
+        ----------
+        views : list of np.ndarray
+            One ``[N, D_v]`` float64 array per view (of equal ``D_v`` unless ``ragged``), finite,
+            with at least ``n_clusters`` distinct samples.
+
+        Returns
+        -------
+        tuple
+            ``(labels, info)`` or ``(labels, info, scores)``: ``labels`` ``[N]`` int, ``info`` a
+            dict of diagnostics (numpy values are converted), ``scores`` ``[N]`` float suspicion,
+            higher = more suspicious, oriented with :meth:`_flagged_of`.
+        """
         raise NotImplementedError
 
     def _flagged_of(self, labels: np.ndarray) -> int:

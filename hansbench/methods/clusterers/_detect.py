@@ -38,6 +38,7 @@ def top_scored(scores: np.ndarray, m: int) -> np.ndarray:
 
 
 def removal_info(expected_fraction: float, multiplier: float, m: int, n: int) -> dict:
+    """The ``info`` of a score detector: how many of the highest scores were removed, and by which rule."""
     return {"expected_fraction": float(expected_fraction), "removal_multiplier": float(multiplier),
             "n_removed": m, "flag": FLAG_NOTE,
             "rule": f"removed the {m} of {n} highest scores = round({multiplier} * expected_fraction * n); the paper "
@@ -54,6 +55,7 @@ class ScoreDetector(BaseClusterer):
     input = ACTIVATIONS
 
     def fit_predict(self, views, y=None) -> np.ndarray:
+        """Split the samples into kept (0) and flagged (1) by their scores; ``n_clusters`` must be 2."""
         if self.n_clusters != 2:
             raise ValueError(f"{self.name or type(self).__name__}: a detector splits flagged from kept samples, so "
                              f"n_clusters must be 2, got {self.n_clusters!r}")

@@ -127,12 +127,14 @@ def eigengap(eigenvalues: np.ndarray) -> int:
 
 
 def row_normalize(u: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows left as they are)."""
     norm = np.linalg.norm(u, axis=1, keepdims=True)
     norm[norm == 0] = 1.0
     return u / norm
 
 
 def kmeans_labels(x: np.ndarray, n_clusters: int, random_state: int = 0) -> np.ndarray:
+    """k-means labels (10 seeded restarts) as int64."""
     km = KMeans(n_clusters=n_clusters, n_init=10, random_state=random_state)
     return km.fit_predict(np.ascontiguousarray(x)).astype(np.int64)
 

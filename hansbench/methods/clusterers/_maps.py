@@ -12,6 +12,7 @@ NORMALIZATIONS = ("none", "max-abs", "l2", "sum")
 
 
 def square_side(d: int, name: str = "clusterer", option: str = "downsample") -> int:
+    """The side of square maps of ``d`` pixels; a ``ValueError`` naming ``option`` if they are not square."""
     s = math.isqrt(d)
     if s * s != d:
         raise ValueError(f"{name}: {option} needs square maps (D = side*side), but D = {d}; pass {option}=None")

@@ -86,6 +86,7 @@ DEGENERATE_NOTE = "all samples identical in every view: one cluster returned"
 
 
 def check_choice(value, choices: Sequence, what: str, name: str = "clusterer"):
+    """``value`` if it is one of ``choices``; a ``ValueError`` listing them otherwise."""
     if value not in choices:
         raise ValueError(f"{name}: unknown {what} {value!r}; choose one of {list(choices)}")
     return value

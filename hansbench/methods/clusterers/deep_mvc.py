@@ -68,6 +68,7 @@ class ViewLinear(nn.Module):
         self.bias = nn.Parameter(torch.empty(n_views, d_out).uniform_(-bound, bound))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, V, in] -> [B, V, out]``, each view through its own weights."""
         return torch.einsum("bvi,vio->bvo", x, self.weight) + self.bias
 
 
@@ -79,11 +80,13 @@ class ViewBN(nn.Module):
         self.bn = nn.BatchNorm1d(n_views * d)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise ``[B, V, F]`` with statistics per view and feature."""
         b, v, d = x.shape
         return self.bn(x.reshape(b, v * d)).reshape(b, v, d)
 
 
 class MLPEncoders(nn.Module):
+    """One MLP per view (views of any size), all V at once: ``[B, V, D] -> [B, V, H]``."""
     def __init__(self, n_views: int, d_in: int, hidden: tuple[int, ...]):
         super().__init__()
         layers: list[nn.Module] = []
@@ -93,6 +96,7 @@ class MLPEncoders(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, V, D] -> [B, V, H]
+        """``[B, V, D] -> [B, V, H]``."""
         return self.net(x)
 
 
@@ -127,12 +131,14 @@ class CNNEncoders(nn.Module):
         self.head = nn.Sequential(ViewLinear(n_views, self.d_flat, d_out), ViewBN(n_views, d_out), nn.ReLU())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, V, s*s] -> [B, V, d_out]
+        """``[B, V, s*s] -> [B, V, d_out]``."""
         b = x.shape[0]
         y = self.conv(x.reshape(b, self.n_views, self.side, self.side))  # [B, V*C, s', s'], view-major channels
         return self.head(y.reshape(b, self.n_views, self.d_flat))
 
 
 class MVCNet(nn.Module):
+    """SiMVC/CoMVC: view encoders, softmax-weighted fusion, the DDC clustering head."""
     def __init__(self, encoders: nn.Module, n_views: int, d_rep: int, n_clusters: int, d_hidden: int = 100):
         super().__init__()
         self.encoders = encoders
@@ -145,9 +151,11 @@ class MVCNet(nn.Module):
 
     @property
     def fusion_weights(self) -> torch.Tensor:
+        """The views' fusion weights (softmax of the learned logits)."""
         return torch.softmax(self.fusion_logits, dim=0)
 
     def forward(self, x: torch.Tensor):
+        """``(view representations, fused hidden layer, soft cluster assignments)`` of ``x``."""
         z = self.encoders(x)  # [B, V, H]
         fused = torch.einsum("bvh,v->bh", z, self.fusion_weights)
         hidden = self.hidden(fused)

@@ -90,6 +90,7 @@ class StripEntropy(ClustererInput):
     uses_model: ClassVar[bool] = True
 
     def views(self, *, model, data, index, device, settings) -> np.ndarray:
+        """``[N, 1, 1]``: each image's mean softmax entropy over seeded blends with other-class images."""
         seed = settings.get("strip_seed", settings.get("seed", 0))
         ent = strip_entropy(model, data.train.images, data.train.labels, index,
                             n_blends=settings.get("strip_blends", 100), how=settings.get("strip_blend", "mean"),

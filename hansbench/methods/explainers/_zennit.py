@@ -66,12 +66,14 @@ class ZPlusIgnoreBias(BasicHook):
         )
 
     def backward(self, module: nn.Module, grad_input: tuple, grad_output: tuple) -> tuple:
+        """z+ without the bias; on non-negative inputs the plain positive rule."""
         if _all_nonnegative(self.stored_tensors["input"][0]):
             self._positive.stored_tensors = self.stored_tensors
             return self._positive.backward(module, grad_input, grad_output)
         return super().backward(module, grad_input, grad_output)
 
     def copy(self) -> ZPlusIgnoreBias:
+        """A fresh rule with the same stabilizer (zennit copies rules per module)."""
         return ZPlusIgnoreBias(self.stabilizer)
 
 

@@ -118,6 +118,7 @@ class ClaDecOcclusion(_ClaDecBase):
 
     @torch.no_grad()
     def explain(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``[B, 1, H, W]`` occlusion relevance from the reconstruction change (decoder trained in ``setup``)."""
         pair = self._ready(model, x)
         b, c, h, w = x.shape
         x_hat = pair.reconstruct(model, x)  # [B, C, H, W]
@@ -145,6 +146,7 @@ class ClaDecDifference(_ClaDecBase):
 
     @torch.no_grad()
     def explain(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``[B, 1, H, W]``: |RefAE reconstruction - ClaDec reconstruction| summed over colour channels."""
         pair = self._ready(model, x)
         diff = (pair.reconstruct_ref(x) - pair.reconstruct(model, x)).abs().sum(dim=1, keepdim=True)
         return diff.float()

@@ -34,6 +34,7 @@ def lrp_composite() -> EpsilonPlusFlat:
 
 
 def module_name(model: nn.Module, module: nn.Module) -> str:
+    """The name of ``module`` inside ``model`` (a ``ValueError`` if it is not part of it)."""
     for name, m in model.named_modules():
         if m is module:
             return name
@@ -181,6 +182,7 @@ class CRP(Explainer):
 
     # -- explain and concept scores ----------------------------------------------
     def explain(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``[B, k, H, W]``: one LRP map per concept channel of each target's concept set."""
         self.check_model(model)
         channels = self._concept_table()[target.cpu()]  # [B, k]
         return self.conditional_maps(model, x, target, channels)

@@ -26,6 +26,7 @@ class GradCAM(Explainer):
         self.interpolation = interpolation
 
     def explain(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``[B, 1, H, W]`` Grad-CAM of ``model.cam_layer`` for the target logit, upsampled."""
         self.check_model(model)
         cam = LayerGradCam(model, model.cam_layer)
         with torch.enable_grad():

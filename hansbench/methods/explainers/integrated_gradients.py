@@ -37,6 +37,7 @@ class IntegratedGradients(Explainer):
             )
 
     def explain(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``[B, 1, H, W]`` Integrated Gradients from the zero baseline, summed over channels."""
         self.check_model(model)
         a = self.attribute(model, x, target)
         return a.detach().sum(dim=1, keepdim=True).float()

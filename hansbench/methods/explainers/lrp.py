@@ -53,6 +53,7 @@ class LRP(_CompositeLRP):
         self.epsilon = epsilon
 
     def composite(self, model: nn.Module) -> Composite:
+        """The LRP-CMP composite for ``model`` (z^B bounds from its normalisation)."""
         return _zennit.lrp_cmp_composite(model, ignore_bias=self.ignore_bias, epsilon=self.epsilon)
 
 
@@ -61,6 +62,7 @@ class LRPEpsilonPlusFlat(_CompositeLRP):
     """zennit's EpsilonPlusFlat (flat first layer, z+ convs, epsilon dense) with the ResNet canonizer."""
 
     def composite(self, model: nn.Module) -> Composite:
+        """zennit's EpsilonPlusFlat with the ResNet canonizers."""
         return EpsilonPlusFlat(canonizers=_zennit.canonizers())
 
 
@@ -69,5 +71,6 @@ class LRPEpsilonGammaBox(_CompositeLRP):
     """zennit's EpsilonGammaBox (z^B first conv, gamma=0.25 convs, epsilon dense) with the ResNet canonizer."""
 
     def composite(self, model: nn.Module) -> Composite:
+        """zennit's EpsilonGammaBox with the model's pixel bounds and the ResNet canonizers."""
         low, high = _zennit.zbox_bounds(model)
         return EpsilonGammaBox(low=low, high=high, canonizers=_zennit.canonizers())

@@ -32,6 +32,7 @@ class ProtoPNetUpsampling(Explainer):
         self.mode = mode
 
     def explain(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``[B, P_c, H, W]``: each prototype of the target class's similarity map, upsampled."""
         self.check_model(model)
         views = class_prototype_views(model, target.to(x.device))  # [B, V], -1 = padding
         with eval_mode(model), torch.no_grad():

@@ -87,13 +87,16 @@ class PrototypeRule(Hook):
         self.epsilon = epsilon
 
     def forward(self, module: nn.Module, input: tuple, output: torch.Tensor) -> None:
+        """Keep the latent input for the backward pass (zennit's hook contract)."""
         self.stored_tensors["input"] = input
 
     def backward(self, module: nn.Module, grad_input: tuple, grad_output: tuple) -> tuple:
+        """Relevance of the latent channels from the prototype similarities (PRP's prototype rule)."""
         z = self.stored_tensors["input"][0].detach()
         return (prototype_relevance(z, module.prototypes.detach(), grad_output[0], self.epsilon),)
 
     def copy(self) -> PrototypeRule:
+        """A fresh rule with the same epsilon (zennit copies rules per module)."""
         return PrototypeRule(self.epsilon)
 
 
@@ -146,6 +149,7 @@ class PRP(Explainer):
         self._max_batch = max_batch
 
     def explain(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``[B, P_c, H, W]``: one PRP map per prototype of each target class, in one batched backward."""
         self.check_model(model)
         views = class_prototype_views(model, target.to(x.device))  # [B, V]
         proto = views.t().unsqueeze(-1)  # [V, B, 1]: view v of image b explains prototype views[b, v]
@@ -195,6 +199,7 @@ class ProtoPNetLRP(Explainer):
         self._max_batch = max_batch
 
     def explain(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``[B, 1, H, W]``: LRP from the class logit through the last layer and every prototype."""
         self.check_model(model)
         composite = _zennit.lrp_cmp_composite(
             model,

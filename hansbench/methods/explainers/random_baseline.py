@@ -60,6 +60,7 @@ class RandomBaseline(Explainer):
         self.high = float(high)
 
     def explain(self, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``[B, 1, H, W]`` uniform noise from a hash of each image, the seed and the pixel."""
         self.check_model(model)
         b, _, h, w = x.shape
         keys = image_keys(x, self.seed)  # [B]
