@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from hansbench.datasets.poisonings import get_poisoning
+from hansbench.datasets.poisonings import default_scenario_name, get_poisoning
 from hansbench.datasets.scenarios import SCENARIO_DEFAULTS
 from hansbench.registry import REGISTRIES, UnknownNameError
 
@@ -57,12 +57,12 @@ class SweepAxis:
 
     @property
     def title(self) -> str:
-        held = ", ".join(f"{k} = {_text(v)}" for k, v in self.fixed)
+        held = ", ".join(f"{k} = {value_text(v)}" for k, v in self.fixed)
         return f"{self.sweep}: {self.field}" + (f" ({held})" if held else "")
 
     @property
     def stem(self) -> str:
-        parts = [self.sweep, self.field.split(".")[-1]] + [f"{k.split('.')[-1]}{_text(v)}" for k, v in self.fixed]
+        parts = [self.sweep, self.field.split(".")[-1]] + [f"{k.split('.')[-1]}{value_text(v)}" for k, v in self.fixed]
         return "sweep-" + "-".join("".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in p) for p in parts)
 
 
@@ -223,7 +223,7 @@ def _point_name(settings: dict, values: dict) -> str:
     for field, value in values.items():
         if field in ("poisoning", "fraction"):
             continue
-        name += f"-{value}" if isinstance(value, str) else f"-{field.split('.')[-1]}{_text(value)}"
+        name += f"-{value}" if isinstance(value, str) else f"-{field.split('.')[-1]}{value_text(value)}"
     return name
 
 
@@ -232,7 +232,7 @@ def _name(settings: dict) -> str:
     if settings.get("name"):
         return str(settings["name"])
     try:
-        return get_poisoning(settings["poisoning"]).scenario_name(float(settings["fraction"]))
+        return default_scenario_name(settings["poisoning"], float(settings["fraction"]))
     except (UnknownNameError, TypeError, ValueError):
         return f"{settings.get('poisoning')}-{settings.get('fraction')}"  # the loader reports the bad setting
 
@@ -274,12 +274,13 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _text(v: Any) -> str:
+def value_text(v: Any) -> str:
+    """A swept value as a label: numbers by ``:g`` (0.1, not 0.1000000001), strings as they are."""
     return f"{v:g}" if _is_number(v) else str(v)
 
 
 def _values_text(values: dict) -> str:
-    return ", ".join(f"{k} = {_text(v)}" for k, v in values.items())
+    return ", ".join(f"{k} = {value_text(v)}" for k, v in values.items())
 
 
 def _close(value: str, known: list[str] | tuple[str, ...]) -> str:

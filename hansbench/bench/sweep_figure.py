@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -21,6 +20,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from hansbench.bench.figures import Figure, _seed_text  # noqa: E402
 from hansbench.bench.stats import t_interval  # noqa: E402
 from hansbench.bench.styles import PAGE_WIDTH, method_style, page_style, save, vector_twin  # noqa: E402
+from hansbench.bench.sweep import value_text  # noqa: E402
 from hansbench.bench.tables import input_kinds  # noqa: E402
 
 GATE_THRESHOLD = 0.5  # the side of 0.5 a gate value is on decides it (leaderboard.gate_notes)
@@ -32,17 +32,6 @@ GATE_COLORS = ("#444444", "#CC3311", "#009988", "#EE7733")
 def axis_label(field: str) -> str:
     """What the x-axis plots: the swept field's meaning and unit where known, else its name."""
     return AXIS_LABELS.get(field, field)
-
-
-def value_text(x: Any) -> str:
-    """A swept value as a label (0.1, not 0.1000000001; strings as they are)."""
-    return f"{x:g}" if isinstance(x, float) else str(x)
-
-
-def stem(axis: Any) -> str:
-    """The axis' file stem (``sweep-CH-fraction``), safe in every file system."""
-    s = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(axis.stem))
-    return s if s.startswith("sweep-") else f"sweep-{s}"
 
 
 def _x(data) -> dict[str, float]:
@@ -148,7 +137,7 @@ def sweep_figure(data, out: Path) -> Figure:
             fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=3, frameon=False,
                        fontsize=6.5)
         fig.suptitle(axis.title)
-        name = save(fig, out, f"{stem(axis)}.png")
+        name = save(fig, out, f"{axis.stem}.png")
     seeds = _seed_text(data.seeded.seed)
     value = ", ".join(dict.fromkeys(data.headline.values())) or "no detection value"
     failed = "; ".join(f"{sc} {m}: {', '.join(n)}" for (sc, m), n in data.failed.items())

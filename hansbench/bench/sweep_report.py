@@ -31,8 +31,8 @@ from hansbench.bench.leaderboard import (
     presentation,
 )
 from hansbench.bench.stats import Interval, format_number
-from hansbench.bench.sweep import SweepError, sweep_axes
-from hansbench.bench.sweep_figure import SCORE_VALUE, stem, sweep_figure, value_text
+from hansbench.bench.sweep import SweepError, sweep_axes, value_text
+from hansbench.bench.sweep_figure import SCORE_VALUE, sweep_figure
 from hansbench.bench.tables import input_kinds
 
 NEVER = "never in the range"
@@ -265,7 +265,7 @@ def sweep_sections(rows: pd.DataFrame, config: dict | None, out: Path, axes: lis
         t = breakdown_table(data, dict((config or {}).get("suite", {}) or {}))
         csv = ""
         if t is not None and t.tidy is not None and not t.tidy.empty:
-            csv = csv_name(stem(axis), "breakdown")
+            csv = csv_name(axis.stem, "breakdown")
             lead = ["sweep", "field", "fixed", "level", "model", "explainer", "clusterer", "baseline", "metric",
                     "reached", "breakdown"]
             tidy_csv(t.tidy[lead + [c for c in t.tidy.columns if c not in lead]], out / csv)
@@ -287,7 +287,7 @@ def sweep_page(rows: pd.DataFrame, config: dict | None, out: Path, md: list[str]
     tex += [r"\clearpage", r"\subsection*{Sweeps}"]
     for s in secs:
         md += [f"### {markdown(s.axis.title)}", ""]
-        page.append(f"<h3 id='{html_text(_safe(stem(s.axis)))}'>{html_text(s.axis.title)}</h3>")
+        page.append(f"<h3 id='{html_text(_safe(s.axis.stem))}'>{html_text(s.axis.title)}</h3>")
         tex.append(rf"\subsubsection*{{{latex(s.axis.title)}}}")
         for f in s.figures:
             paths[f.file], paths[f.vector] = out / f.file, out / f.vector
@@ -299,7 +299,7 @@ def sweep_page(rows: pd.DataFrame, config: dict | None, out: Path, md: list[str]
                                   rf"\caption{{{latex(f.caption)}}}",
                                   rf"\label{{fig:{_safe(f.file[:-4])}}}", r"\end{figure}"]))
         if s.table is not None:
-            t, anchor = s.table, f"t-{_safe(stem(s.axis))}-breakdown"
+            t, anchor = s.table, f"t-{_safe(s.axis.stem)}-breakdown"
             md += [f"#### {markdown(t.title)}", "", to_markdown(t.frame), "", f"*{markdown(t.note)}*", ""]
             page += [f"<h4>{html_text(t.title)}</h4>", _html_table(t, anchor),
                      f"<p class='note'>{html_text(t.note)}</p>"]
