@@ -7,6 +7,7 @@ cost = cold wall time / seeds. Never a timed test: run it on an idle machine and
 
     python benchmarks/per_seed_cost.py --suite quick --label after --json benchmarks/per_seed_cost.json
     python benchmarks/per_seed_cost.py --rows-equal OLD/results.sqlite NEW/results.sqlite
+    python benchmarks/per_seed_cost.py --table benchmarks/per_seed_cost.json   # PERFORMANCE.md's table
 
 ``--rows-equal`` compares every metric row of two stores by its key (scenario, seed, model, explainer,
 clusterer, family, metric, split, stage; timing rows excluded: they measure the machine) and prints the
@@ -36,14 +37,15 @@ def timed_run(argv: list[str]) -> dict:
     """Wall seconds and peak RSS (GiB) of one command, from GNU time."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as log:
         t0 = time.perf_counter()
-        proc = subprocess.run(["/usr/bin/time", "-v", "-o", log.name, *argv], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
+        proc = subprocess.run(["/usr/bin/time", "-v", "-o", log.name, *argv], capture_output=True, text=True)
         wall = time.perf_counter() - t0
         text = Path(log.name).read_text()
     if proc.returncode:
         sys.exit(f"per_seed_cost: {' '.join(argv)} exited {proc.returncode}:\n{proc.stderr[-2000:]}")
     rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1))
-    return {"wall_s": round(wall, 1), "peak_rss_gib": round(rss_kb / 2**20, 3)}
+    shared = [ln for ln in proc.stdout.splitlines() if ln.startswith("shared work:")]
+    return {"wall_s": round(wall, 1), "peak_rss_gib": round(rss_kb / 2**20, 3),
+            **({"shared_work": shared[0]} if shared else {})}
 
 
 def node_breakdown(store: Path) -> dict:
@@ -96,6 +98,33 @@ def measure(suite: str, threads: int | None, keep: Path | None) -> dict:
     return res
 
 
+TYPES = ("model", "maps", "clustering", "metric", "timing", "figure-inputs", "data", "explainer")
+
+
+def table(book: dict, labels: list[str] | None = None) -> str:
+    """Markdown: one column per measurement of ``book`` (this script's JSON; default: the entries marked
+    ``"shown": true``, else all, in the order measured), the node-type breakdown as rows."""
+    labels = labels or [k for k, r in book.items() if r.get("shown")] or list(book)
+    cols = [book[k] for k in labels]
+
+    def line(name: str, cells: list[str]) -> str:
+        return f"| {name} | " + " | ".join(cells) + " |"
+
+    out = [line("", [k.replace("|", "/") for k in labels]), "|---|" + "---|" * len(cols)]
+    out.append(line("**per seed, cold** (wall / seeds)", [f"**{c['per_seed_s']:.1f} s**" for c in cols]))
+    out.append(line("cold wall time", [f"{c['cold']['wall_s']:.1f} s" for c in cols]))
+    out.append(line("peak RSS, cold", [f"{c['cold']['peak_rss_gib']:.2f} GiB" for c in cols]))
+    out.append(line("warm rerun", [f"{c['warm']['wall_s']:.1f} s" for c in cols]))
+    for t in TYPES:
+        out.append(line(f"node work: {t}", [f"{c['node_seconds'].get(t, {}).get('seconds', 0):.1f} s "
+                                            f"({c['node_seconds'].get(t, {}).get('nodes', 0)})" for c in cols]))
+    out.append(line("node work, total", [f"{c['total_node_s']:.1f} s" for c in cols]))
+    out.append(line("outside nodes (imports, planning, store, publishing)",
+                    [f"{c['cold']['wall_s'] - c['total_node_s']:.1f} s" for c in cols]))
+    out.append(line("rows against the first column", [c.get("rows_vs_first", "—") for c in cols]))
+    return "\n".join(out) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suite", default="quick")
@@ -105,7 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="add the result under --label to this JSON file")
     ap.add_argument("--rows-equal", nargs=2, type=Path, metavar=("OLD", "NEW"))
     ap.add_argument("--atol", type=float, default=1e-9)
+    ap.add_argument("--rows-against", type=Path, default=None, metavar="STORE",
+                    help="after measuring, compare the new run's rows with this results.sqlite (kept in the JSON)")
+    ap.add_argument("--table", type=Path, default=None, metavar="JSON", help="print the markdown table of a JSON book")
     args = ap.parse_args(argv)
+    if args.table:
+        print(table(json.loads(args.table.read_text())), end="")
+        return 0
     if args.rows_equal:
         res = rows_equal(*args.rows_equal, args.atol)
         print(json.dumps(res, indent=1))
@@ -113,10 +148,16 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0]  # an idle machine reads ~0: say what it was
     res = measure(args.suite, args.threads, args.keep)
     res.update(label=args.label, date=time.strftime("%Y-%m-%d"), cores=os.cpu_count(), load_before=load)
+    if args.rows_against:
+        eq = rows_equal(args.rows_against, Path(res["out"]) / "results.sqlite", args.atol)
+        res["rows_equal"] = eq
+        res["rows_vs_first"] = (f"identical ({eq['shared']} rows)" if not (eq["n_differ"] or eq["only_old"] or
+                                eq["only_new"]) else f"{eq['n_differ']} of {eq['shared']} differ (max "
+                                f"{eq['max_abs_diff']:.3g}); {eq['only_old']} only before, {eq['only_new']} only after")
     print(json.dumps(res, indent=1))
     if args.json:
         book = json.loads(args.json.read_text()) if args.json.is_file() else {}
-        book[args.label or time.strftime("%H%M%S")] = res
+        book[args.label or time.strftime("%H%M%S")] = {**res, "shown": True}  # a column of PERFORMANCE.md's table
         args.json.write_text(json.dumps(book, indent=1) + "\n")
     return 0
 

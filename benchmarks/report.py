@@ -35,6 +35,7 @@ import bench_relevance_ordering  # noqa: E402
 import bench_spray  # noqa: E402
 import bench_units  # noqa: E402
 import bench_wrappers  # noqa: E402
+import per_seed_cost  # noqa: E402
 from _common import load, machine  # noqa: E402
 
 QUICK = HERE / "quick_suite_timing.json"
@@ -92,7 +93,10 @@ def _quick_rows() -> list[str]:
     return [f"| quick suite, cold cache | {q['cold_s']:.1f} s | ≤ 600 s | {verdict(q['cold_s'], 600)} | `{cmd}` | {mach} | |",
             f"| quick suite, warm cache | {q['warm_s']:.1f} s | — | reported | `{cmd}` | {mach} | |",
             f"| quick suite, peak RSS | {q['peak_rss_gib']:.2f} GiB | ≤ 2 GiB | {verdict(q['peak_rss_gib'], 2.0)} | "
-            f"`{cmd}` | {mach} | |"]
+            f"`{cmd}` | {mach} | |"] + ([
+            f"| quick suite, per seed (cold wall time / seeds) | {q['per_seed_s']:.1f} s | ≤ 120 s | "
+            f"{verdict(q['per_seed_s'], 120)} | `python benchmarks/per_seed_cost.py --suite quick` | {mach} | "
+            "the same-rows floor is above the target: see \"Per-seed cost\" below |"] if "per_seed_s" in q else [])
 
 
 def _gpu_rows() -> list[str]:
@@ -230,6 +234,10 @@ interleaved); `tox -e perf` runs this report.
         text += (f"\n## Clusterer scaling (recorded {scaling['date']}, {scaling['machine']}, load at end "
                  f"{scaling['load_1min_at_end']}, `{scaling['command']}`, {scaling['total_s'] / 60:.1f} min)\n\n"
                  + bench_clusterers.table(scaling["rows"]) + "\n")
+    book = _recorded(HERE / "per_seed_cost.json")
+    notes = HERE / "per_seed_cost.md"
+    if book and notes.exists():  # the table of every labelled measurement, then the analysis written beside it
+        text += "\n" + notes.read_text().replace("{table}", per_seed_cost.table(book))
     causes = HERE / "causes.md"
     if causes.exists():
         text += "\n" + causes.read_text()

@@ -113,6 +113,8 @@ def test_each_setting_changes_exactly_its_dependants(tmp_path, monkeypatch):
     c = changed("epochs = 1", "epochs = 2")
     pixels = ("clustering", "CH-50", "classifier", "pixels", "spray", "")  # raw pixels: no model, kept
     assert len(c) == n_all - 2 and ("data", "CH-50", "", "", "", "") not in c and pixels not in c
+    # the weights' memory layout trains other floats: a model setting like the recipe
+    assert changed("epochs = 1", 'epochs = 1\nmemory_format = "channels_last"') == c
     # dataset option and artifact option: everything
     assert len(changed('artifact = "postit"', 'artifact = "postit"\nartifact_options = { size = 0.2 }')) == n_all
     assert len(changed('dataset = "signs"', 'dataset = "signs"\ndataset_options = { noise = 0.05 }')) == n_all

@@ -106,6 +106,8 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"in {summary.seconds:.1f} s")
     if summary.done or summary.resources:
         print(runner.store.time_report(summary.run_id, top=5))
+    if summary.counts.get("maps asked"):
+        print(summary.shared_work())
     runner.store.close()
     from hansbench.bench.store import family_of
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -80,6 +80,7 @@ class NodeEnv:
         self.memo = _Memo()
         self.failed: dict[str, str] = {}
         self._records: list[dict] = []
+        self.counts: Counter[str] = Counter()  # shared-work accounting (maps asked / computed), per process
 
     # -- running one node ---------------------------------------------------------------------------
     def run(self, node: Node) -> NodeResult:

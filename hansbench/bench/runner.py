@@ -32,6 +32,7 @@ from hansbench.bench.graph import Node, Plan, Planner
 from hansbench.bench.keys import digest
 from hansbench.bench.nodes import node_types
 from hansbench.bench.store import ResultsStore
+from hansbench.metrics._memo import memo_counts
 
 
 class ResultsLocked(RuntimeError):
@@ -51,6 +52,18 @@ class RunSummary:
     seconds: float = 0.0
     interrupted: bool = False
     run_id: int | None = None
+    counts: dict[str, int] = field(default_factory=dict)  # shared-work accounting (local executor)
+
+    def shared_work(self) -> str:
+        """One line: how much work the map bank and the metric memos served again instead of recomputing."""
+        c = self.counts
+        asked, computed = c.get("maps asked", 0), c.get("maps computed", 0)
+        parts = [f"maps: {asked:,} asked for, {computed:,} computed ({asked - computed:,} served from the map bank)"]
+        for what in ("logits", "interventions"):
+            again, done = c.get(f"{what} served again", 0), c.get(f"{what} computed", 0)
+            if again or done:
+                parts.append(f"{what}: {done:,} computed, {again:,} served again")
+        return "shared work: " + "; ".join(parts)
 
 
 class DirectoryLock:
@@ -150,8 +163,13 @@ class Runner:
         with DirectoryLock(self.out, self.wait_for_lock):
             return self._run()
 
+    def _counts(self) -> dict[str, int]:
+        """This process's shared-work counters so far (a run reports its own as the difference)."""
+        return {**(self._env.counts if self._env is not None else {}), **memo_counts()}
+
     def _run(self) -> RunSummary:
         t0 = time.perf_counter()
+        counts0 = self._counts()
         stale = self.store.mark_stale_runs()
         if stale:
             self.log(f"{stale} earlier run(s) had ended without finishing (crash or kill): marked 'crashed'")
@@ -202,6 +220,8 @@ class Runner:
                 bar.close()
                 self.store.finish_run(run_id, status)
             summary.seconds = time.perf_counter() - t0
+            if self.executor == "local":
+                summary.counts = {k: v - counts0.get(k, 0) for k, v in self._counts().items()}
         return summary
 
 

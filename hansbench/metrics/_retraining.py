@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from hansbench.datasets.base import ScenarioData, Split
+from hansbench.metrics._memo import LOGITS
 from hansbench.metrics.base import Metric
 from hansbench.models.evaluation import predict
 
@@ -25,9 +26,12 @@ ASR = {"asr": ("%", False)}  # backdoors: share of affected-class artifact-test 
 
 
 def predict_logits(model: nn.Module, split: Split, device: torch.device, batch_size: int = 256) -> torch.Tensor:
-    """Logits ``[N, K]`` on the CPU (eval mode, normalised by the model itself)."""
+    """Logits ``[N, K]`` on the CPU (eval mode, normalised by the model itself): computed once per unchanged
+    model and split in a process (:mod:`hansbench.metrics._memo`), a fresh copy each call."""
 
-    return predict(model, split.images, device=device, batch_size=batch_size)
+    key = ("logits", str(device), int(batch_size))
+    return LOGITS.get((model, split.images), key,
+                      lambda: predict(model, split.images, device=device, batch_size=batch_size)).clone()
 
 
 def stage_values(logits: torch.Tensor, split: Split, data: ScenarioData) -> dict[str, float]:

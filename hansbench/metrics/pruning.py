@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hansbench.metrics._memo import RETRAINED
 from hansbench.metrics._retraining import ASR, CLASS_ACC, TEST_SPLITS, stage_rows
 from hansbench.metrics.base import EvalContext, Metric
 from hansbench.models.modes import eval_mode
@@ -127,10 +128,15 @@ class _PruningMetric(Metric):
             # Nothing flagged: the intervention is a no-op; retraining would only add training time.
             rows += [{**r, "stage": s} for s in ("pruned", "retrained") for r in before]
         else:
-            pruned = prune_prototypes(model, pruned_indices)
+            # two methods that blame the same prototypes share the pruned and the retrained copy (both are copies)
+            blamed = tuple(pruned_indices.tolist())
+            pruned = RETRAINED.get((model,), ("pruned", blamed), lambda: prune_prototypes(model, pruned_indices))
             rows += stage_rows(self, pruned, data, ctx.device, "pruned")
-            retrained = retrain_last_layer(pruned, data.train, epochs=self.epochs, lr=self.lr, l1=self.l1,
-                                           seed=ctx.seed, device=ctx.device, progress=False)
+            retrained = RETRAINED.get(
+                (model, data.train.images), ("last-layer", blamed, self.epochs, self.lr, self.l1, ctx.seed,
+                                             str(ctx.device)),
+                lambda: retrain_last_layer(pruned, data.train, epochs=self.epochs, lr=self.lr, l1=self.l1,
+                                           seed=ctx.seed, device=ctx.device, progress=False))
             rows += stage_rows(self, retrained, data, ctx.device, "retrained")
         if self.pair_matrix:
             rows += self._pair_rows(ctx)

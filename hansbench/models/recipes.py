@@ -17,7 +17,7 @@ from hansbench.registry import model_kinds
 
 __all__ = ["ClassifierRecipe", "ProtoPNetRecipe", "MODEL_KEYS", "recipe_from_config", "split_config"]
 
-MODEL_KEYS = ("backbone", "backbone_options")  # accepted by every model kind
+MODEL_KEYS = ("backbone", "backbone_options", "memory_format")  # accepted by every model kind
 
 
 @dataclass

@@ -101,6 +101,8 @@ class MapBank:
         want = index.long() * self.PAIR_BASE + target.long()
         have = bank["pairs"] if bank is not None else torch.empty(0, dtype=torch.long)
         new_pairs = torch.unique(want[~torch.isin(want, have)])  # a pair asked for twice is computed once
+        env.counts["maps asked"] += want.numel()
+        env.counts["maps computed"] += new_pairs.numel()
         if new_pairs.numel():
             split = self.data().split(self.split)
             with env.sub_node(record) if record is not None else nullcontext():

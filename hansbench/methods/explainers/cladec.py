@@ -90,11 +90,13 @@ class ClaDecOcclusion(_ClaDecBase):
     windows of side ``window`` x image side, moved with stride ``stride`` x image side; a pixel's
     relevance is the mean R(O) of the windows that cover it. Occluded pixels are set to
     ``fill`` in normalised space (0 = the per-channel data mean: the paper's grey).
-    All windows x images are stacked and decoded in chunks of ``chunk_size`` images.
+    All windows x images are stacked and decoded in chunks of ``chunk_size`` images (a memory bound only:
+    the maps are the same for every chunk size; 256 keeps the quick suite's peak RSS at 1.94 GiB
+    against 2.12 GiB with 1024, and decodes 1.6x faster: PERFORMANCE.md).
     Needs ``setup`` first; non-negative maps.
     """
 
-    def __init__(self, window: float = 0.25, stride: float = 0.125, fill: float = 0.0, chunk_size: int = 1024,
+    def __init__(self, window: float = 0.25, stride: float = 0.125, fill: float = 0.0, chunk_size: int = 256,
                  **setup_options: Any):
         super().__init__(**setup_options)
         self.window = float(window)
@@ -123,15 +125,17 @@ class ClaDecOcclusion(_ClaDecBase):
         b, c, h, w = x.shape
         x_hat = pair.reconstruct(model, x)  # [B, C, H, W]
         masks = self.windows(h, w, x.device)  # [N, H, W]
-        relevance = torch.zeros(b, h, w, device=x.device, dtype=torch.float32)
         per_chunk = max(1, self.chunk_size // b)
+        scores = []
         for start in range(0, masks.shape[0], per_chunk):  # chunks of windows, each batched over windows x images
             m = masks[start:start + per_chunk]  # [n, H, W]
             occluded = torch.where(m[:, None, None], torch.full_like(x[:1], self.fill), x[None])  # [n, B, C, H, W]
             rec = pair.reconstruct(model, occluded.flatten(0, 1)).view(len(m), b, c, h, w)
             change = (rec - x_hat[None]).pow(2).sum(dim=2)  # [n, B, H, W]
-            r = (change * m[:, None]).sum(dim=(-2, -1))  # R(O) per window and image [n, B]
-            relevance += torch.einsum("nb,nhw->bhw", r, m.float())
+            scores.append((change * m[:, None]).sum(dim=(-2, -1)))  # R(O) per window and image [n, B]
+        # one sum over every window, whatever the chunks: the maps do not depend on chunk_size (the decoder's
+        # forward is batch-invariant), so chunk_size only bounds the memory of one decoding pass
+        relevance = torch.einsum("nb,nhw->bhw", torch.cat(scores), masks.float())
         coverage = masks.float().sum(dim=0)  # windows covering each pixel (>= 1 everywhere)
         return (relevance / coverage)[:, None].float()
 
