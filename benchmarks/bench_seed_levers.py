@@ -53,7 +53,10 @@ def channels_last(rounds: int) -> dict:
         return run
 
     t = interleaved({"contiguous": train("contiguous"), "channels_last": train("channels_last")}, DEV, rounds)
-    return {"ratio": ratio(t, "contiguous", "channels_last"), "equal": False}
+    a, b = train("contiguous")(), train("channels_last")()
+    return {"ratio": ratio(t, "contiguous", "channels_last"),
+            "equal": all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters())),
+            "max_abs_diff": max(float((p - q).abs().max()) for p, q in zip(a.parameters(), b.parameters()))}
 
 
 def _maps_pair(name: str, options: dict, attr: str, slow, fast, setup: bool, rounds: int) -> dict:

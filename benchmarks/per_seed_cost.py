@@ -121,7 +121,7 @@ def table(book: dict, labels: list[str] | None = None) -> str:
     out.append(line("node work, total", [f"{c['total_node_s']:.1f} s" for c in cols]))
     out.append(line("outside nodes (imports, planning, store, publishing)",
                     [f"{c['cold']['wall_s'] - c['total_node_s']:.1f} s" for c in cols]))
-    out.append(line("rows against the first column", [c.get("rows_vs_first", "—") for c in cols]))
+    out.append(line("rows against the `--rows-against` store", [c.get("rows_vs_first", "—") for c in cols]))
     return "\n".join(out) + "\n"
 
 

@@ -115,6 +115,7 @@ def test_each_setting_changes_exactly_its_dependants(tmp_path, monkeypatch):
     assert len(c) == n_all - 2 and ("data", "CH-50", "", "", "", "") not in c and pixels not in c
     # the weights' memory layout trains other floats: a model setting like the recipe
     assert changed("epochs = 1", 'epochs = 1\nmemory_format = "channels_last"') == c
+    assert not changed("epochs = 1", 'epochs = 1\nmemory_format = "contiguous"')  # the default, spelled out
     # dataset option and artifact option: everything
     assert len(changed('artifact = "postit"', 'artifact = "postit"\nartifact_options = { size = 0.2 }')) == n_all
     assert len(changed('dataset = "signs"', 'dataset = "signs"\ndataset_options = { noise = 0.05 }')) == n_all

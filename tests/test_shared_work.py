@@ -67,13 +67,34 @@ def test_logits_memo_recomputes_after_any_change():
     assert LOGITS.hits == 0
 
 
+def test_replaced_storage_never_passes_for_the_old_state():
+    """``p.data = new`` keeps the version counter; the freed storage's address could come back for ``new``:
+    the memo keeps the old storage alive, so it cannot (seen stale before: a reviewer's reproduction)."""
+    x = torch.rand(4, 256)
+    for replacements in range(1, 7):  # outside pytest the allocator handed the first address back after 2-3
+        model = torch.nn.Linear(256, 256, bias=False)
+        LOGITS.get((model, x), "k", lambda m=model: m(x).detach())
+        for _ in range(replacements):
+            model.weight.data = model.weight.data * 1.5
+        got = LOGITS.get((model, x), "k", lambda m=model: m(x).detach())
+        torch.testing.assert_close(got, model(x).detach(), rtol=0, atol=0)
+    assert LOGITS.hits == 0
+    # whether the allocator hands an address back varies; what makes it impossible must hold every time:
+    model = torch.nn.Linear(256, 256, bias=False)
+    old = model.weight.data_ptr()
+    LOGITS.get((model, x), "k", lambda: model(x).detach())
+    model.weight.data = model.weight.data * 1.5
+    held = [a for entry in LOGITS._entries.values() for a in entry[2]]
+    assert any(a.data_ptr() == old for a in held)  # the old storage stays taken while its entry lives
+
+
 def test_memo_holds_its_objects_weakly_and_a_reused_id_never_hits():
     memo = IdentityMemo(4)
     model = tiny_model()
     memo.get((model,), "k", lambda: 1)
     del model
     gc.collect()
-    assert all(ref() is None for refs, _, _ in memo._entries.values() for ref in refs)  # not kept alive
+    assert not memo._entries  # not kept alive, and its entry went with it
     # a parameter-free module has the same (empty) state version as any other: only identity tells them apart
     memo = IdentityMemo(4)
     first = torch.nn.ReLU()

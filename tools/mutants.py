@@ -334,11 +334,11 @@ MUTANTS = [
            "            if all(r() is o for r, o in zip(refs, objects)):",
            ("tests/test_shared_work.py::test_logits_memo_recomputes_after_any_change",),
            "a model retrained in place is served its old logits"),
-    Mutant("memo-trusts-reused-ids", "hansbench/metrics/_memo.py",
-           "            if all(r() is o for r, o in zip(refs, objects)) and stored_versions == versions:",
-           "            if stored_versions == versions:",
+    Mutant("memo-keeps-dead-entries", "hansbench/metrics/_memo.py",
+           "            if entry is not None and any(r is ref for r in entry[0]):  # not a newer entry on a reused id",
+           "            if False:",
            ("tests/test_shared_work.py::test_memo_holds_its_objects_weakly_and_a_reused_id_never_hits",),
-           "a new model on a freed id is served the old model's values"),
+           "a freed model's entry stays (and holds its value) until evicted"),
     Mutant("pruning-memo-ignores-blamed-set", "hansbench/metrics/pruning.py",
            "(\"last-layer\", blamed, self.epochs", "(\"last-layer\", (), self.epochs",
            ("tests/test_shared_work.py::test_two_pruning_nodes_that_blame_one_prototype_retrain_once_with_the_same_rows",),
@@ -353,6 +353,10 @@ MUTANTS = [
            "            scores.append((change * m[:, None]).sum(dim=(-2, -1)) * (1 + 1e-6 * len(scores)))\n",
            ("tests/test_cladec.py::test_occlusion_maps_do_not_depend_on_the_chunk_size",),
            "ClaDec's occlusion maps depend on how the windows are chunked"),
+    Mutant("memo-lets-storage-go", "hansbench/metrics/_memo.py",
+           "        aliases = [t.detach() for o in objects for t in _tensors(o)]\n", "        aliases = []\n",
+           ("tests/test_shared_work.py::test_replaced_storage_never_passes_for_the_old_state",),
+           "a replaced weight on the freed address passes for the old one"),
 ]
 
 

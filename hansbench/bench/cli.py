@@ -106,7 +106,7 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"in {summary.seconds:.1f} s")
     if summary.done or summary.resources:
         print(runner.store.time_report(summary.run_id, top=5))
-    if summary.counts.get("maps asked"):
+    if any(summary.counts.values()):  # (the local executor's; Ray workers keep their own)
         print(summary.shared_work())
     runner.store.close()
     from hansbench.bench.store import family_of

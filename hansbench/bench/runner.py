@@ -58,7 +58,8 @@ class RunSummary:
         """One line: how much work the map bank and the metric memos served again instead of recomputing."""
         c = self.counts
         asked, computed = c.get("maps asked", 0), c.get("maps computed", 0)
-        parts = [f"maps: {asked:,} asked for, {computed:,} computed ({asked - computed:,} served from the map bank)"]
+        parts = [f"maps: {asked:,} asked for, {computed:,} computed ({asked - computed:,} served from the map bank)"
+                 ] if asked else []
         for what in ("logits", "interventions"):
             again, done = c.get(f"{what} served again", 0), c.get(f"{what} computed", 0)
             if again or done:

@@ -9,10 +9,10 @@ again (measured in PERFORMANCE.md: the rows stay identical).
 
 An entry is keyed by the model's identity *and* the version counter and storage of every
 parameter and buffer, so a model changed in place (last-layer retraining, ``p.data = ...``)
-never hits a stale entry; models and image tensors are held weakly, so an id that Python
-reuses for a new object never hits either. State kept in a plain attribute (not a parameter or
-buffer) is not seen: a metric that changes such state must change a copy, as pruning and retraining
-do. No library offers a version-checked memo on module identity (``functools.lru_cache`` would hold
+never hits a stale entry; models and image tensors are held weakly (an entry is dropped when
+its model is freed), so an id that Python reuses for a new object never hits either. State kept
+in a plain attribute (not a parameter or buffer), or edited through ``p.data``, is not seen: a
+metric that changes such state must change a copy, as pruning and retraining do. No library offers a version-checked memo on module identity (``functools.lru_cache`` would hold
 the model alive and miss in-place edits).
 """
 
@@ -28,10 +28,19 @@ import torch
 from torch import nn
 
 
+def _tensors(obj: nn.Module | torch.Tensor) -> list[torch.Tensor]:
+    return [obj] if isinstance(obj, torch.Tensor) else list(chain(obj.parameters(), obj.buffers()))
+
+
 def state_version(obj: nn.Module | torch.Tensor) -> tuple:
-    """What changes when ``obj``'s values change in place: (storage, version) of each tensor it holds."""
-    tensors = [obj] if isinstance(obj, torch.Tensor) else chain(obj.parameters(), obj.buffers())
-    return tuple((t.data_ptr(), t._version, tuple(t.shape)) for t in tensors)
+    """What changes when ``obj``'s values change: (storage, version, shape, dtype, device) of each tensor it holds.
+
+    An entry also keeps a detached alias of every such tensor (:meth:`IdentityMemo.get`): it shares the
+    version counter and keeps the storage alive, so a ``p.data = new`` can never land on the old address
+    and pass for the old state. Edits through ``p.data`` itself (``p.data.add_(1)``) bump no counter and
+    are not seen: change a copy, or write ``with torch.no_grad(): p.add_(1)``.
+    """
+    return tuple((t.data_ptr(), t._version, tuple(t.shape), t.dtype, str(t.device)) for t in _tensors(obj))
 
 
 class IdentityMemo:
@@ -44,7 +53,8 @@ class IdentityMemo:
 
     def __init__(self, size: int = 64):
         self.size = size
-        self._entries: OrderedDict[tuple, tuple[list[weakref.ref], tuple, Any]] = OrderedDict()
+        # slot -> (weak refs to the objects, their state versions, aliases of their tensors, value)
+        self._entries: OrderedDict[tuple, tuple[list[weakref.ref], tuple, list, Any]] = OrderedDict()
         self.hits = self.misses = 0
 
     def get(self, objects: tuple, key: Hashable, compute: Callable[[], Any]) -> Any:
@@ -52,18 +62,27 @@ class IdentityMemo:
         versions = tuple(state_version(o) for o in objects)
         entry = self._entries.get(slot)
         if entry is not None:
-            refs, stored_versions, value = entry
+            refs, stored_versions, _, value = entry
             if all(r() is o for r, o in zip(refs, objects)) and stored_versions == versions:
                 self._entries.move_to_end(slot)
                 self.hits += 1
                 return value
         self.misses += 1
         value = compute()
-        self._entries[slot] = ([weakref.ref(o) for o in objects], versions, value)
+        refs = [weakref.ref(o, self._dropper(slot)) for o in objects]  # an entry goes when one of its objects does
+        aliases = [t.detach() for o in objects for t in _tensors(o)]
+        self._entries[slot] = (refs, versions, aliases, value)
         self._entries.move_to_end(slot)
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
         return value
+
+    def _dropper(self, slot: tuple) -> Callable[[weakref.ref], None]:
+        def drop(ref: weakref.ref) -> None:
+            entry = self._entries.get(slot)
+            if entry is not None and any(r is ref for r in entry[0]):  # not a newer entry on a reused id
+                del self._entries[slot]
+        return drop
 
     def clear(self) -> None:
         self._entries.clear()

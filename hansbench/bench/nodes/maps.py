@@ -101,13 +101,13 @@ class MapBank:
         want = index.long() * self.PAIR_BASE + target.long()
         have = bank["pairs"] if bank is not None else torch.empty(0, dtype=torch.long)
         new_pairs = torch.unique(want[~torch.isin(want, have)])  # a pair asked for twice is computed once
-        env.counts["maps asked"] += want.numel()
-        env.counts["maps computed"] += new_pairs.numel()
+        env.counts["maps asked"] += torch.unique(want).numel()  # distinct (image, class) pairs of this request
         if new_pairs.numel():
             split = self.data().split(self.split)
             with env.sub_node(record) if record is not None else nullcontext():
                 new = compute_maps(env, self.node, split, new_pairs // self.PAIR_BASE, new_pairs % self.PAIR_BASE,
                                    batch_size)
+            env.counts["maps computed"] += new_pairs.numel()
             enc = {"pairs": new_pairs, **encode_maps(new)}
             if bank is not None and bank["maps16"].shape[1:] == enc["maps16"].shape[1:]:
                 enc = {k: torch.cat([bank[k], enc[k]]) for k in enc}

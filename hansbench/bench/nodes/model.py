@@ -54,7 +54,8 @@ class ModelNode(NodeType):
     @classmethod
     def plan(cls, planner: Planner, data: Node, kind: str) -> Node:
         def make() -> Node:
-            cfg = planner.suite.models[kind]
+            cfg = {k: v for k, v in planner.suite.models[kind].items()  # the default layout, spelled out, is no change
+                   if not (k == "memory_format" and v == "contiguous")}
             code = cls.code_version(keys.package_version("hansbench.models"), keys.code_version(model_kinds.get(kind)),
                                     keys.code_version(backbones.get(cfg.get("backbone", DEFAULT_BACKBONE))))
             return cls.node({"model_kind": kind, "config": keys.with_file_digests(cfg), "raw": cfg,

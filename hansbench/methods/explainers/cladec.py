@@ -90,9 +90,11 @@ class ClaDecOcclusion(_ClaDecBase):
     windows of side ``window`` x image side, moved with stride ``stride`` x image side; a pixel's
     relevance is the mean R(O) of the windows that cover it. Occluded pixels are set to
     ``fill`` in normalised space (0 = the per-channel data mean: the paper's grey).
-    All windows x images are stacked and decoded in chunks of ``chunk_size`` images (a memory bound only:
-    the maps are the same for every chunk size; 256 keeps the quick suite's peak RSS at 1.94 GiB
-    against 2.12 GiB with 1024, and decodes 1.6x faster: PERFORMANCE.md).
+    All windows x images are stacked and decoded in chunks of ``chunk_size`` images, a memory bound: the
+    windows are summed once over all chunks, so the maps do not depend on it wherever the decoder's
+    forward is batch-invariant (measured bit for bit on the CPU; cuDNN may pick other kernels per batch
+    size). 256 keeps the quick suite's peak RSS at 1.94 GiB against 2.12 GiB with 1024 and decodes 1.6x
+    faster (PERFORMANCE.md).
     Needs ``setup`` first; non-negative maps.
     """
 
@@ -133,8 +135,7 @@ class ClaDecOcclusion(_ClaDecBase):
             rec = pair.reconstruct(model, occluded.flatten(0, 1)).view(len(m), b, c, h, w)
             change = (rec - x_hat[None]).pow(2).sum(dim=2)  # [n, B, H, W]
             scores.append((change * m[:, None]).sum(dim=(-2, -1)))  # R(O) per window and image [n, B]
-        # one sum over every window, whatever the chunks: the maps do not depend on chunk_size (the decoder's
-        # forward is batch-invariant), so chunk_size only bounds the memory of one decoding pass
+        # one sum over every window, whatever the chunks: chunk_size only bounds one decoding pass's memory
         relevance = torch.einsum("nb,nhw->bhw", torch.cat(scores), masks.float())
         coverage = masks.float().sum(dim=0)  # windows covering each pixel (>= 1 everywhere)
         return (relevance / coverage)[:, None].float()
