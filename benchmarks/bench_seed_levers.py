@@ -7,7 +7,9 @@
 - ``cladec-chunk``: ClaDec occlusion maps of 64 images (stride 0.25) decoded 1024 vs 256 images at a time
   (the maps are checked equal: the default is 256);
 - ``ig-internal-batch``: Integrated Gradients (16 steps) on 64 images, ``internal_batch_size`` 256 vs 128
-  (the maps differ in the last bits: not kept).
+  (the maps differ in the last bits: not kept);
+- ``inference-mode``: the metrics' prediction of 300 test images (``hansbench.models.evaluation.predict``)
+  under ``torch.no_grad`` (as it runs) vs ``torch.inference_mode``.
 
 Prints each ratio (slow / fast, per-round range) and whether the two outputs are equal. PERFORMANCE.md's
 "Per-seed cost" quotes it; the suite-level effect is ``benchmarks/per_seed_cost.py``.
@@ -84,6 +86,26 @@ def _maps_pair(name: str, options: dict, attr: str, slow, fast, setup: bool, rou
             "max_abs_diff": float((out[slow] - out[fast]).abs().max())}
 
 
+def inference_mode(rounds: int) -> dict:
+    from hansbench.models.evaluation import predict
+
+    torch.manual_seed(0)
+    model = build_model("classifier", num_classes=4, mean=MEAN, std=STD).eval()
+    x, _ = _images(300)
+    out = {}
+
+    def run(ctx):
+        def call():
+            with ctx():
+                out[ctx] = predict(model, x, device=DEV)
+        return call
+
+    times = interleaved({"no_grad": run(torch.no_grad), "inference_mode": run(torch.inference_mode)}, DEV, rounds,
+                        repeats=3)
+    return {"ratio": ratio(times, "no_grad", "inference_mode"),
+            "equal": bool(torch.equal(out[torch.no_grad], out[torch.inference_mode])), "max_abs_diff": 0.0}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
@@ -93,7 +115,8 @@ def main() -> None:
            "cladec-chunk": _maps_pair("cladec", {"epochs": 1, "stride": 0.25}, "chunk_size", 1024, 256, True,
                                       args.rounds),
            "ig-internal-batch": _maps_pair("integrated-gradients", {"n_steps": 16}, "internal_batch_size", 256, 128,
-                                           False, args.rounds)}
+                                           False, args.rounds),
+           "inference-mode": inference_mode(args.rounds)}
     for k, v in res.items():
         if isinstance(v, dict):
             r, lo, hi = v["ratio"]

@@ -146,7 +146,7 @@ def build_model(kind: str, *, num_classes: int, mean, std, backbone: str = DEFAU
     """A freshly initialised model of a registered ``kind``, from the global RNG.
 
     ``memory_format = "channels_last"`` stores the 4-d weights NHWC: oneDNN's convolutions then
-    skip their layout reorders (training the quick classifier: 1.23-1.33x on 2 CPU cores,
+    skip their layout reorders (training the quick classifier: 1.23-1.40x on 2 CPU cores,
     PERFORMANCE.md). The floats differ in the last bits from the default layout, so the model
     trains to other weights: it is part of the model's key, never a silent switch.
     """
