@@ -344,7 +344,7 @@ MUTANTS = [
            ("tests/test_shared_work.py::test_two_pruning_nodes_that_blame_one_prototype_retrain_once_with_the_same_rows",),
            "pruning another prototype reuses another intervention's retrained model"),
     Mutant("memory-format-ignored", "hansbench/models/kinds.py",
-           "    return model.to(memory_format=MEMORY_FORMATS[memory_format]) if memory_format != \"contiguous\" else model",
+           "    return model.to(memory_format=MEMORY_FORMATS[memory_format])  # (contiguous: already so, a no-op)",
            "    return model",
            ("tests/test_shared_work.py::test_channels_last_model_computes_the_same_function",),
            "memory_format = channels_last is accepted but not applied"),

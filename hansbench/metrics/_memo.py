@@ -12,8 +12,9 @@ parameter and buffer, so a model changed in place (last-layer retraining, ``p.da
 never hits a stale entry; models and image tensors are held weakly (an entry is dropped when
 its model is freed), so an id that Python reuses for a new object never hits either. State kept
 in a plain attribute (not a parameter or buffer), or edited through ``p.data``, is not seen: a
-metric that changes such state must change a copy, as pruning and retraining do. No library offers a version-checked memo on module identity (``functools.lru_cache`` would hold
-the model alive and miss in-place edits).
+metric that changes such state must change a copy, as pruning and retraining do. No library
+offers a version-checked memo on module identity (``functools.lru_cache`` would hold the model
+alive and miss in-place edits).
 """
 
 from __future__ import annotations

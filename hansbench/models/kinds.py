@@ -159,7 +159,7 @@ def build_model(kind: str, *, num_classes: int, mean, std, backbone: str = DEFAU
                          f"got {memory_format!r}")
     net = build_backbone(backbone, **(backbone_options or {}))
     model = spec.build(net, num_classes, tuple(mean), tuple(std), **model_options)
-    return model.to(memory_format=MEMORY_FORMATS[memory_format]) if memory_format != "contiguous" else model
+    return model.to(memory_format=MEMORY_FORMATS[memory_format])  # (contiguous: already so, a no-op)
 
 
 def train_model(kind: str, train: Split, *, num_classes: int, mean, std, config: dict, seed: int,

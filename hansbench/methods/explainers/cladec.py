@@ -93,7 +93,7 @@ class ClaDecOcclusion(_ClaDecBase):
     All windows x images are stacked and decoded in chunks of ``chunk_size`` images, a memory bound: the
     windows are summed once over all chunks, so the maps do not depend on it wherever the decoder's
     forward is batch-invariant (measured bit for bit on the CPU; cuDNN may pick other kernels per batch
-    size). 256 keeps the quick suite's peak RSS at 1.94 GiB against 2.12 GiB with 1024 and decodes 1.6x
+    size). 256 keeps the quick suite's peak RSS at 1.94 GiB against 2.12 GiB with 1024 and decodes 1.5-1.6x
     faster (PERFORMANCE.md).
     Needs ``setup`` first; non-negative maps.
     """
