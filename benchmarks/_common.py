@@ -1,7 +1,7 @@
 """What the benchmarks share: the harness's timer, interleaved ratios, tiny models, one Quantus import.
 
 Every ratio is measured interleaved in one process (A, B, A, B, ... for ``rounds`` rounds,
-each timing a median of ``repeats`` calls by :func:`hansbench.bench.timing.time_call`), and
+each timing a median of ``repeats`` calls by :func:`hansbench.bench.engine.kernel_timer.time_call`), and
 the ratio of the medians is reported with the spread of the per-round ratios.
 
 Threads: the benchmarks run torch and the BLAS libraries on **one thread**
@@ -21,7 +21,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from hansbench.bench.timing import time_call
+from hansbench.bench.engine.kernel_timer import time_call
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 THREADS = int(os.environ.get("HANSBENCH_BENCH_THREADS", "1"))

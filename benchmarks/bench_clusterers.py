@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hansbench.bench.timing import RSSPeak
+from hansbench.bench.engine.kernel_timer import RSSPeak
 
 N_VIEWS, SIDE = 10, 32
 # deep methods: budgets small enough for a CPU table; cost grows linearly in runs x epochs

@@ -12,7 +12,7 @@ import pytest
 import torch
 from _common import MEAN, STD, eval_model, interleaved, machine, ratio
 
-from hansbench.bench.timing import gradient_pass
+from hansbench.bench.engine.kernel_timer import gradient_pass
 from hansbench.models.backbones import build_backbone
 from hansbench.models.classifier import Classifier
 from hansbench.registry import explainers

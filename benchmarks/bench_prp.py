@@ -8,7 +8,7 @@
 All use the same zennit composite, so the ratios measure batching alone. ``pytest
 benchmarks/bench_prp.py`` times them with pytest-benchmark; ``python benchmarks/bench_prp.py``
 prints interleaved ratios and every explainer of this family in gradient units (explainer time
-/ the harness's unit: the input gradient of the target logits, ``hansbench.bench.timing``).
+/ the harness's unit: the input gradient of the target logits, ``hansbench.bench.engine.kernel_timer``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 import torch
 from _common import eval_model, interleaved, machine, ratio
 
-from hansbench.bench.timing import gradient_pass, time_call
+from hansbench.bench.engine.kernel_timer import gradient_pass, time_call
 from hansbench.methods.explainers import _zennit
 from hansbench.methods.explainers.prp import PRP, class_prototype_views, prp_composite
 from hansbench.models.backbones import build_backbone

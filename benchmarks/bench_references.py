@@ -86,7 +86,7 @@ def cell(method: str, n: int) -> dict:
     from _common import load
     from sklearn.metrics import adjusted_rand_score
 
-    from hansbench.bench.timing import time_call
+    from hansbench.bench.engine.kernel_timer import time_call
 
     warnings.filterwarnings("ignore")
     x, y = data(n)

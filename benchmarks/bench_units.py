@@ -1,6 +1,6 @@
 """Every explainer in gradient units at 32 and 64 px, on the small ResNet and on ResNet-18.
 
-Gradient unit: one input-gradient pass (``hansbench.bench.timing.gradient_pass``: forward, and
+Gradient unit: one input-gradient pass (``hansbench.bench.engine.kernel_timer.gradient_pass``: forward, and
 backward to the input only) of the *same model and batch*; a classifier explainer is divided by
 the classifier's unit, a ProtoPNet explainer by the ProtoPNet's. Per-view explainers are divided
 by their views: PRP by the V = 5 prototypes of the class, CRP by its k = 6 concepts, Integrated
@@ -27,7 +27,7 @@ import pytest
 import torch
 from _common import batch, classifier, interleaved, load, machine, protopnet, ratio
 
-from hansbench.bench.timing import gradient_pass
+from hansbench.bench.engine.kernel_timer import gradient_pass
 from hansbench.registry import explainers
 
 BATCH, CLASSES, PER_CLASS, K, IG_STEPS = 16, 5, 5, 6, 16

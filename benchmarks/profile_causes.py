@@ -25,7 +25,7 @@ import torch
 from _common import batch, classifier, interleaved, load, machine, protopnet
 from torch.profiler import ProfilerActivity, profile
 
-from hansbench.bench.timing import gradient_pass
+from hansbench.bench.engine.kernel_timer import gradient_pass
 from hansbench.methods.explainers.prp import prp_composite
 from hansbench.registry import explainers
 

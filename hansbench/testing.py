@@ -3,7 +3,7 @@
 Planted-structure views and blob maps (clusterers), a corner-square artifact and tiny models
 (explainers and metrics), and :func:`prp_reference_loop`, the per-image, per-prototype PRP that
 the batched explainer is tested against and timed against. (The harness's timer and memory
-sampler are :mod:`hansbench.bench.timing`, used by the runner and the benchmarks alike.)
+sampler are :mod:`hansbench.bench.engine.kernel_timer`, used by the runner and the benchmarks alike.)
 
 :func:`planted_views` makes multi-view maps in which each view alone is ambiguous and all views
 together determine the groups -- the data on which a multi-view clusterer must beat a single-view

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hansbench.bench.escape import markdown
+from hansbench.bench.report.escape import markdown
 from hansbench.registry import REGISTRIES
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,9 +12,9 @@ import inspect
 import pytest
 import torch
 
-from hansbench.bench.config import SuiteError, load_suite
-from hansbench.bench.execute import EnvSpec, NodeEnv
-from hansbench.bench.graph import Planner
+from hansbench.bench.engine.execute import EnvSpec, NodeEnv
+from hansbench.bench.engine.planner import Planner
+from hansbench.bench.suite.config import SuiteError, load_suite
 from hansbench.datasets._helpers import CleanData
 from hansbench.datasets.artifacts import Artifact
 from hansbench.datasets.scenarios import make_scenario

@@ -82,8 +82,8 @@ def test_plugin_poisoning_and_backbone_are_listed(outside_package, capsys):
 
 
 def test_plugin_poisoning_and_backbone_validate_in_a_suite(outside_package, tmp_path):
-    from hansbench.bench.config import SuiteError, load_suite
-    from hansbench.bench.graph import Planner
+    from hansbench.bench.engine.planner import Planner
+    from hansbench.bench.suite.config import SuiteError, load_suite
 
     p = tmp_path / "s.toml"
     body = ('[suite]\nextends = "quick"\nreplace = ["models", "metrics"]\n'

@@ -11,10 +11,10 @@ import re
 from pathlib import Path
 
 import pytest
-import test_explainer_contract as contract
-from test_explainer_contract import model_of, prepared, prepared_cache, scenario_data  # noqa: F401 (fixtures)
 
 from hansbench import registry
+from tests.methods import test_explainer_contract as contract
+from tests.methods.test_explainer_contract import model_of, prepared, prepared_cache, scenario_data  # noqa: F401 (fixtures)
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "docs" / "plugin_example.py"

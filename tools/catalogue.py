@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hansbench.bench.escape import markdown
+from hansbench.bench.report.escape import markdown
 from hansbench.registry import REGISTRIES, load_all
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ from hansbench.registry import REGISTRIES, UnknownNameError, load_all, plugin_er
 
 def cmd_list(args: argparse.Namespace) -> int:
     """``hansbench list``: every registry's names with their first docstring line, and the suites."""
-    from hansbench.bench.suite_files import builtin_suites
+    from hansbench.bench.suite.files import builtin_suites
 
     load_all()
     for title, registry in REGISTRIES.items():
@@ -35,10 +35,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def write_outputs(runner, summary, *, figures: bool = True) -> dict:
     """metrics.csv (tidy), figures and the leaderboard from the finished nodes of this suite
-    (:func:`hansbench.bench.publishing.publish`; skipped when nothing they depend on changed)."""
-    from hansbench.bench.figures_session import session_figures
-    from hansbench.bench.publishing import publish
-    from hansbench.bench.runner import omitted_key
+    (:func:`hansbench.bench.report.publish.publish`; skipped when nothing they depend on changed)."""
+    from hansbench.bench.engine.runner import omitted_key
+    from hansbench.bench.report.figures.session import session_figures
+    from hansbench.bench.report.publish import publish
 
     plan = runner.last_plan
     draw = figures and not summary.interrupted
@@ -52,8 +52,8 @@ def write_outputs(runner, summary, *, figures: bool = True) -> dict:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``hansbench run``: validate the suite, run what is not done, write the outputs."""
-    from hansbench.bench.config import SuiteError, load_suite
-    from hansbench.bench.runner import ResultsLocked, Runner
+    from hansbench.bench.engine.runner import ResultsLocked, Runner
+    from hansbench.bench.suite.config import SuiteError, load_suite
 
     try:
         suite = load_suite(args.suite)
@@ -92,7 +92,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except RuntimeError as exc:  # e.g. the Ray executor without Ray installed
         print(f"hansbench: {exc}", file=sys.stderr)
         return 2
-    from hansbench.bench.runner import ignoring_interrupts
+    from hansbench.bench.engine.runner import ignoring_interrupts
 
     if summary.interrupted:
         runner.log("writing the results of the finished nodes (a partial leaderboard; Ctrl-C is ignored meanwhile)")
@@ -109,7 +109,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if any(summary.counts.values()):  # (the local executor's; Ray workers keep their own)
         print(summary.shared_work())
     runner.store.close()
-    from hansbench.bench.store import family_of
+    from hansbench.bench.engine.store import family_of
 
     print(f"results: {out / 'results.sqlite'}\nmetrics: {out / 'metrics.csv'}\nleaderboard: {paths['leaderboard.md']}")
     for ids, err in summary.failed:
@@ -122,8 +122,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Rebuild tables from an existing results directory (all rows in its store)."""
-    from hansbench.bench.publishing import publish
-    from hansbench.bench.store import ResultsStore
+    from hansbench.bench.engine.store import ResultsStore
+    from hansbench.bench.report.publish import publish
 
     db = Path(args.out) / "results.sqlite"
     problem = check_out_dir(args.out)
@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """The ``hansbench`` entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
-    from hansbench.bench.store import StoreVersionError
+    from hansbench.bench.engine.store import StoreVersionError
 
     try:
         return args.fn(args)

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hansbench.bench.figures import _class_name, _clear, _outline, _safe, _show_map
-from hansbench.bench.nodes import maps as maps_node
-from hansbench.bench.styles import page_style, plt, save
+from hansbench.bench.engine.nodes import maps as maps_node
+from hansbench.bench.report.figures.base import _class_name, _clear, _outline, _safe, _show_map
+from hansbench.bench.report.figures.styles import page_style, plt, save
 
 
 class ExplainError(RuntimeError):
@@ -34,11 +34,11 @@ def explain_image(image: str, *, results: str | None = None, scenario: str | Non
                   split: str = "artifact_test") -> Path:
     """One figure of the maps of ``image`` (a file, or an index into ``split`` of the scenario) by every
     named method, from the cached models of the finished run in ``results``. Never trains."""
-    from hansbench.bench.config import SuiteError, validate
-    from hansbench.bench.device import resolve_device
-    from hansbench.bench.execute import EnvSpec, NodeEnv
-    from hansbench.bench.graph import Planner
-    from hansbench.bench.store import read_latest_run
+    from hansbench.bench.engine.device import resolve_device
+    from hansbench.bench.engine.execute import EnvSpec, NodeEnv
+    from hansbench.bench.engine.planner import Planner
+    from hansbench.bench.engine.store import read_latest_run
+    from hansbench.bench.suite.config import SuiteError, validate
     from hansbench.datasets.base import Split
 
     results_dir = Path(results or "hansbench-out/quick")

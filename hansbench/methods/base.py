@@ -142,7 +142,7 @@ class Explainer:
             The scenario *without* ground truth (``ScenarioData.without_ground_truth``): training
             images and labels, never the poisoned flags or artifact masks.
         workspace : Workspace or None
-            The run's cache (:class:`hansbench.bench.cache.Workspace`), for auxiliary models
+            The run's cache (:class:`hansbench.bench.engine.cache.Workspace`), for auxiliary models
             (``workspace.cached_module``); ``None`` outside a run.
 
         Raises
@@ -169,7 +169,7 @@ class Explainer:
         torch.Tensor
             ``[B, V, H, W]`` float32 on ``x``'s device, colour channels summed; ``V`` is
             :meth:`expected_views` where declared. Deterministic, and batched equal to per sample
-            (``tests/test_explainer_contract.py`` checks every registered explainer).
+            (``tests/methods/test_explainer_contract.py`` checks every registered explainer).
 
         Raises
         ------

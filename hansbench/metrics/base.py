@@ -84,7 +84,7 @@ class Metric:
     Notes
     -----
     Every row a metric returns is checked against these declarations, for every registered
-    metric, by ``tests/test_metric_contract.py``: its ``metric`` is a key of ``values``, its
+    metric, by ``tests/metrics/test_metric_contract.py``: its ``metric`` is a key of ``values``, its
     ``unit`` and ``higher_is_better`` are the declared ones, its value is finite or ``None``.
     ``docs/catalogue.md`` lists each built-in metric's declarations.
 
@@ -112,7 +112,7 @@ class Metric:
     # "poisoned-and-clean" (the inspected class holds both poisoned and clean training images).
     requires: ClassVar[frozenset[str]] = frozenset()
 
-    # -- presentation: how the leaderboard shows the rows (``hansbench.bench.leaderboard`` reads only these;
+    # -- presentation: how the leaderboard shows the rows (``hansbench.bench.report.leaderboard`` reads only these;
     # every default gives a plugin metric a sensible table of its own) -------------------------------------
     # ``table``: the table id (also the CSV name, ``<scenario>.<table>.csv``); metrics with the same id and
     # shape share one table. "" = the metric's own name.
@@ -174,9 +174,9 @@ class Metric:
 
         The explainer is known by name only here, so a metric that ``requires`` something of the
         explainer's class (``prototype-views``, ``multiview``) does not apply. Settings ``scenario`` leaves
-        out take their defaults (it becomes a :class:`~hansbench.bench.scenario.Scenario`).
+        out take their defaults (it becomes a :class:`~hansbench.datasets.scenarios.Scenario`).
         """
-        from hansbench.bench.scenario import Scenario
+        from hansbench.datasets.scenarios import Scenario
 
         sc = Scenario.from_table({"name": "", **(scenario or {})})
         return self.not_applicable(model_kind=model_kind, scenario=sc, explainer_name=explainer,
@@ -197,7 +197,7 @@ class Metric:
             The registered model kind.
         scenario : Mapping
             The scenario's settings (``poisoning``, ``fraction``, ...), defaults filled in: a
-            :class:`~hansbench.bench.scenario.Scenario`, read like a dict.
+            :class:`~hansbench.datasets.scenarios.Scenario`, read like a dict.
         explainer : type or None
             The explainer class (``None`` for model-level metrics and clusterings of an input kind).
         explainer_name, clusterer_name : str

@@ -12,21 +12,21 @@ import json
 from typing import Any
 
 CURVE = "curve"
-"""A list of floats: the mean curve whose area is the row's value; :mod:`hansbench.bench.figures` draws it
+"""A list of floats: the mean curve whose area is the row's value; :mod:`hansbench.bench.report.figures.base` draws it
 (``ordering_curves``). Written by relevance-ordering and relevance-deletion."""
 
 MODE = "mode"
 """``"insertion"`` or ``"deletion"``: which way a :data:`CURVE` runs; labels the figure's x-axis
-(:mod:`hansbench.bench.figures`). Written with :data:`CURVE`."""
+(:mod:`hansbench.bench.report.figures.base`). Written with :data:`CURVE`."""
 
 PER_IMAGE = "per_image"
-"""A list of floats, one per image, whose mean is the row's value (contract C5); :mod:`hansbench.bench.cells`
+"""A list of floats, one per image, whose mean is the row's value (contract C5); :mod:`hansbench.bench.report.cells`
 bootstraps a cell's interval over seeds x images from it. Written by localisation, randomisation and the
 ordering metrics."""
 
 FALLBACK = "fallback"
 """``true`` when the clusterer fell back to a simpler procedure; the leaderboard marks the cell with
-``FALLBACK_MARK`` (:func:`hansbench.bench.leaderboard.per_seed`). Written by cluster-detection."""
+``FALLBACK_MARK`` (:func:`hansbench.bench.report.leaderboard.per_seed`). Written by cluster-detection."""
 
 FRACTION = "fraction"
 """The poisoned or removed share a value was measured at; ROAR's :data:`COLUMN_DETAIL` key."""

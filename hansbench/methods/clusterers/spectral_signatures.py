@@ -14,7 +14,7 @@ strong along one direction: the top singular vector of the centred representatio
   the scores and do not depend on it.
 
 ART's ``SpectralSignatureDefense.spectral_signature_scores`` returns ``|<r_i, v>|`` of the
-*uncentred* ``r_i``; on centred input it is ``sqrt(s_i)`` (tests/test_detectors.py checks that).
+*uncentred* ``r_i``; on centred input it is ``sqrt(s_i)`` (tests/methods/test_detectors.py checks that).
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""The engine: planning, node types, keys, cache, results store, executors, runner, timing."""

@@ -1,0 +1,61 @@
+"""Behaviour stays (issue 20): the smoke suite gives the rows it gave before the refactors of the node types,
+the options convention and publishing (rows recorded then, with the code at 9d92ee8, in tests/bench/data/).
+
+Float results are identical on a machine they were recorded on (same CPU model, same torch: one recording
+per CPU model, each from the 9d92ee8 code); on another machine the kernels may round differently, so there the
+same rows must exist and agree to a loose tolerance.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from hansbench.bench.cli import main
+from hansbench.bench.engine.store import ResultsStore
+
+DATA = Path(__file__).parent / "data"
+KEY = ["scenario", "seed", "model", "explainer", "clusterer", "family", "metric", "split", "stage"]
+
+
+def _cpu() -> str:
+    try:
+        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor()
+
+
+def _frame(df: pd.DataFrame) -> pd.DataFrame:
+    df = df[df.family != "timing"].copy()
+    for c in [*KEY, "unit"]:
+        df[c] = df[c].fillna("").astype(str)
+    return df.set_index(KEY).sort_index()[["value", "unit", "higher_is_better"]]
+
+
+def test_the_smoke_suite_gives_the_rows_recorded_before_the_refactor(tmp_path):
+    assert main(["run", "--suite", "smoke", "--out", str(tmp_path / "out"), "--no-progress", "--no-figures",
+                 "--threads", "1"]) == 0
+    now = _frame(ResultsStore(tmp_path / "out" / "results.sqlite").rows())
+    recordings = json.loads((DATA / "smoke_rows.json").read_text())["recordings"]  # one per CPU model it was run on
+    here = [r for r in recordings if r["cpu"] == _cpu() and r["torch"] == torch.__version__]
+    recorded = here[0] if here else recordings[0]
+    then = _frame(pd.read_csv(DATA / recorded["file"]))
+    assert list(now.index) == list(then.index)  # the same rows, nothing lost or added
+    assert (now.unit == then.unit).all()
+    assert (now.higher_is_better.astype(bool) == then.higher_is_better.astype(bool)).all()
+    same_machine = bool(here)
+    a, b = now.value.astype(float).to_numpy(), then.value.astype(float).to_numpy()
+    if same_machine:
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-9, equal_nan=True)
+    else:  # another CPU or torch: its kernels round differently; the rows still describe the same run
+        assert np.array_equal(np.isnan(a), np.isnan(b))
+        finite = ~np.isnan(a)
+        assert np.mean(np.abs(a[finite] - b[finite]) <= 0.05 * np.maximum(1.0, np.abs(b[finite]))) >= 0.8
+        pytest.xfail(f"recorded on {recorded['cpu']} with torch {recorded['torch']}: values compared loosely here")
