@@ -14,6 +14,7 @@ import difflib
 import importlib
 import re
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -74,6 +75,12 @@ class Registry:
         What a name must match in full.
     rule : str, default NAME_RULE
         The pattern in words, for the error message.
+    validator : str, default ""
+        The name of a method every entry provides to validate itself as it registers: ``entry.<validator>(name)``
+        raises, in one line, when the entry is unfit (nothing is registered then). "" = no check.
+    interface : str, default ""
+        What an entry without that method should subclass, for the error message (e.g.
+        ``"hansbench.metrics.base.Metric"``).
 
     Examples
     --------
@@ -93,10 +100,12 @@ class Registry:
     """
 
     def __init__(self, kind: str, *, pattern: re.Pattern = NAME_PATTERN, rule: str = NAME_RULE,
-                 on_register: Callable[[str, Any], None] | None = None):
+                 validator: str = "", interface: str = ""):
         self.kind = kind
         self.pattern, self.rule = pattern, rule
-        self.on_register = on_register  # validates an entry as it registers (raises with one line)
+        # The entries own their validation (``entry.<validator>(name)``), so this module imports nothing of the
+        # kinds it registers.
+        self.validator, self.interface = validator, interface or f"{kind} class"
         self._entries: dict[str, Any] = {}
 
     def register(self, name: str, obj: Any = None, *, replace: bool = False) -> Callable:
@@ -122,8 +131,9 @@ class Registry:
         ------
         ValueError
             ``name`` breaks the naming rule, or is taken by another object and ``replace`` is False, or
-            the registry's ``on_register`` check refuses the object (a metric's declarations:
-            :func:`hansbench.metrics.presentation.declare`).
+            the entry's own ``validator`` method refuses it (a metric's declarations: ``Metric.check_declarations``).
+        TypeError
+            The registry names a ``validator`` and the object lacks it (it is not a subclass of ``interface``).
         """
         check_name(self.kind, name, self.pattern, self.rule)
 
@@ -132,12 +142,20 @@ class Registry:
                 raise ValueError(f"{self.kind} {name!r} is registered twice; pass replace=True to override")
             if isinstance(target, type):
                 target.name = name
-            if self.on_register is not None:
-                self.on_register(name, target)
+            if self.validator:
+                self._validate(name, target)
             self._entries[name] = target
             return target
 
         return add(obj) if obj is not None else add
+
+    def _validate(self, name: str, target: Any) -> None:
+        """Run the entry's own validation (``target.<validator>(name)``); refuse an object that has none."""
+        validate = getattr(target, self.validator, None)
+        if not callable(validate):
+            raise TypeError(f"{self.kind} {name!r}: {target!r} is not a subclass of {self.interface} (it has no "
+                            f"{self.validator}); subclass it")
+        validate(name)
 
     def get(self, name: str) -> Any:
         """The object registered under ``name`` (plugins loaded first).
@@ -183,6 +201,22 @@ class Registry:
         doc = (getattr(self.get(name), "__doc__", None) or "").strip()
         return doc.splitlines()[0] if doc else ""
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` if registered (tests and plugins that register something for a while; no error when
+        it is absent)."""
+        self._entries.pop(name, None)
+
+    @contextmanager
+    def scratch(self) -> Iterator[Registry]:
+        """Within the block, registrations (and removals) are this block's own: on exit the entries are exactly
+        what they were before (what a test registers never leaks into the next test)."""
+        saved = dict(self._entries)
+        try:
+            yield self
+        finally:
+            self._entries.clear()
+            self._entries.update(saved)
+
     def __contains__(self, name: str) -> bool:
         load_all()
         return name in self._entries
@@ -191,14 +225,9 @@ class Registry:
 explainers = Registry("explainer")
 clusterers = Registry("clusterer")
 clusterer_inputs = Registry("clusterer input")  # what a clusterer clusters: maps, activations, pixels, ...
-def _check_metric(name: str, cls: Any) -> None:
-    """A metric's values and presentation are validated once, here (not when tables are built)."""
-    from hansbench.metrics.presentation import register
-
-    register(name, cls)
-
-
-metrics = Registry("metric", on_register=_check_metric)
+# A metric validates its values and presentation as it registers (``Metric.check_declarations``), not when tables
+# are built; named here as text, so the registry imports nothing of the metrics.
+metrics = Registry("metric", validator="check_declarations", interface="hansbench.metrics.base.Metric")
 datasets = Registry("dataset")
 artifacts = Registry("artifact")
 poisonings = Registry("poisoning", pattern=UPPER_NAME_PATTERN, rule=UPPER_NAME_RULE)

@@ -53,5 +53,5 @@ def test_every_builtin_name_and_declared_value_is_listed():
         if metric.__module__.startswith("hansbench."):
             section = text.split(f"### `{name}`", 1)[1].split("\n### ", 1)[0]
             for value, (unit, higher) in metric.values.items():
-                arrow = "—" if value in metric.undirected else ("↑" if higher else "↓")
+                arrow = "—" if value in metric.presentation.undirected else ("↑" if higher else "↓")
                 assert f"| `{value}` | {markdown(unit) or '—'} | {arrow}" in section, (name, value)

@@ -65,8 +65,8 @@ def plugins():
     artifacts.register("red-dot", RedDot)
     datasets.register("stripes", Stripes)
     yield
-    artifacts._entries.pop("red-dot", None)
-    datasets._entries.pop("stripes", None)
+    artifacts.unregister("red-dot")
+    datasets.unregister("stripes")
 
 
 def _suite(tmp_path, text, name="s.toml"):
@@ -76,7 +76,7 @@ def _suite(tmp_path, text, name="s.toml"):
 
 
 def _data(suite, tmp_path, i=0):
-    node = Planner(suite).data(suite.scenarios[i], suite.seeds[0])
+    node = Planner(suite).node("data", suite.scenarios[i], suite.seeds[0])
     return NodeEnv(EnvSpec(out=str(tmp_path / "out"))).output(node, top=True)
 
 
@@ -257,5 +257,5 @@ def test_the_docs_dataset_and_artifact_examples_run(tmp_path):
             load_suite(_suite(tmp_path, '[suite]\nextends = "quick"\n[[scenarios]]\nartifact = "red-dot"\n'
                                         'artifact_options = { radius = 2.0 }\n', "bad.toml"))
     finally:
-        artifacts._entries.pop("red-dot", None)
-        datasets._entries.pop("grey-levels", None)
+        artifacts.unregister("red-dot")
+        datasets.unregister("grey-levels")

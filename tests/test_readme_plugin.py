@@ -37,10 +37,10 @@ def example_registered():
     spec = importlib.util.spec_from_file_location("my_method", EXAMPLE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    registry.explainers._entries.pop(NAME, None)
+    registry.explainers.unregister(NAME)
     module.register()
     yield registry.explainers.get(NAME)
-    registry.explainers._entries.pop(NAME, None)
+    registry.explainers.unregister(NAME)
 
 
 def test_readme_shows_the_tested_example():

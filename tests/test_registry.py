@@ -211,3 +211,43 @@ def test_plugin_registering_an_invalid_name_is_reported_not_fatal(monkeypatch):
     finally:
         registry.plugin_errors.pop("badly-named", None)
         registry.reset_for_tests()
+
+
+def test_the_registry_imports_nothing_of_hansbench():
+    """Everything stands on the registry (docs/architecture.md): it names the built-in packages as text for
+    ``load_all`` and validates entries through their own method, never through an import of theirs."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(registry.__file__).read_text(encoding="utf-8"))
+    imported = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    imported += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    assert not [m for m in imported if m.split(".")[0] == "hansbench"], imported
+
+
+def test_an_entry_validates_itself_as_it_registers():
+    """A registry with a ``validator`` calls the entry's own method (a metric's ``check_declarations``): what it
+    raises stops the registration; an object without the method is refused, naming the interface to subclass."""
+    r = Registry("widget", validator="check_widget", interface="my.Widget")
+    seen = []
+
+    class Good:
+        @classmethod
+        def check_widget(cls, name):
+            seen.append((cls.name, name))
+
+    class Bad:
+        @classmethod
+        def check_widget(cls, name):
+            raise ValueError(f"widget {name!r}: colour 'plaid' is not a colour; use red or blue")
+
+    assert r.register("good")(Good) is Good and seen == [("good", "good")]
+    with pytest.raises(ValueError, match="not a colour"):
+        r.register("bad")(Bad)
+    with pytest.raises(TypeError, match=r"'loose': .* is not a subclass of my.Widget \(it has no check_widget\)"):
+        r.register("loose", object())
+    assert r.names() == ["good"]
+    assert registry.metrics.validator == "check_declarations"  # the metrics registry's hook, provided by Metric
+    from hansbench.metrics.base import Metric
+
+    assert callable(Metric.check_declarations)

@@ -2,7 +2,7 @@
 
 For every built-in entry of every registry (:data:`hansbench.registry.REGISTRIES`): the first paragraph
 of its docstring, its options (``name = default``, from ``__init__`` or a ``defaults`` table) and the
-class attributes that say where it applies (a metric's level, model kinds and declared values with
+class attributes that say where it applies (a metric's level, model kinds, table and declared values with
 their units and directions; an explainer's model kinds and views; ...). Plugins installed through
 entry points are left out, so the file is the same on every machine. The output is deterministic:
 names sorted, no memory addresses or file paths.
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hansbench.bench.report.escape import markdown
+from hansbench.metrics.presentation import presentation_of
 from hansbench.registry import REGISTRIES, load_all
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +45,7 @@ FACTS = {
     "explainers": ("model_kinds", "multiview", "views", "version"),
     "clusterers": ("input", "multiview", "pixels_control", "version"),
     "inputs": ("uses_model", "needs_explainer", "uses_settings", "version"),
-    "metrics": ("level", "model_kinds", "requires", "needs_retraining", "table_shape", "version"),
+    "metrics": ("level", "model_kinds", "requires", "needs_retraining", "version"),
     "datasets": ("version",),
     "artifacts": ("version",),
     "poisonings": ("needs_target", "all_to_one", "stamps", "is_control", "control_of", "version"),
@@ -159,8 +160,8 @@ def option_list(pairs: list[tuple[str, str]]) -> str:
     return ", ".join(code(f"{k} = {v}") for k, v in pairs) if pairs else "none"
 
 
-def direction(metric: type, value: str, higher: bool) -> str:
-    if value in getattr(metric, "undirected", ()):
+def direction(undirected: tuple[str, ...], value: str, higher: bool) -> str:
+    if value in undirected:
         return "— (undirected)"
     return "↑ higher is better" if higher else "↓ lower is better"
 
@@ -181,10 +182,12 @@ def entry(key: str, name: str, obj: Any) -> list[str]:
             continue
         if hasattr(obj, attr):
             lines.append(f"- {attr}: {fact(getattr(obj, attr))}")
-    if key == "metrics":
+    if key == "metrics":  # where the leaderboard shows it: the validated ``presentation``, defaults filled in
+        shown = presentation_of(obj, name)
+        lines.append(f"- table: {code(shown.table)} (shape {code(shown.shape)})")
         lines += ["", "| value | unit | direction |", "|---|---|---|"]
         for value, (unit, higher) in obj.values.items():
-            lines.append(f"| {code(value)} | {markdown(unit) or '—'} | {direction(obj, value, higher)} |")
+            lines.append(f"| {code(value)} | {markdown(unit) or '—'} | {direction(shown.undirected, value, higher)} |")
     return [*lines, ""]
 
 

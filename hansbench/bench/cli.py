@@ -54,31 +54,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     """``hansbench run``: validate the suite, run what is not done, write the outputs."""
     from hansbench.bench.engine.runner import ResultsLocked, Runner
     from hansbench.bench.suite.config import SuiteError, load_suite
+    from hansbench.bench.suite.seeds import check_seeds
 
     try:
-        suite = load_suite(args.suite)
+        seeds = check_seeds("--seed", list(args.seed)) if args.seed is not None else None
+    except SuiteError as exc:
+        print(f"hansbench: {exc}", file=sys.stderr)
+        return 2
+    try:  # the command line's values go in before validation: the suite is never changed after it
+        suite = load_suite(args.suite, seeds=seeds, device=args.device or None, threads=args.threads,
+                           figures=False if args.no_figures else None)
     except SuiteError as exc:
         print(f"hansbench: invalid suite: {exc}", file=sys.stderr)
         return 2
-    if args.seed is not None:
-        try:
-            suite.set_seeds(list(args.seed))
-        except SuiteError as exc:
-            print(f"hansbench: {exc}", file=sys.stderr)
-            return 2
-    if args.device:
-        suite.device = args.device
-    suite.figures = not args.no_figures  # the figures' inputs are nodes of the run: planned only when drawn
     out = Path(args.out or f"hansbench-out/{suite.name}")
     for problem in (check_device(suite.device, "--device" if args.device else "suite.device"), check_out_dir(out)):
         if problem:
             print(f"hansbench: {problem}", file=sys.stderr)
             return 2
-    for line in plugin_warnings() + suite.warnings:
+    for line in [*plugin_warnings(), *suite.warnings]:
         print(line, file=sys.stderr)
     try:
         runner = Runner(suite, out, progress=not args.no_progress, executor=args.executor, address=args.address,
-                        threads=args.threads, node_timeout_s=args.node_timeout, wait_for_lock=args.wait)
+                        node_timeout_s=args.node_timeout, wait_for_lock=args.wait)
     except RuntimeError as exc:
         print(f"hansbench: {exc}", file=sys.stderr)
         return 2
@@ -99,7 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         with ignoring_interrupts():
             paths = write_outputs(runner, summary, figures=False)
     else:
-        paths = write_outputs(runner, summary, figures=not args.no_figures)
+        paths = write_outputs(runner, summary, figures=suite.figures)
     computed = ", ".join(f"{n} {t}" for t, n in sorted(summary.resources.items()))
     print(f"{summary.done} nodes done{f' (+ {computed})' if computed else ''}, {summary.skipped} already done, "
           f"{len(summary.failed)} failed, {len(summary.dependency_skipped)} skipped because an input failed "
@@ -183,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--executor", choices=["local", "ray"], default="local",
                      help="local: in this process (default); ray: nodes as Ray tasks (pip install 'hansbench[ray]')")
     run.add_argument("--address", help="Ray cluster address for --executor ray (e.g. auto); default: a local Ray")
-    run.add_argument("--threads", type=int, help="torch threads per node (default: torch's choice)")
+    run.add_argument("--threads", type=int, help="torch threads per node (default: the suite's threads, else "
+                     "torch's choice)")
     run.add_argument("--node-timeout", type=float, help="seconds one node may run before it is failed "
                      "(default: the suite's node_timeout_s)")
     run.add_argument("--wait", action="store_true", help="wait for another run on the same --out instead of stopping")

@@ -29,6 +29,37 @@ def _load_image(path: Path, size: int) -> torch.Tensor:
     return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1).unsqueeze(0)
 
 
+def _explainer_nodes(suite, run, scenario: str | None, model: str | None, methods: list[str] | None,
+                     seed: int | None) -> list:
+    """The explainer nodes of one scenario and seed, planned from the run's record alone: for each model kind only
+    its data -> model -> explainer chain (the whole graph is never planned)."""
+    from hansbench.bench.engine.planner import Planner
+
+    scenario = scenario or suite.scenarios[0].name
+    sc = suite.scenario(scenario)
+    if sc is None:
+        raise ExplainError(f"scenario {scenario!r} is not in suite {suite.name!r} "
+                           f"({', '.join(s.name for s in suite.scenarios)})")
+    if model is not None and model not in suite.models:
+        raise ExplainError(f"model kind {model!r} is not in suite {suite.name!r} ({', '.join(suite.models)})")
+    seed = suite.seeds[0] if seed is None else seed
+    planner = Planner(suite, torch.device(run.device or "cpu").type)
+    data = planner.node("data", sc, seed)
+    kinds = [k for k in suite.models if (model is None or k == model) and sc.runs_in("models", k)]
+    nodes = [planner.node("explainer", planner.node("model", data, k), e) for k in kinds for e in planner.explainers_for(k)
+             if sc.runs_in("explainers", e)]
+    known = sorted({n.ids["explainer"] for n in nodes})
+    if methods:
+        unknown = [m for m in methods if m not in known]
+        if unknown:
+            raise ExplainError(f"method(s) {', '.join(unknown)} not in the run for {scenario}"
+                               f"{' ' + model if model else ''}; known: {', '.join(known) or '(none)'}")
+        nodes = [n for n in nodes if n.ids["explainer"] in methods]
+    if not nodes:
+        raise ExplainError(f"no explainer of suite {suite.name!r} applies to {scenario} {model or ''}".rstrip())
+    return nodes
+
+
 def explain_image(image: str, *, results: str | None = None, scenario: str | None = None, model: str | None = None,
                   methods: list[str] | None = None, out: str | None = None, seed: int | None = None,
                   split: str = "artifact_test") -> Path:
@@ -36,9 +67,8 @@ def explain_image(image: str, *, results: str | None = None, scenario: str | Non
     named method, from the cached models of the finished run in ``results``. Never trains."""
     from hansbench.bench.engine.device import resolve_device
     from hansbench.bench.engine.execute import EnvSpec, NodeEnv
-    from hansbench.bench.engine.planner import Planner
     from hansbench.bench.engine.store import read_latest_run
-    from hansbench.bench.suite.config import SuiteError, validate
+    from hansbench.bench.suite.config import SuiteError
     from hansbench.datasets.base import Split
 
     results_dir = Path(results or "hansbench-out/quick")
@@ -50,30 +80,12 @@ def explain_image(image: str, *, results: str | None = None, scenario: str | Non
     if run is None:
         raise ExplainError(f"{str(db)!r} records no run; run `hansbench run --out {results_dir}` first")
     try:
-        suite = validate(run.config)
-    except (SuiteError, ValueError) as exc:
-        raise ExplainError(f"the suite of the latest run in {str(results_dir)!r} no longer validates: {exc}") from None
-    scenarios = [s["name"] for s in suite.scenarios]
-    scenario = scenario or scenarios[0]
-    if scenario not in scenarios:
-        raise ExplainError(f"scenario {scenario!r} is not in suite {suite.name!r} ({', '.join(scenarios)})")
-    seed = suite.seeds[0] if seed is None else seed
-    suite.seeds = [seed]
-    device_type = torch.device(run.device or "cpu").type
-    plan = Planner(suite, device_type).plan()
-    nodes = [n for n in plan.all_nodes() if n.type == "explainer" and n.ids["scenario"] == scenario
-             and (model is None or n.ids["model"] == model)]
-    if model is not None and model not in suite.models:
-        raise ExplainError(f"model kind {model!r} is not in suite {suite.name!r} ({', '.join(suite.models)})")
-    known = sorted({n.ids["explainer"] for n in nodes})
-    if methods:
-        unknown = [m for m in methods if m not in known]
-        if unknown:
-            raise ExplainError(f"method(s) {', '.join(unknown)} not in the run for {scenario}"
-                               f"{' ' + model if model else ''}; known: {', '.join(known) or '(none)'}")
-        nodes = [n for n in nodes if n.ids["explainer"] in methods]
-    if not nodes:
-        raise ExplainError(f"no explainer of suite {suite.name!r} applies to {scenario} {model or ''}".rstrip())
+        suite = run.run_config()  # the run's own resolved configuration, not re-validated
+    except (SuiteError, ValueError, KeyError, TypeError) as exc:
+        raise ExplainError(f"cannot read the run configuration of the latest run in {str(results_dir)!r}: {exc}; "
+                           f"rerun it with this hansbench (`hansbench run --out {results_dir}`)") from None
+    nodes = _explainer_nodes(suite, run, scenario, model, methods, seed)
+    scenario, seed = nodes[0].ids["scenario"], nodes[0].ids["seed"]
     env = NodeEnv(EnvSpec(out=str(results_dir), device=str(resolve_device("auto"))))
     missing = [n.inputs["model"] for n in nodes if not env.ws.has("model", n.inputs["model"].key)]
     if missing:

@@ -142,7 +142,7 @@ class Explainer:
             The scenario *without* ground truth (``ScenarioData.without_ground_truth``): training
             images and labels, never the poisoned flags or artifact masks.
         workspace : Workspace or None
-            The run's cache (:class:`hansbench.bench.engine.cache.Workspace`), for auxiliary models
+            The run's cache (:class:`hansbench.bench.engine.workspace.Workspace`), for auxiliary models
             (``workspace.cached_module``); ``None`` outside a run.
 
         Raises

@@ -19,11 +19,13 @@ that are predicted as it after).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import torch
 
 from hansbench.metrics._perturbation import CHOICE_SALT, batched, evaluating, model_device, seeded_choice
 from hansbench.metrics.base import EvalContext, Metric
+from hansbench.metrics.presentation import RELIANCE
 from hansbench.registry import artifacts, metrics
 
 
@@ -85,10 +87,8 @@ class ArtifactInsertion(Metric):
     """
 
     level = "model"
-    table = "reliance"
-    table_shape = "reliance"
     version = "2"  # 2: stamped relative to the object boxes
-    headline = ("insertion-flip-rate", "insertion-rank-change")
+    presentation = replace(RELIANCE, headline=("insertion-flip-rate", "insertion-rank-change"))
     values = {
         "insertion-rank-change": ("", False),
         "insertion-prob-change": ("", True),

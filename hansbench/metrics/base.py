@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from hansbench.datasets.base import ScenarioData, Split
+from hansbench.metrics.presentation import Shows, register
 
 
 @dataclass
@@ -65,9 +66,9 @@ class Metric:
     ``model_kinds`` (the model kinds it scores) and ``requires`` (what the maps must offer) as class
     attributes, and override ``not_applicable`` only for what those cannot say (the scenario's
     poisoning, the metric's options).
-    Presentation attributes (``table``, ``table_shape``, ``headline``, ...) are validated once, when the
-    metric registers (:func:`hansbench.metrics.presentation.declare`), into a
-    :class:`~hansbench.metrics.presentation.Presentation`.
+    How the leaderboard shows the rows is one class attribute, ``presentation``: a
+    :class:`~hansbench.metrics.presentation.Shows` (table, shape, headline, ...), shared by the metrics that share
+    a table and validated once, when the metric registers (:meth:`check_declarations`).
 
     Parameters
     ----------
@@ -91,9 +92,11 @@ class Metric:
     Examples
     --------
     >>> from hansbench.metrics.base import Metric
+    >>> from hansbench.metrics.presentation import Shows
     >>> class MeanRelevance(Metric):
     ...     level = "explainer"
     ...     values = {"mean-relevance": ("", True)}
+    ...     presentation = Shows(table="explainers", headline=("mean-relevance",))
     ...     def evaluate(self, ctx):
     ...         maps = ctx.explain("artifact_test")  # [N, V, H, W], targets as the poisoning says
     ...         return [self.row("mean-relevance", maps.mean().item(), split="artifact_test")]
@@ -112,53 +115,23 @@ class Metric:
     # "poisoned-and-clean" (the inspected class holds both poisoned and clean training images).
     requires: ClassVar[frozenset[str]] = frozenset()
 
-    # -- presentation: how the leaderboard shows the rows (``hansbench.bench.report.leaderboard`` reads only these;
-    # every default gives a plugin metric a sensible table of its own) -------------------------------------
-    # ``table``: the table id (also the CSV name, ``<scenario>.<table>.csv``); metrics with the same id and
-    # shape share one table. "" = the metric's own name.
-    table: ClassVar[str] = ""
-    # ``table_shape``: "explainer" (explainers x value columns, ranked, one table per model kind),
-    # "detection" (explainer x clusterer cells, PRP Table II), "stages" (an intervention's stages as
-    # columns, PRP Table I), "model" (one row per model kind), "reliance" (the per-model summary that
-    # opens a scenario and gates its ranks). "" = from ``level`` (model -> model, explainer -> explainer,
-    # clustering -> detection).
-    table_shape: ClassVar[str] = ""
-    # ``headline``: the values shown by default (the CSV keeps every value); () = every declared value.
-    headline: ClassVar[tuple[str, ...]] = ()
-    # ``relative_to_random``: raw scores (logits, similarities) shown as value minus the reference
-    # explainer's value on the same seed, model and split; the reference is a row of its own.
-    relative_to_random: ClassVar[bool] = False
-    reference_explainer: ClassVar[str] = "random"  # the baseline row of explainer tables and curves
-    ranked: ClassVar[bool] = True  # whether the values enter the explainers' mean rank
-    meaning: ClassVar[str] = ""  # one line under the table; "" = the first line of the class docstring
-    # ``stages``: for table_shape "stages", the ``stage`` values that become columns (in this order); rows
-    # of other stages are rows of their own (e.g. cleaning baselines "none", "oracle").
-    stages: ClassVar[tuple[str, ...]] = ()
-    column_detail: ClassVar[str] = ""  # a JSON key of ``detail`` that splits a value into columns (e.g. fraction)
-    # ``gates`` (reliance): value name -> the note shown when the value is on its worse side (a 0/1 flag);
-    # a model with a failed gate has its cells marked and left out of the ranks.
-    gates: ClassVar[dict[str, str]] = {}
-    # ``supersedes`` (reliance): metrics whose reliance rows this one's replace in the summary when both ran
-    # (the superseded rows still get a table of their own).
-    supersedes: ClassVar[tuple[str, ...]] = ()
-    # ``marks``: value name -> note; the value is a 0/1 flag per explainer (e.g. "maps survive model
-    # randomisation"): an explainer whose mean of it over seeds is >= 0.5 gets a mark next to its name in every
-    # table of that scenario and model, and the note under the table.
-    marks: ClassVar[dict[str, str]] = {}
-    # ``undirected``: declared values with no better side (counts such as n-removed): no arrow, never ranked
-    # or tested; the declared ``higher_is_better`` is kept in the rows for compatibility.
-    undirected: ClassVar[tuple[str, ...]] = ()
-    # Detection (table_shape "detection"): ``label_free`` are the values an auditor gets without labels,
-    # chance-corrected or rank-based (the page's summary ranks detectors by the first one present, e.g. the
-    # F1 of the cluster flagged without labels); ``label_matched`` the values that use the ground truth to pick
-    # the cluster (PRP Table II's ACC / F1), shown in a table of their own labelled so; ``control`` the values
-    # shown for a clean control scenario, where nothing is poisoned (e.g. the share of samples flagged).
-    label_free: ClassVar[tuple[str, ...]] = ()
-    label_matched: ClassVar[tuple[str, ...]] = ()
-    control: ClassVar[tuple[str, ...]] = ()
-    # How strongly the poisoning took, in the order to look for them (the first with rows is used): what a
-    # sweep's reliance panel draws and its breakdown table quotes at the breakdown point (e.g. acc-gap, asr).
-    effect: ClassVar[tuple[str, ...]] = ()
+    # How the leaderboard shows the rows: one declared structure (the report reads only its validated form,
+    # :func:`~hansbench.metrics.presentation.presentation_of`); the default gives a plugin metric a table of its own.
+    presentation: ClassVar[Shows] = Shows()
+
+    @classmethod
+    def check_declarations(cls, name: str) -> None:
+        """Validate the class's ``level``, ``values`` and ``presentation`` as it registers as ``name``.
+
+        The metrics registry's hook (``hansbench.registry.metrics`` calls it by name, importing nothing of the
+        metrics): a bad declaration fails here, in one line, and the class is not registered.
+
+        Raises
+        ------
+        hansbench.metrics.presentation.PresentationError
+            The metric, the attribute and what is allowed (:func:`~hansbench.metrics.presentation.declare`).
+        """
+        register(name, cls)
 
     def __init__(self, **options: Any):
         if options:

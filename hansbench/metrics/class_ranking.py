@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import scipy.linalg
@@ -25,6 +26,7 @@ from sklearn.manifold import spectral_embedding
 from sklearn.neighbors import kneighbors_graph
 
 from hansbench.metrics.base import EvalContext, Metric
+from hansbench.metrics.presentation import EXPLAINERS
 from hansbench.registry import metrics
 
 
@@ -94,8 +96,7 @@ class ClassRanking(Metric):
     """
 
     level = "explainer"
-    table = "explainers"
-    headline = ("tau-rank",)
+    presentation = replace(EXPLAINERS, headline=("tau-rank",))
     values = {"tau-rank": ("", False), "tau": ("", True)}
 
     def __init__(self, n_per_class: int = 100, k_max: int = 10, n_neighbors: int = 10, n_components: int = 4,

@@ -30,6 +30,7 @@ from hansbench.datasets.poisonings import get_poisoning
 from hansbench.datasets.scenarios import SCENARIO_DEFAULTS
 from hansbench.metrics.base import EvalContext, Metric
 from hansbench.metrics.detail import FALLBACK, UNDEFINED
+from hansbench.metrics.presentation import Shows
 from hansbench.registry import metrics
 
 
@@ -154,12 +155,11 @@ class ClusterDetection(Metric):
     """
 
     level = "clustering"
-    table = "cluster-detection"
-    table_shape = "detection"
-    headline = ("cluster-acc", "cluster-f1")
-    label_free = ("cluster-f1-unsup", "cluster-ari", "auroc", "auprc")  # the summary's headline: no labels used
-    label_matched = ("cluster-acc", "cluster-f1")  # PRP Table II: the cluster picked with the ground truth
-    control = ("flagged-fraction",)  # what the clean control reports
+    presentation = Shows(
+        table="cluster-detection", shape="detection", headline=("cluster-acc", "cluster-f1"),
+        label_free=("cluster-f1-unsup", "cluster-ari", "auroc", "auprc"),  # the summary's headline: no labels used
+        label_matched=("cluster-acc", "cluster-f1"),  # PRP Table II: the cluster picked with the ground truth
+        control=("flagged-fraction",))  # what the clean control reports
     version = "3"  # auroc / auprc from scores, flagged-fraction, runs on clean controls
     requires = frozenset()  # not "poisoned-and-clean": flagged-fraction is defined on a clean class (see not_applicable)
     values = {

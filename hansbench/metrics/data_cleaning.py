@@ -30,6 +30,7 @@ from hansbench.metrics._retraining import (
     stage_values,
 )
 from hansbench.metrics.base import EvalContext, Metric
+from hansbench.metrics.presentation import Shows
 from hansbench.registry import metrics
 
 VALUES = {
@@ -41,8 +42,10 @@ VALUES = {
     "recall-removed": ("%", True),  # share of the poisoned images that were removed
     "clean-acc-cost": ("pp", False),  # clean-test accuracy as trained minus after cleaning (negative: a gain)
 }
-HEADLINE = ("n-removed", "precision-removed", "recall-removed", "class-acc", "acc", "asr", "clean-acc-cost")
-UNDIRECTED = ("n-removed",)  # how many were removed is no score: precision and recall say how well
+# The one table both cleaning metrics fill. n-removed is undirected: how many were removed is no score, precision
+# and recall say how well.
+CLEANING = Shows(table="cleaning", shape="stages", undirected=("n-removed",), headline=(
+    "n-removed", "precision-removed", "recall-removed", "class-acc", "acc", "asr", "clean-acc-cost"))
 
 
 def cleaning_rows(metric: Metric, ctx: EvalContext, removed: torch.Tensor, stage: str) -> list[dict]:
@@ -93,10 +96,7 @@ class DataCleaning(Metric):
     """
 
     level = "clustering"
-    table = "cleaning"
-    table_shape = "stages"
-    headline = HEADLINE
-    undirected = UNDIRECTED
+    presentation = CLEANING
     needs_retraining = True
     values = VALUES
     version = "2"  # clean-acc-cost; runs on clean controls
@@ -128,10 +128,7 @@ class DataCleaningBaselines(Metric):
     """The brackets of data cleaning: no cleaning (stage ``none``) and removing exactly the poisoned images (``oracle``)."""
 
     level = "model"
-    table = "cleaning"
-    table_shape = "stages"
-    headline = HEADLINE
-    undirected = UNDIRECTED
+    presentation = CLEANING
     needs_retraining = True
     values = VALUES
     version = "2"  # clean-acc-cost of the oracle

@@ -17,12 +17,14 @@ detail holds ``per_image`` (one value per image, whose mean is the row's value).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import torch
 
 from hansbench.metrics._perturbation import CHOICE_SALT, compact_values, seeded_choice, source_indices
 from hansbench.metrics.base import EvalContext, Metric
 from hansbench.metrics.detail import PER_IMAGE
+from hansbench.metrics.presentation import EXPLAINERS
 from hansbench.registry import metrics
 
 _SCORES = ("relevance-mass-acc", "relevance-rank-acc", "pointing-game")
@@ -69,8 +71,7 @@ class ArtifactLocalisation(Metric):
     """
 
     level = "explainer"
-    table = "explainers"
-    headline = ("relevance-mass-acc", "relevance-rank-acc")
+    presentation = replace(EXPLAINERS, headline=("relevance-mass-acc", "relevance-rank-acc"))
     version = "3"  # 3: ties at their expectation, source classes, per_image in the detail
     values = {name: ("", True) for base in _SCORES for name in (base, f"{base}-best-view")}
 

@@ -7,8 +7,11 @@ set, and for backdoors the attack success rate.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hansbench.metrics._retraining import ASR, CLASS_ACC, OVERALL_ACC, stage_rows
 from hansbench.metrics.base import EvalContext, Metric
+from hansbench.metrics.presentation import RELIANCE
 from hansbench.registry import metrics
 
 
@@ -17,9 +20,7 @@ class ModelAccuracy(Metric):
     """Accuracy of the trained model on clean and artifact test sets (all classes, affected class) and backdoor ASR."""
 
     level = "model"
-    table = "reliance"
-    table_shape = "reliance"
-    headline = ("class-acc", "asr")
+    presentation = replace(RELIANCE, headline=("class-acc", "asr"))
     values = {**CLASS_ACC, **OVERALL_ACC, **ASR}
 
     def evaluate(self, ctx: EvalContext) -> list[dict]:

@@ -12,6 +12,7 @@ normalised space is the dataset mean when the scenario's ``mean`` is the data me
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +28,7 @@ from hansbench.metrics._perturbation import (
     seeded_choice,
 )
 from hansbench.metrics.base import EvalContext, Metric
+from hansbench.metrics.presentation import EXPLAINERS
 from hansbench.registry import metrics
 
 _PAPER_SIDE, _PAPER_SIZE, _PAPER_CORNERS = 12, 32, (0, 6, 12, 20)
@@ -80,8 +82,7 @@ class OcclusionDelta(Metric):
     """
 
     level = "explainer"
-    table = "explainers"
-    headline = ("occlusion-delta-acc",)
+    presentation = replace(EXPLAINERS, headline=("occlusion-delta-acc",))
     version = "2"  # explain_targets; class map weighted by the last layer
     values = {
         "occlusion-delta-acc": ("%", True),

@@ -16,6 +16,7 @@ RGB images pooled the same way) and ``activations`` (the model's penultimate act
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -28,6 +29,7 @@ from sklearn.preprocessing import StandardScaler
 
 from hansbench.metrics._perturbation import evaluating
 from hansbench.metrics.base import EvalContext, Metric
+from hansbench.metrics.presentation import Shows
 from hansbench.registry import metrics
 
 PROBE_VALUES = {
@@ -73,9 +75,8 @@ def probe_scores(features: np.ndarray, poisoned: np.ndarray, *, seed: int, C: fl
 class _Probe(Metric):
     requires = frozenset({"poisoned-and-clean"})
     values = PROBE_VALUES
-    table = "probe-ceiling"
-    ranked = False
-    meaning = "supervised ceiling: can a linear probe read the artifact from the maps at all? never ranked"
+    presentation = Shows(table="probe-ceiling", ranked=False, meaning="supervised ceiling: can a linear probe read "
+                         "the artifact from the maps at all? never ranked")
 
     def __init__(self, map_size: int | None = None, C: float = 1.0):
         if map_size is not None and int(map_size) < 1:
@@ -124,8 +125,8 @@ class ProbeCeilingInputs(_Probe):
     """
 
     level = "model"
-    table = "probe-ceiling-inputs"
-    meaning = "supervised ceiling on the inputs that need no explanation: pooled pixels, penultimate activations"
+    presentation = replace(_Probe.presentation, table="probe-ceiling-inputs", meaning="supervised ceiling on the "
+                           "inputs that need no explanation: pooled pixels, penultimate activations")
 
     def __init__(self, map_size: int | None = None, C: float = 1.0, batch_size: int = 256):
         super().__init__(map_size=map_size, C=C)

@@ -25,6 +25,7 @@ from torch import nn
 from hansbench.metrics._memo import RETRAINED
 from hansbench.metrics._retraining import ASR, CLASS_ACC, TEST_SPLITS, stage_rows
 from hansbench.metrics.base import EvalContext, Metric
+from hansbench.metrics.presentation import Shows
 from hansbench.models.modes import eval_mode
 from hansbench.models.protopnet_training import retrain_last_layer
 from hansbench.models.pruning import protopnet_prune_candidates, prune_prototypes
@@ -92,12 +93,11 @@ class _PruningMetric(Metric):
     """Shared stages of the two pruning metrics; subclasses choose the prototypes to prune."""
 
     model_kinds = ("protopnet",)
-    table = "pruning"
-    table_shape = "stages"
-    headline = ("class-acc", "asr", "n-pruned")
-    undirected = ("n-pruned",)
-    stages = ("before", "pruned", "retrained")
-    meaning = "affected-class accuracy % before, after pruning the flagged prototypes, after last-layer retraining (PRP Table I)"
+    presentation = Shows(
+        table="pruning", shape="stages", headline=("class-acc", "asr", "n-pruned"), undirected=("n-pruned",),
+        stages=("before", "pruned", "retrained"),
+        meaning="affected-class accuracy % before, after pruning the flagged prototypes, after last-layer retraining "
+                "(PRP Table I)")
     values = {
         **CLASS_ACC,
         **ASR,

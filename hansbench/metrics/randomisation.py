@@ -35,6 +35,7 @@ from torch import nn
 from hansbench.metrics._perturbation import CHOICE_SALT, seeded_choice
 from hansbench.metrics.base import EvalContext, Metric
 from hansbench.metrics.detail import PER_IMAGE
+from hansbench.metrics.presentation import Shows
 from hansbench.registry import metrics
 
 Group = tuple[str, tuple[str, ...]]  # (name, module paths in the model)
@@ -207,14 +208,13 @@ class ModelRandomisation(Metric):
     """
 
     level = "explainer"
-    table = "model-randomisation"
-    table_shape = "explainer"
-    headline = ("spearman-abs", "survives-randomisation")
-    ranked = False
-    meaning = ("similarity of each explainer's maps after cascading randomisation of the layers (output first) "
-               "to the trained model's; high at full randomisation = the maps do not depend on what the model learned")
-    marks = {"survives-randomisation": "maps survive model randomisation (Adebayo et al. 2018): "
-                                       "they do not depend on what the model learned"}
+    presentation = Shows(
+        table="model-randomisation", shape="explainer", headline=("spearman-abs", "survives-randomisation"),
+        ranked=False,
+        meaning=("similarity of each explainer's maps after cascading randomisation of the layers (output first) to "
+                 "the trained model's; high at full randomisation = the maps do not depend on what the model learned"),
+        marks={"survives-randomisation": "maps survive model randomisation (Adebayo et al. 2018): "
+                                         "they do not depend on what the model learned"})
     values = {
         "spearman-abs": ("", False),  # lower = the maps depend more on the learned parameters
         "spearman": ("", False),

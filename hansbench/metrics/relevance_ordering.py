@@ -22,6 +22,7 @@ row's value.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import torch
 
@@ -45,6 +46,7 @@ from hansbench.metrics._perturbation import (
 )
 from hansbench.metrics.base import EvalContext, Metric
 from hansbench.metrics.detail import CURVE, MODE, PER_IMAGE
+from hansbench.metrics.presentation import EXPLAINERS
 from hansbench.registry import metrics
 
 CLASS_CURVES = ("per-prototype", "class-map")
@@ -70,9 +72,8 @@ class RelevanceOrdering(Metric):
     """
 
     level = "explainer"
-    table = "explainers"
-    headline = ("ordering-auc-class", "ordering-auc-prototype")
-    relative_to_random = True
+    presentation = replace(EXPLAINERS, headline=("ordering-auc-class", "ordering-auc-prototype"),
+                           relative_to_random=True)
     mode = "insertion"
     version = "3"  # 3: paired splits, seeded tie order, source classes, image-weighted mean with per_image
     values = {
@@ -210,7 +211,7 @@ class RelevanceDeletion(RelevanceOrdering):
     """
 
     mode = "deletion"
-    headline = ("deletion-auc-class", "deletion-auc-prototype")
+    presentation = replace(RelevanceOrdering.presentation, headline=("deletion-auc-class", "deletion-auc-prototype"))
     values = {
         "deletion-auc-class": ("", False),
         "deletion-auc-prototype": ("", False),

@@ -34,12 +34,14 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import torch
 
 from hansbench.metrics._retraining import predict_logits
 from hansbench.metrics.artifact_insertion import flip_rate, insertion_logits
 from hansbench.metrics.base import EvalContext, Metric
+from hansbench.metrics.presentation import RELIANCE
 from hansbench.registry import metrics
 
 _TOL = 1e-4  # percentage points: float32 accuracies at a threshold count as reaching it
@@ -64,15 +66,15 @@ class Reliance(Metric):
     """
 
     level = "model"
-    table = "reliance"
-    table_shape = "reliance"
-    headline = ("artifact-class-acc", "clean-class-acc", "flip-rate", "asr", "clean-acc")
-    gates = {"took": "poisoning did not take", "near-chance": "model near chance",
-             "control": "control scenario (label flip or clean): no trigger to rank on"}
-    supersedes = ("model-accuracy", "artifact-insertion")
-    effect = ("acc-gap", "asr")  # how strongly it took: CH's accuracy gap, a backdoor's attack success rate
-    meaning = ("does the model rely on the artifact (CH: affected-class accuracy with / without it, flip rate; BD: attack "
-               "success over every source class, clean accuracy; LF control: label noise, no trigger)")
+    presentation = replace(
+        RELIANCE,
+        headline=("artifact-class-acc", "clean-class-acc", "flip-rate", "asr", "clean-acc"),
+        gates={"took": "poisoning did not take", "near-chance": "model near chance",
+               "control": "control scenario (label flip or clean): no trigger to rank on"},
+        supersedes=("model-accuracy", "artifact-insertion"),
+        effect=("acc-gap", "asr"),  # how strongly it took: CH's accuracy gap, a backdoor's attack success rate
+        meaning=("does the model rely on the artifact (CH: affected-class accuracy with / without it, flip rate; BD: "
+                 "attack success over every source class, clean accuracy; LF control: label noise, no trigger)"))
     version = "2"  # 2: ASR over the source classes (all-to-one), label-flip controls, control gate, boxes
     values = {
         "artifact-class-acc": ("%", True),  # CH: affected class on the artifact test

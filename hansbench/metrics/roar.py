@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 
 import torch
 
@@ -20,6 +21,7 @@ from hansbench.metrics._perturbation import class_map, class_map_rule
 from hansbench.metrics._retraining import predict_logits, require_train_model
 from hansbench.metrics.base import EvalContext, Metric
 from hansbench.metrics.detail import FRACTION
+from hansbench.metrics.presentation import EXPLAINERS
 from hansbench.registry import metrics
 
 
@@ -73,9 +75,7 @@ class ROAR(Metric):
     """
 
     level = "explainer"
-    table = "explainers"
-    headline = ("roar-acc",)
-    column_detail = FRACTION
+    presentation = replace(EXPLAINERS, headline=("roar-acc",), column_detail=FRACTION)
     version = "2"  # explain_targets; class map weighted by the last layer; JSON detail
     needs_retraining = True
     values = {"roar-acc": ("%", False)}

@@ -172,7 +172,7 @@ def test_label_flip_reliance_is_a_gated_control(poisoning):
     v = _reliance(poisoning, (A, B))
     assert v["took"] is None, "no trigger: nothing to take (explicitly missing)"
     assert v["control"] == 1.0 and v["asr"] == 100.0 and "clean-to-target" in v
-    gates = metrics.get("reliance").gates
+    gates = metrics.get("reliance").presentation.gates
     assert "control" in gates and metrics.get("reliance").values["control"] == ("bool", False)
 
 
@@ -188,7 +188,7 @@ def test_leaderboard_gates_a_label_flip_control():
 
     notes = gate_notes(pd.DataFrame(rows), {"reliance": presentation("reliance")})
     assert "BD-t" not in notes  # the backdoor took: ranked
-    assert notes["LF-t"] == [f"{metrics.get('reliance').gates['control']} (seed 0)"]
+    assert notes["LF-t"] == [f"{metrics.get('reliance').presentation.gates['control']} (seed 0)"]
 
 
 # ----------------------------------------------------------------------------- without ground truth

@@ -64,7 +64,7 @@ def old_dict_metric():
     metrics.register("old-dict", OldDictMetric)
     OldDictMetric.seen = []
     yield OldDictMetric
-    metrics._entries.pop("old-dict", None)
+    metrics.unregister("old-dict")
 
 
 def test_scenario_fields_are_make_scenarios_keywords_with_its_defaults():
@@ -180,4 +180,4 @@ def test_options_is_what_the_plugin_is_built_with_and_files_the_digested_copy(tm
         table.write_text("b")  # ... and its content enters the key
         assert Planner(validate(raw)).plan().nodes[0].inputs["explainer"].key != exp.key
     finally:
-        explainers._entries.pop("file-explainer", None)
+        explainers.unregister("file-explainer")

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from hansbench.bench.engine.cache import hash_key
+from hansbench.bench.engine.keys import hash_key
 from hansbench.datasets.base import ScenarioData, Split
 from hansbench.models.classifier import Classifier
 from hansbench.registry import explainers

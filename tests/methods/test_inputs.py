@@ -149,14 +149,16 @@ def test_config_validates_input_kinds(tmp_path, monkeypatch):
                "t.toml")
     # an explainer named like an input kind would make its rows indistinguishable from the baseline's
     fake = type("PixelsExplainer", (explainers.get("gradcam"),), {"__doc__": "A clash."})
-    monkeypatch.setitem(explainers._entries, "pixels", fake)
-    with pytest.raises(SuiteError, match="explainers.pixels: 'pixels' is the name of a clusterer input kind"):
-        _suite(tmp_path, SUITE.replace("gradcam = {}", "gradcam = {}\npixels = {}"), "c.toml")
+    with explainers.scratch():
+        explainers.register("pixels", fake)
+        with pytest.raises(SuiteError, match="explainers.pixels: 'pixels' is the name of a clusterer input kind"):
+            _suite(tmp_path, SUITE.replace("gradcam = {}", "gradcam = {}\npixels = {}"), "c.toml")
     # a clusterer whose input kind is not registered
     bad = type("Bad", (clusterers.get("spray"),), {"input": "nowhere", "__doc__": "Bad."})
-    monkeypatch.setitem(clusterers._entries, "bad-input", bad)
-    with pytest.raises(SuiteError, match="clusterers.bad-input: its input kind 'nowhere' is not registered"):
-        _suite(tmp_path, SUITE.replace("[metrics]", "bad-input = {}\n[metrics]"), "b.toml")
+    with clusterers.scratch():
+        clusterers.register("bad-input", bad)
+        with pytest.raises(SuiteError, match="clusterers.bad-input: its input kind 'nowhere' is not registered"):
+            _suite(tmp_path, SUITE.replace("[metrics]", "bad-input = {}\n[metrics]"), "b.toml")
 
 
 # -------------------------------------------------------------------------------------------- scores
@@ -253,8 +255,8 @@ def brightness_plugin(monkeypatch):
     monkeypatch.setattr(registry, "entry_points", lambda group: [ep] if group == registry.PLUGIN_GROUP else [])
     registry.reset_for_tests()
     yield seen
-    registry.clusterer_inputs._entries.pop("brightness", None)
-    registry.clusterers._entries.pop("brightness-split", None)
+    registry.clusterer_inputs.unregister("brightness")
+    registry.clusterers.unregister("brightness-split")
     registry.reset_for_tests()
 
 

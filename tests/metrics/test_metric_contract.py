@@ -19,7 +19,8 @@ import pytest
 import torch
 
 from hansbench.bench.engine.checks import check_rows
-from hansbench.bench.engine.device import resolve_device, seed_everything
+from hansbench.bench.engine.device import resolve_device
+from hansbench.bench.engine.seeding import seed_everything
 from hansbench.datasets.scenarios import make_scenario
 from hansbench.metrics.base import EvalContext, Metric
 from hansbench.metrics.presentation import declare
@@ -139,12 +140,12 @@ def _context(metric: Metric, kind: str, data, model, device) -> EvalContext:
 
 @pytest.mark.parametrize("name", metrics.names())
 def test_declarations_are_consistent(name):
-    """Every value a metric names anywhere (headline, undirected, gates, ...) is one it declares, with a
-    string unit and a bool direction; the level is one the runner plans; the table shape exists. The one
-    check is :func:`hansbench.metrics.presentation.declare`, which registration runs; here it runs again on
+    """Every value a metric names anywhere in its presentation (headline, undirected, gates, ...) is one it
+    declares, with a string unit and a bool direction; the level is one the runner plans; the table shape exists.
+    The one check is :func:`hansbench.metrics.presentation.declare`, which registration runs; here it runs again on
     the registered class, so a declaration changed after registering is caught too."""
     p = declare(metrics.get(name), name)
-    assert p.meaning, f"{name}: no one-line meaning (declare `meaning` or a class docstring)"
+    assert p.meaning, f"{name}: no one-line meaning (declare Shows(meaning=...) or a class docstring)"
 
 
 @pytest.mark.parametrize("name, kind", _cases())
@@ -169,7 +170,7 @@ def test_rows_match_declarations(name, kind, data, trained, device):
         assert r["metric"] in cls.values, f"{name} emits undeclared value {r['metric']!r}"
         unit, higher = cls.values[r["metric"]]
         assert r["unit"] == unit, (r["metric"], r["unit"], unit)
-        # undirected values keep their declared flag in the rows (Metric.undirected); never ranked
+        # undirected values keep their declared flag in the rows (Metric.presentation.undirected); never ranked
         assert r["higher_is_better"] is higher, (r["metric"], r["higher_is_better"], higher)
         value = r["value"]
         assert value is None or (isinstance(value, float) and math.isfinite(value)), (r["metric"], value)

@@ -262,4 +262,6 @@ def test_cleaning_runs_on_a_clean_control_but_not_without_clean_images():
     assert "needs clean images" in m.not_applicable(model_kind="classifier", scenario={"poisoning": "CH",
                                                                                        "fraction": 1.0})
     assert m.not_applicable(model_kind="classifier", scenario={"poisoning": "CH", "fraction": 0.5}) is None
-    assert "n-removed" in m.undirected and {"precision-removed", "recall-removed", "clean-acc-cost"} <= set(m.headline)
+    shows = m.presentation
+    assert "n-removed" in shows.undirected
+    assert {"precision-removed", "recall-removed", "clean-acc-cost"} <= set(shows.headline)

@@ -190,7 +190,7 @@ def test_cladec_is_left_out_by_default_and_the_metric_is_registered():
     metric = metrics.get("model-randomisation")()
     assert metric.not_applicable(model_kind="classifier", scenario={}, explainer_name="cladec")
     assert metric.not_applicable(model_kind="classifier", scenario={}, explainer_name="lrp") is None
-    assert "survives-randomisation" in metric.marks and not metric.ranked
+    assert "survives-randomisation" in metric.presentation.marks and not metric.presentation.ranked
 
 
 def test_per_layer_spearman_matches_quantus_mprt(data):

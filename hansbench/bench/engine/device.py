@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import random
-
-import numpy as np
 import torch
 
 
@@ -16,12 +13,3 @@ def resolve_device(spec: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {spec!r} requested but CUDA is not available; use device = 'auto' or 'cpu'")
     return device
-
-
-def seed_everything(seed: int) -> None:
-    """Seed the global RNGs too, for third-party code that draws from them."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    torch.backends.cudnn.benchmark = False
-    torch.backends.cudnn.deterministic = True

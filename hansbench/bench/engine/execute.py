@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
-from hansbench.bench.engine.cache import Workspace
 from hansbench.bench.engine.nodes import Node, node_types
+from hansbench.bench.engine.workspace import Workspace
 
 
 @dataclass

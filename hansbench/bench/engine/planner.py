@@ -25,28 +25,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hansbench.bench.engine.nodes import Node, node_types
-from hansbench.bench.engine.nodes.clustering import ClusteringNode
-from hansbench.bench.engine.nodes.data import DataNode, data_settings, scenario_params
-from hansbench.bench.engine.nodes.explainer import ExplainerNode
-from hansbench.bench.engine.nodes.figure_inputs import FigureInputsNode
-from hansbench.bench.engine.nodes.maps import MapsNode
-from hansbench.bench.engine.nodes.metric import MetricNode
-from hansbench.bench.engine.nodes.model import ModelNode
-from hansbench.bench.engine.nodes.timing import TimingNode
-from hansbench.bench.suite.config import Suite, input_kind_rows
+from hansbench.bench.engine.nodes.base import ModelPlan, Omitted
+from hansbench.bench.suite.config import Suite
 from hansbench.datasets.scenarios import Scenario
 from hansbench.methods.inputs import PIXELS
-from hansbench.registry import clusterer_inputs, clusterers, explainers, metrics
+from hansbench.registry import clusterer_inputs, clusterers, explainers
 
-__all__ = ["Node", "Omitted", "Plan", "Planner", "data_settings", "runs_in", "scenario_params"]
-
-
-@dataclass
-class Omitted:
-    """A combination the planner left out, and why (shown where the leaderboard cell is empty)."""
-
-    ids: dict
-    reason: str
+__all__ = ["Node", "Omitted", "Plan", "Planner", "runs_in"]
 
 
 @dataclass
@@ -88,29 +73,10 @@ class Planner:
             self._memo[key] = make()
         return self._memo[key]
 
-    # -- nodes, built by their types --------------------------------------------------------------
-    def data(self, scenario: Scenario, seed: int) -> Node:
-        return DataNode.plan(self, scenario, seed)
-
-    def model(self, data: Node, kind: str) -> Node:
-        return ModelNode.plan(self, data, kind)
-
-    def explainer(self, model: Node, name: str) -> Node:
-        return ExplainerNode.plan(self, model, name)
-
-    def cluster_maps(self, explainer: Node) -> Node:
-        """Maps of the inspected class's training images: the clusterers' input."""
-        return MapsNode.plan(self, explainer)
-
-    def clustering(self, model: Node, source: str, name: str) -> Node:
-        """Clustering by ``name`` of ``source``: an explainer (its maps) or a non-map input kind."""
-        return ClusteringNode.plan(self, model, source, name)
-
-    def metric(self, name: str, inputs: dict[str, Node], ids: dict) -> Node:
-        return MetricNode.plan(self, name, inputs, ids)
-
-    def timing(self, explainer: Node) -> Node:
-        return TimingNode.plan(self, explainer)
+    def node(self, node_type: str, *args) -> Node:
+        """A node of ``node_type``, built by its registered type (``Type.plan(planner, *args)``): e.g.
+        ``planner.node("data", scenario, seed)``, ``planner.node("model", data_node, "classifier")``."""
+        return node_types.get(node_type).plan(self, *args)
 
     # -- which combinations run ------------------------------------------------------------------
     def clustering_pairs(self, kind: str, exps: list[str]) -> list[tuple[str, str]]:
@@ -134,58 +100,25 @@ class Planner:
                 if kind in explainers.get(e).model_kinds and self.suite.allows("explainers", e, model=kind)]
 
     def plan(self) -> Plan:
-        suite, allows = self.suite, self.suite.allows
+        """Every row node of the suite and the nodes the figures draw from: for each scenario x seed x model
+        kind, each registered node type plans its own rows (:meth:`NodeType.plan_for_model`, in the types'
+        order); then each type may plan from all the rows (:meth:`NodeType.plan_after`). No type is named here,
+        so a new node type is one module and its test."""
+        suite = self.suite
+        types = sorted((node_types.get(t) for t in node_types.names()), key=lambda c: c.order)
         rows: list[Node] = []
         omitted: list[Omitted] = []
         for scenario in suite.scenarios:
             for seed in suite.seeds:
-                data = self.data(scenario, seed)
+                data = self.node("data", scenario, seed)
                 for kind in [k for k in suite.models if scenario.runs_in("models", k)]:
-                    model = self.model(data, kind)
+                    model = self.node("model", data, kind)
                     exps = [e for e in self.explainers_for(kind) if scenario.runs_in("explainers", e)]
-                    pairs = [(e, c) for e, c in self.clustering_pairs(kind, exps)
-                             if scenario.runs_in("clusterers", c)]
-                    row_kinds = set(input_kind_rows())
-                    for mname, entry in suite.metrics.items():
-                        if not allows("metrics", mname, model=kind) or not scenario.runs_in("metrics", mname):
-                            continue
-                        metric = metrics.get(mname)(**entry.options)
-                        combos: list[tuple[str, str]] = {
-                            "model": [("", "")], "explainer": [(e, "") for e in exps], "clustering": pairs,
-                        }[metric.level]
-                        for e, c in combos:
-                            if not allows("metrics", mname, explainer=e, clusterer=c):
-                                continue
-                            ids = {**model.ids, "explainer": e, "clusterer": c, "family": mname}
-                            reason = metric.not_applicable(
-                                model_kind=kind, scenario=scenario,
-                                explainer=explainers.get(e) if e and e not in row_kinds else None,
-                                explainer_name=e, clusterer_name=c)
-                            if reason:
-                                omitted.append(Omitted(ids, reason))
-                                continue
-                            inputs: dict[str, Node] = {"model": model}
-                            if e and e not in row_kinds:
-                                inputs["explainer"] = self.explainer(model, e)
-                            if c:
-                                inputs["clustering"] = self.clustering(model, e, c)
-                            rows.append(self.metric(mname, inputs, ids))
-                    for e in exps:
-                        rows.append(self.timing(self.explainer(model, e)))
-        return Plan(rows, omitted, self.figure_inputs(rows) if suite.figures else [])
-
-    def figure_inputs(self, rows: list[Node]) -> list[Node]:
-        """Per scenario and model kind, on the first seed: the node computing what its figures draw, from the
-        explainers and clusterings the rows need (figures compute no clustering of their own)."""
-        used: dict[str, Node] = {a.key: a for r in rows for a in r.ancestors()}
-        groups: dict[tuple, dict[str, list[Node]]] = {}
-        for n in used.values():
-            if n.type in ("explainer", "clustering", "model"):
-                g = groups.setdefault((n.ids["scenario"], n.ids["seed"], n.ids["model"]),
-                                      {"model": [], "explainer": [], "clustering": []})
-                g[n.type].append(n)
-        first: dict[tuple, int] = {}
-        for (scenario, seed, kind) in groups:
-            first.setdefault((scenario, kind), seed)
-        return [FigureInputsNode.plan(self, g["model"][0], g["explainer"], g["clustering"])
-                for (scenario, seed, kind), g in groups.items() if first[(scenario, kind)] == seed and g["model"]]
+                    pairs = [(e, c) for e, c in self.clustering_pairs(kind, exps) if scenario.runs_in("clusterers", c)]
+                    at = ModelPlan(scenario, kind, model, exps, pairs)
+                    for t in types:
+                        nodes, left_out = t.plan_for_model(self, at)
+                        rows += nodes
+                        omitted += left_out
+        after = [n for t in types for n in t.plan_after(self, rows)] if suite.figures else []
+        return Plan(rows, omitted, after)

@@ -32,6 +32,7 @@ from hansbench.bench.engine.nodes import node_types
 from hansbench.bench.engine.planner import Node, Plan, Planner
 from hansbench.bench.engine.store import ResultsStore
 from hansbench.bench.suite.config import Suite
+from hansbench.bench.suite.record import to_record
 from hansbench.metrics._memo import memo_counts
 
 
@@ -102,7 +103,7 @@ class Runner:
 
     def __init__(self, suite: Suite, out: str | Path, *, progress: bool = True,
                  log: Callable[[str], None] | None = None, executor: str = "local", address: str | None = None,
-                 threads: int | None = None, node_timeout_s: float | None = None, wait_for_lock: bool = False):
+                 node_timeout_s: float | None = None, wait_for_lock: bool = False):
         if executor == "ray":
             if importlib.util.find_spec("ray") is None:  # before anything is written
                 raise RuntimeError(RAY_MISSING)
@@ -110,7 +111,7 @@ class Runner:
         self.out = Path(out)
         self.device = resolve_device(suite.device)
         self.progress = progress
-        self.executor, self.address, self.threads = executor, address, threads
+        self.executor, self.address, self.threads = executor, address, suite.threads
         self.node_timeout_s = node_timeout_s if node_timeout_s is not None else suite.node_timeout_s
         self.wait_for_lock = wait_for_lock
         self._log = log or (lambda msg: tqdm.write(msg))
@@ -179,7 +180,7 @@ class Runner:
         keys = [n.key for n in plan.nodes]
         summary = RunSummary(self.out, keys)
         summary.skipped = len(plan.nodes) - sum(n.produces_rows for n in todo)
-        run_id = self.store.start_run(self.suite.name, self.suite.raw, str(self.device))
+        run_id = self.store.start_run(self.suite.name, to_record(self.suite), str(self.device))
         summary.run_id = run_id
         for om in plan.omitted:
             self.store.record_not_applicable(omitted_key(om.ids), run_id, {"node_type": "metric", **om.ids}, om.reason)

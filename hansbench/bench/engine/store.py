@@ -109,7 +109,8 @@ def migrate(conn: sqlite3.Connection, path: Path | str = "results.sqlite") -> in
 
 @dataclass(frozen=True)
 class RunRecord:
-    """One row of ``runs``: what was run (the validated suite as a dict), where, by which code, and how it ended."""
+    """One row of ``runs``: what was run (the resolved run configuration as stored), where, by which code, and
+    how it ended."""
 
     id: int
     suite: str
@@ -125,6 +126,14 @@ class RunRecord:
     def seeds(self) -> list[int]:
         """The run's seeds (``config["suite"]["seeds"]``; [] when the config names none)."""
         return [int(s) for s in (self.config.get("suite", {}) or {}).get("seeds", []) or []]
+
+    def run_config(self):
+        """The run's resolved configuration as a frozen :class:`~hansbench.bench.suite.config.Suite`, read back
+        without validating it again (:func:`hansbench.bench.suite.record.from_stored`; a run stored before the
+        record existed is validated once and may raise ``SuiteError``)."""
+        from hansbench.bench.suite.record import from_stored
+
+        return from_stored(self.config)
 
 
 _RUN_COLUMNS = "id, suite, config, git_commit, versions, device, started, finished, status"

@@ -1,30 +1,19 @@
-"""Leaderboard cells: per-seed values -> a mean with its interval, its text, its tidy CSV record, and the
-paired tests behind the marks in a table's cells (the statistics themselves are :mod:`hansbench.bench.report.stats`).
+"""Rendering a leaderboard cell: its text, its tidy CSV record, the marks its comparisons earned and the notes
+that say how cells and tests were made. The numbers are :mod:`hansbench.bench.report.results` (re-exported
+here: ``interval``, ``Comparison``, ``compare``, ``correct``); the statistics :mod:`hansbench.bench.report.stats`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
-import numpy as np
-import pandas as pd
-
-from hansbench.bench.report.stats import (
-    ALPHA,
-    CONFIDENCE,
-    EXACT_MAX_PAIRS,
-    Interval,
-    bootstrap_interval,
-    format_interval,
-    holm,
-    paired_test,
-    t_interval,
-)
+from hansbench.bench.report import run_facts
+from hansbench.bench.report.results import BOOT_N, BOOT_SEED, Comparison, compare, correct  # noqa: F401  (re-exported)
+from hansbench.bench.report.results import cell as interval  # noqa: F401  (re-exported: cells.interval)
+from hansbench.bench.report.stats import ALPHA, CONFIDENCE, EXACT_MAX_PAIRS, Interval, format_interval
 from hansbench.metrics import detail as detail_keys
 from hansbench.metrics.detail import PER_IMAGE  # noqa: F401  (re-exported: cells.PER_IMAGE)
 
-BOOT_SEED, BOOT_N = 0, 2000
 SIG_MARK = "*"  # better than the reference (random) on the same seeds, Holm-corrected within the table
 CONTROL_MARK = "+"  # better than the raw-input control (the same clusterer on the input itself)
 BEST_MARK = "!"  # the best in its column and better than the runner-up
@@ -39,19 +28,6 @@ def per_image(detail: str) -> list[float] | None:
     if not isinstance(v, list) or not v:
         return None
     return [float(x) if x is not None else math.nan for x in v]
-
-
-def interval(g: pd.DataFrame) -> Interval:
-    """The cell of one combination x value column from its per-seed rows (``value``, optional ``per_image``):
-    a bootstrap over seeds x images when every seed carries per-image values, else a t-interval over seeds."""
-    ok = g[g["value"].notna()]
-    if ok.empty:
-        return Interval(math.nan, n=0)
-    images = ok["per_image"].tolist() if "per_image" in ok else [None]  # the frame's column (per_seed)
-    if all(isinstance(x, list) and x for x in images):
-        iv = bootstrap_interval([np.asarray(x, dtype=float) for x in images], CONFIDENCE, BOOT_N, BOOT_SEED)
-        return Interval(float(ok["value"].mean()), iv.low, iv.high, iv.n, iv.method)
-    return t_interval(ok["value"].to_numpy(dtype=float))
 
 
 def shown(iv: Interval) -> bool:
@@ -72,11 +48,14 @@ def tidy(iv: Interval, unit: str, higher: bool | None, **keys) -> dict:
             "unit": unit, "higher_is_better": "" if higher is None else bool(higher)}
 
 
-def interval_note(ns: list[int], seeds: list, config_seeds: dict | None = None, bootstrap: bool = False) -> str:
-    """What the cells are: n, the seeds (evaluation seeds where the run config names tuning seeds), the interval."""
+def interval_note(ns: list[int], seeds, dev_seeds=None, bootstrap: bool = False) -> str:
+    """What the cells are: n, the seeds (evaluation seeds where the run names tuning seeds), the interval.
+
+    ``dev_seeds``: the tuning seeds (:func:`hansbench.bench.report.run_facts.dev_seeds`), or the run
+    configuration's ``[suite]`` table they are read from."""
     n_max = max(ns) if ns else 0
     seed_text = ", ".join(str(s) for s in seeds)
-    dev = [int(s) for s in (config_seeds or {}).get("dev_seeds", []) or []]
+    dev = run_facts.dev_seeds({"suite": dev_seeds}) if isinstance(dev_seeds, dict) else list(dev_seeds or [])
     if dev:
         overlap = sorted(set(dev) & {int(s) for s in seeds})
         which = (f"evaluation seeds {seed_text} (settings tuned on {', '.join(map(str, dev))})" if not overlap else
@@ -95,45 +74,7 @@ def interval_note(ns: list[int], seeds: list, config_seeds: dict | None = None, 
     return how + "."
 
 
-# -- paired tests behind the marks --------------------------------------------------------------------------
-@dataclass
-class Comparison:
-    """One paired test of a table: ``who`` (row key) on ``column`` against ``against`` (a name), its mark when
-    significant and in ``who``'s favour."""
-
-    who: tuple
-    column: str
-    against: str
-    mark: str
-    p: float
-    test: str
-    n: int
-    diff: float
-    higher: bool
-    p_holm: float = math.nan
-
-    @property
-    def significant(self) -> bool:
-        """Better than the reference in the right direction, with a Holm-adjusted p below ``ALPHA``."""
-        better = self.diff > 0 if self.higher else self.diff < 0
-        return better and math.isfinite(self.p_holm) and self.p_holm < ALPHA
-
-
-def compare(a: pd.Series, b: pd.Series, **kw) -> Comparison:
-    """a vs b paired by the index (seeds); ``kw``: the Comparison's identity fields."""
-    idx = a.index.intersection(b.index)
-    t = paired_test(a.loc[idx].to_numpy(dtype=float), b.loc[idx].to_numpy(dtype=float))
-    return Comparison(p=t.p, test=t.test, n=t.n, diff=t.diff, **kw)
-
-
-def correct(comparisons: list[Comparison]) -> list[Comparison]:
-    """Holm within the table: every comparison's adjusted p."""
-    adj = holm([c.p for c in comparisons])
-    for c, p in zip(comparisons, adj):
-        c.p_holm = float(p)
-    return comparisons
-
-
+# -- the marks and the tests behind them -------------------------------------------------------------------
 def marks_of(comparisons: list[Comparison]) -> dict[tuple, str]:
     """(who..., column) -> the marks of its significant comparisons, in the order *, +, !."""
     out: dict[tuple, str] = {}

@@ -4,6 +4,9 @@ suite) is shown as the text it is, never interpreted as markup.
 - :func:`markdown`: GitHub-flavoured Markdown, inside table cells or headings.
 - :func:`latex`: LaTeX text mode (booktabs tables, captions), with the arrows and dashes the tables use.
 - :func:`html_text`: HTML text and attribute values.
+- :func:`markdown_target`: a file name as a Markdown link target (``](<name>)``).
+- :func:`latex_file`: a file name as ``\\includegraphics`` reads it, or None where LaTeX cannot read it.
+- :func:`slug`: a name as a file-name, anchor and label piece (letters, digits, ``-_.``).
 
 Each one turns a line break into a space, so a cell or a heading stays on its line.
 """
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 import html
 
-__all__ = ["markdown", "latex", "html_text"]
+__all__ = ["markdown", "latex", "html_text", "markdown_target", "latex_file", "slug"]
 
 # Characters that start markup in (GitHub-flavoured) Markdown, as backslash escapes; ``<``, ``>`` and ``&``
 # as entities, so raw HTML and entity references render as text (a backslash does not stop ``&amp;``).
@@ -47,3 +50,28 @@ def latex(text: object) -> str:
 def html_text(text: object) -> str:
     """``text`` as literal HTML, safe in element content and in quoted attribute values."""
     return html.escape(_one_line(text), quote=True)
+
+
+def markdown_target(name: object) -> str:
+    """A file name as the target of ``![...](<name>)``: the angle brackets that would end it percent-encoded."""
+    return _one_line(name).replace("<", "%3C").replace(">", "%3E")
+
+
+# Characters TeX reads as markup even inside ``\\includegraphics{...}`` (a comment, a parameter, a group, math, a
+# space that is not a space); no escape makes pdflatex find such a file, so it is named instead of included.
+_TEX_FILE_UNSAFE = set("%#&{}\\$^~")
+
+
+def latex_file(name: object) -> str | None:
+    """``name`` as ``\\includegraphics`` reads it, or None where it holds a character TeX would read as markup
+    (or one outside ASCII)."""
+    text = str(name)
+    if not text or not text.isascii() or set(text) & _TEX_FILE_UNSAFE or not text.isprintable():
+        return None
+    return text
+
+
+def slug(name: object) -> str:
+    """``name`` as a piece of a file name, an HTML id or a LaTeX label: letters and digits, ``-``, ``_`` and ``.``
+    kept, everything else ``_``; never empty (``_``). The one rule for every name the report writes."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(name)) or "_"

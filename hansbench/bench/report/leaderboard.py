@@ -89,6 +89,7 @@ class Table:
     tidy: pd.DataFrame | None = None
     caption: str = ""
     section: str = ""
+    result: Any = None  # the typed results it renders (hansbench.bench.report.results.Grid), where it has them
 
 
 @dataclass
@@ -202,7 +203,8 @@ def build_sections(rows: pd.DataFrame, omitted: pd.DataFrame | None = None,
     were tuned on and the scenarios' poisonings, which pair each backdoor with its label-flip and clean
     controls. Without it the tables say nothing about controls.
     """
-    from hansbench.bench.report import ranking_tables
+    from hansbench.bench.report import controls as ctl
+    from hansbench.bench.report import detection_tables, ranking_tables, run_facts
     from hansbench.bench.report import summary as summ
     from hansbench.bench.report import tables as tb
 
@@ -216,7 +218,7 @@ def build_sections(rows: pd.DataFrame, omitted: pd.DataFrame | None = None,
     seeded_all = per_seed(rows, pres) if not rows.empty else rows.assign(
         coldetail="", fallback=False, per_image=None, directed=True)
     ctx = tb.Context(config=config or {}, marks=explainer_marks(seeded_all, pres))
-    controls = summ.scenario_controls(config, scenarios)
+    controls = run_facts.scenario_controls(config, scenarios)
     out = []
     for scenario in scenarios:
         seeded = seeded_all[seeded_all.scenario == scenario]
@@ -240,8 +242,8 @@ def build_sections(rows: pd.DataFrame, omitted: pd.DataFrame | None = None,
             for m in _models(d):
                 dm = d[d.model == m]
                 if shape == "detection":
-                    tables += tb.detection_tables(dm, ps, m, gates, table_id, ctx)
-                    tables += summ.control_tables(seeded_all, scenario, m, ps, controls.get(scenario, {}), ctx)
+                    tables += detection_tables.detection_tables(dm, ps, m, gates, table_id, ctx)
+                    tables += ctl.control_tables(seeded_all, scenario, m, ps, controls.get(scenario, {}), ctx)
                 elif shape == "explainer":
                     tables += ranking_tables.explainer_tables(dm, ps, m, gates, table_id, ctx)
                 else:

@@ -12,24 +12,29 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
+from hansbench.bench.engine import keys, source_imports
+
 MANIFEST = "outputs.json"
+OUTPUT_PACKAGE = "hansbench.bench.report"  # its modules and what they import shape the outputs
+
+
+def output_code(root: Path = source_imports.ROOT) -> str:
+    """Digest of the code that shapes the outputs: every module of the report package and every hansbench
+    module they import, transitively (read with ``ast``; never a hand-kept list, which misses modules).
+
+    ``root``: the ``hansbench`` folder to read (this one by default). Modules enter by name and content, so a
+    copy of the package in another place has the same digest.
+    """
+    files = source_imports.import_closure(source_imports.package_files(OUTPUT_PACKAGE, root), root)
+    return keys.digest([(source_imports.module_name(f, root), keys.path_digest(f)) for f in files], 16)
 
 
 def outputs_digest(store, suite_name: str, job_keys: Collection[str] | None, figures: bool) -> str:
     """What the written outputs depend on: the finished row nodes (of the plan, or all), the output code, the title."""
-    from hansbench.bench.engine import keys  # lazy: the CLI imports this module; the report pulls in pandas
-    from hansbench.bench.report import cells, leaderboard, ranking_tables, summary, sweep_report, tables, writers
-    from hansbench.bench.report.figures import base as figures_module
-    from hansbench.bench.report.figures import session as figures_session
-    from hansbench.bench.report.figures import styles
-    from hansbench.bench.report.figures import sweep as sweep_figure
-
     done = store.done_keys()
     rows = sorted(done if job_keys is None else (k for k in job_keys if k in done))
-    code = keys.code_version(leaderboard, figures_module, figures_session, styles, writers, tables, ranking_tables,
-                             summary, cells, sweep_report, sweep_figure)
     return keys.digest({"rows": rows, "scope": "plan" if job_keys is not None else "store", "figures": figures,
-                        "code": code, "suite": suite_name})
+                        "code": output_code(), "suite": suite_name})
 
 
 def _unchanged(out: Path, digest: str) -> dict[str, Path] | None:

@@ -1,6 +1,10 @@
 """The faithfulness and localisation ranking tables: one per model kind, explainers as rows, the reference
 explainer as a zero line with its raw values in a row of their own, ranks over the columns every ranked
 explainer has (never crediting a method the reference beats). Shared pieces: :mod:`hansbench.bench.report.tables`.
+
+:func:`explainer_grid` computes a table's results (cells, the paired tests against the reference and of the best
+against the runner-up, Holm-corrected; the mean ranks and the row order they give); :func:`explainer_tables`
+renders them.
 """
 
 from __future__ import annotations
@@ -12,23 +16,40 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from hansbench.bench.report import cells
-from hansbench.bench.report.leaderboard import FALLBACK_MARK, SECTIONS, Presentation, Table
+from hansbench.bench.report.leaderboard import SECTIONS, Presentation, Table
+from hansbench.bench.report.results import (
+    Cell,
+    Column,
+    Comparison,
+    Grid,
+    Ranks,
+    cell,
+    cells_by,
+    compare,
+    correct,
+    oriented,
+    seeds_of,
+)
 from hansbench.bench.report.stats import format_number
 from hansbench.bench.report.tables import (
     MINUS,
     Context,
     column_name,
+    columns_of,
+    fallback_note,
+    fallback_suffix,
+    frames,
     gate_extra,
     gate_suffix,
-    header,
+    head,
     headline,
-    intervals,
     make_table,
     meanings,
-    oriented,
-    series,
     title_of,
 )
+
+RANK_COLUMN = "mean rank ↓"
+NAMES = {cells.SIG_MARK: "the reference on the same seeds", cells.BEST_MARK: "the runner-up in its column"}
 
 
 # -- explainer tables --------------------------------------------------------------------------------------------
@@ -70,135 +91,147 @@ def _column_ranks(means: pd.DataFrame, candidates: list[str], col: str, higher: 
     return ranks
 
 
-def explainer_tables(d: pd.DataFrame, ps: list[Presentation], model: str, gates: dict[str, list[str]],
-                     table_id: str, ctx: Context) -> list[Table]:
-    """Explainers x headline values of one model kind: ranked, tested against the reference, which is a zero
-    line with its raw values in a row of their own."""
-    g, col_ref = _explainer_rows(d, ps)
-    if g.empty:
-        return []
-    columns = list(dict.fromkeys(g.column))
-    first = g.groupby("column", sort=False).first()
-    direction, unit, directed = first["higher_is_better"], first["unit"], first["directed"]
-    fam_of, ranked_of = first["family"], first["ranked"]
-    iv = intervals(g, ["explainer", "column"])
-    n_max = max((x.n for x in iv.values()), default=0)
-    explainers = list(dict.fromkeys(g.explainer))
-    refs = {r for r in col_ref.values() if r}
-    candidates = [e for e in explainers if e not in refs]
-    means = pd.DataFrame({c: {e: iv[(e, c)].mean if (e, c) in iv else np.nan for e in explainers} for c in columns})
-    ranked_table = any(p.ranked for p in ps)
-    gated = model in gates
-
-    # paired tests: every candidate vs the reference on each directed column, the best vs the runner-up
-    comps: list[cells.Comparison] = []
-    sub_of = dict(tuple(g.groupby(["explainer", "column"], sort=False)))
-    by = {k: series(sub) for k, sub in sub_of.items()}
-    for c in columns:
-        if not directed[c] or not ranked_table:
-            continue
-        ref, higher = col_ref.get(c, ""), bool(direction[c])
+def _comparisons(grid_cells: dict[tuple, Cell], columns: tuple[Column, ...], candidates: list[str],
+                 col_ref: dict[str, str]) -> list[Comparison]:
+    """Per directed column: every candidate vs the reference, the best vs the runner-up."""
+    comps = []
+    for col in (c for c in columns if c.directed):
+        c, ref = col.name, col_ref.get(col.name, "")
         for e in candidates:
-            if (e, c) not in by:
-                continue
-            if ref and (ref, c) in by:
-                base = by[(ref, c)]
-                comps.append(cells.compare(by[(e, c)], base, who=(e,), column=c, against=ref, mark=cells.SIG_MARK,
-                                           higher=higher))
-        have = [e for e in candidates if math.isfinite(means.loc[e, c])]
+            if (e, c) in grid_cells and ref and (ref, c) in grid_cells:
+                comps.append(compare(grid_cells[(e, c)], grid_cells[(ref, c)], who=(e,), column=c, against=ref,
+                                     mark=cells.SIG_MARK, higher=col.higher))
+        have = [e for e in candidates if (e, c) in grid_cells and math.isfinite(grid_cells[(e, c)].mean)]
         if len(have) >= 2:
-            best, second = sorted(have, key=lambda e: oriented(means.loc[e, c], higher))[:2]
-            comps.append(cells.compare(by[(best, c)], by[(second, c)], who=(best,), column=c, against=second,
-                                       mark=cells.BEST_MARK, higher=higher))
-    marks = cells.marks_of(cells.correct(comps))
+            best, second = sorted(have, key=lambda e: oriented(grid_cells[(e, c)].mean, col.higher))[:2]
+            comps.append(compare(grid_cells[(best, c)], grid_cells[(second, c)], who=(best,), column=c,
+                                 against=second, mark=cells.BEST_MARK, higher=col.higher))
+    return comps
 
-    # ranks: only columns every candidate has; each metric family weighs once
-    ranked_cols = [c for c in columns if ranked_of[c] and directed[c]]
-    complete = [c for c in ranked_cols if means.loc[candidates, c].notna().all()] if candidates else []
-    left_out = [c for c in ranked_cols if c not in complete]
+
+def _ranks(means: pd.DataFrame, columns: tuple[Column, ...], candidates: list[str], col_ref: dict[str, str],
+           explainers: list[str], gated: bool) -> Ranks | None:
+    """The mean ranks over the ranked columns every candidate has, each metric family weighing once (None when
+    the table has no ranked column)."""
+    ranked_cols = [c for c in columns if c.ranked and c.directed]
+    if not ranked_cols:
+        return None
+    complete = [c for c in ranked_cols if means.loc[candidates, c.name].notna().all()] if candidates else []
     mean_rank = pd.Series(np.nan, index=explainers)
     if complete and len(candidates) > 1 and not gated:
         per_col = {}
         for c in complete:
-            ref = col_ref.get(c, "")
-            ref_value = means.loc[ref, c] if ref else math.nan
-            per_col[c] = _column_ranks(means, candidates, c, bool(direction[c]), ref_value)
-        by_family = pd.DataFrame({f: pd.DataFrame({c: per_col[c] for c in complete if fam_of[c] == f}).mean(axis=1)
-                                  for f in dict.fromkeys(fam_of[c] for c in complete)})
+            ref = col_ref.get(c.name, "")
+            per_col[c.name] = _column_ranks(means, candidates, c.name, c.higher,
+                                            means.loc[ref, c.name] if ref else math.nan)
+        by_family = pd.DataFrame({f: pd.DataFrame({c.name: per_col[c.name] for c in complete if c.family == f}).mean(
+            axis=1) for f in dict.fromkeys(c.family for c in complete)})
         mean_rank = by_family.mean(axis=1).reindex(explainers)
-    if ranked_cols:
-        order = sorted(candidates, key=lambda e: (np.nan_to_num(mean_rank.get(e, np.nan), nan=np.inf),
-                                                  explainers.index(e)))
+    return Ranks({e: float(mean_rank.get(e, np.nan)) for e in explainers}, tuple(c.name for c in complete),
+                 tuple(c.name for c in ranked_cols if c not in complete))
+
+
+def explainer_grid(d: pd.DataFrame, ps: list[Presentation], gated: bool) -> Grid | None:
+    """Explainers x headline values of one model kind: the cells, the tests (ranked tables only), the mean ranks
+    and the rows in their order (candidates by mean rank, or by the first column in unranked tables; the
+    references last); the references' raw values in ``extra["raw"]``."""
+    g, col_ref = _explainer_rows(d, ps)
+    if g.empty:
+        return None
+    columns = columns_of(g, list(dict.fromkeys(g.column)))
+    grid_cells = cells_by(g, ["explainer", "column"])
+    explainers = list(dict.fromkeys(g.explainer))
+    refs = {r for r in col_ref.values() if r}
+    candidates = [e for e in explainers if e not in refs]
+    means = pd.DataFrame({c.name: {e: grid_cells[(e, c.name)].mean if (e, c.name) in grid_cells else np.nan
+                                   for e in explainers} for c in columns})
+    ranked_table = any(p.ranked for p in ps)
+    comps = _comparisons(grid_cells, columns, candidates, col_ref) if ranked_table else []
+    ranks = _ranks(means, columns, candidates, col_ref, explainers, gated)
+    if ranks is not None:
+        order = sorted(candidates, key=lambda e: (np.nan_to_num(ranks.mean[e], nan=np.inf), explainers.index(e)))
     else:  # unranked tables (timing): by the first column, best first
         c0 = columns[0]
-        order = sorted(candidates, key=lambda e: np.nan_to_num(oriented(means.loc[e, c0], bool(direction[c0])),
+        order = sorted(candidates, key=lambda e: np.nan_to_num(oriented(means.loc[e, c0.name], c0.higher),
                                                                nan=np.inf))
-    headers = {c: header(c, unit[c], bool(direction[c]), bool(directed[c])) for c in columns}
-    suffix = gate_suffix(model, gates, ranked_table)
-    rank_col = "mean rank ↓"
-    disp, sort, tidy = [], [], []
-    relative_cols = [c for c in columns if MINUS in c]
+    raw = {(e, c): cell(sub.assign(value=sub["raw"])) for (e, c), sub in g.groupby(["explainer", "column"], sort=False)
+           if e in refs and MINUS in c and len(sub)}
+    return Grid(tuple((e,) for e in order + [r for r in explainers if r in refs]), columns, grid_cells, seeds_of(g),
+                correct(comps), ranks, extra={"refs": refs, "raw": raw, "ranked": ranked_table,
+                                              "fallback": bool(g.fallback.any())})
 
-    def cell(e: str, c: str) -> tuple[str, float]:
-        if (e, c) not in iv:
-            return "", np.nan
-        x = iv[(e, c)]
-        t = cells.text(x, n_max)
-        fb = sub_of[(e, c)].fallback.any()
-        t += (" " + marks[(e, c)] if (e, c) in marks else "") + (suffix if cells.shown(x) else "") + \
-             (f" {FALLBACK_MARK}" if fb else "")
-        return t, x.mean
 
-    for e in order + [r for r in explainers if r in refs]:
-        is_ref = e in refs
-        label = ctx.label(e, model) + (" (reference: zero line)" if is_ref and relative_cols else
-                                       " (reference)" if is_ref else "")
-        drow, srow = {"explainer": label}, {"explainer": label}
-        for c in columns:
-            drow[headers[c]], srow[headers[c]] = cell(e, c)
-            if (e, c) in iv:
-                p_ref = next((x for x in comps if x.who == (e,) and x.column == c and x.mark == cells.SIG_MARK), None)
-                r0 = sub_of[(e, c)].iloc[0]
-                tidy.append(cells.tidy(iv[(e, c)], unit[c], bool(direction[c]) if directed[c] else None, model=model,
-                                       explainer=e, metric=r0["metric"], relative_to=r0["relative_to"],
-                                       split=r0["split"], stage=r0["stage"], column_detail=r0["coldetail"],
-                                       p_vs_reference=p_ref.p if p_ref else np.nan,
-                                       p_holm_vs_reference=p_ref.p_holm if p_ref else np.nan))
-        if ranked_cols:
-            mr = mean_rank.get(e, np.nan) if not is_ref else np.nan
-            drow[rank_col], srow[rank_col] = format_number(mr, 3), mr
-        disp.append(drow)
-        sort.append(srow)
-        if is_ref and relative_cols:  # its raw values, in a row of their own (not sortable with the differences)
-            raw_label = f"{e} raw values"
-            drow, srow = {"explainer": raw_label}, {"explainer": raw_label}
-            for c in columns:
-                raw = sub_of.get((e, c), g.iloc[:0])
-                text = cells.text(cells.interval(raw.assign(value=raw["raw"])), n_max) if MINUS in c and len(raw) \
-                    else ""
-                drow[headers[c]], srow[headers[c]] = text, np.nan
-            if ranked_cols:
-                drow[rank_col], srow[rank_col] = "", np.nan
-            disp.append(drow)
-            sort.append(srow)
+def _frames(grid: Grid, model: str, suffix: str, ctx: Context) -> tuple[list, list, list]:
+    """The grid written out: marked cells, the mean rank, each reference's raw values in a row below it."""
+    marks, n_max, refs = cells.marks_of(list(grid.comparisons)), grid.n_max, grid.extra["refs"]
+    relative = any(MINUS in c.name for c in grid.columns)
 
+    def label(row: tuple) -> dict:
+        tag = (" (reference: zero line)" if relative else " (reference)") if row[0] in refs else ""
+        return {"explainer": ctx.label(row[0], model) + tag}
+
+    def text(row: tuple, col: Column, x: Cell) -> str:
+        mk = marks.get((*row, col.name), "")
+        return cells.text(x, n_max) + (f" {mk}" if mk else "") + (suffix if cells.shown(x) else "") + fallback_suffix(x)
+
+    def keys(row: tuple, col: Column) -> dict:
+        p_ref = grid.comparison(row, col.name, cells.SIG_MARK)
+        return dict(model=model, explainer=row[0], metric=col.metric, relative_to=col.relative_to, split=col.split,
+                    stage=col.stage, column_detail=col.detail, p_vs_reference=p_ref.p if p_ref else np.nan,
+                    p_holm_vs_reference=p_ref.p_holm if p_ref else np.nan)
+
+    disp, sort, tidy = frames(grid, label, text, keys)
+    out_d, out_s = [], []
+    for (e,), drow, srow in zip(grid.rows, disp, sort):
+        rows = [(drow, srow)]
+        if grid.ranks is not None:
+            mr = grid.ranks.mean[e] if e not in refs else np.nan
+            drow[RANK_COLUMN], srow[RANK_COLUMN] = format_number(mr, 3), mr
+        if e in refs and relative:  # its raw values, in a row of their own (not sortable with the differences)
+            rd = {"explainer": f"{e} raw values"}
+            rs = dict(rd)
+            for col in grid.columns:
+                x = grid.extra["raw"].get((e, col.name))
+                rd[head(col)], rs[head(col)] = cells.text(x, n_max) if x is not None else "", np.nan
+            if grid.ranks is not None:
+                rd[RANK_COLUMN], rs[RANK_COLUMN] = "", np.nan
+            rows.append((rd, rs))
+        out_d += [r[0] for r in rows]
+        out_s += [r[1] for r in rows]
+    return out_d, out_s, tidy
+
+
+def _notes(grid: Grid, ps: list[Presentation], model: str, gates: dict[str, list[str]], suffix: str,
+           ctx: Context) -> list[str]:
+    """The lines under the table: meanings, the reference's zero line, the rank rule, the gates, the marks."""
     extra = [meanings(ps)]
-    if relative_cols:
+    if any(MINUS in c.name for c in grid.columns):
         extra.append(f"Columns '{MINUS.strip()} <reference>': value minus the reference explainer's on the same seed, "
                      "split and model; the reference's row is that zero line, its raw values are the row below "
                      "(not ranked, not sorted with the differences).")
     elif any(p.relative_to_random for p in ps):
         extra.append("No reference explainer in this run: raw values (not comparable across models).")
-    if ranked_cols and complete:
+    if grid.ranks is not None and grid.ranks.complete:
         extra.append("Mean rank: ranked per column by the means in the value's direction, averaged within each "
                      "metric, then over metrics (each metric weighs once); a method the reference beats or equals on "
                      "a column shares the bottom ranks there.")
-    if left_out:
-        extra.append(f"Not in the mean rank (not every method has them): {', '.join(left_out)}.")
+    if grid.ranks is not None and grid.ranks.left_out:
+        extra.append(f"Not in the mean rank (not every method has them): {', '.join(grid.ranks.left_out)}.")
     extra += gate_extra(model, gates) if suffix else []
-    if g.fallback.any():
-        extra.append(f"{FALLBACK_MARK} the clusterer fell back to a simpler procedure.")
-    extra += ctx.mark_notes(model, explainers)
-    names = {cells.SIG_MARK: "the reference on the same seeds", cells.BEST_MARK: "the runner-up in its column"}
-    return [make_table(f"{title_of(table_id)}: {model}", disp, sort, tidy, g, ctx, iv, comps, names, extra, table_id,
-                   "explainer", model, SECTIONS["explainer"] if ranked_table else SECTIONS["unranked"])]
+    extra += fallback_note(grid.extra["fallback"], "")
+    return extra + ctx.mark_notes(model, [e for (e,) in grid.rows])
+
+
+def explainer_tables(d: pd.DataFrame, ps: list[Presentation], model: str, gates: dict[str, list[str]],
+                     table_id: str, ctx: Context) -> list[Table]:
+    """Explainers x headline values of one model kind: ranked, tested against the reference, which is a zero
+    line with its raw values in a row of their own."""
+    grid = explainer_grid(d, ps, model in gates)
+    if grid is None:
+        return []
+    ranked = grid.extra["ranked"]
+    suffix = gate_suffix(model, gates, ranked)
+    written = _frames(grid, model, suffix, ctx)
+    return [make_table(f"{title_of(table_id)}: {model}", written, grid, ctx, NAMES, _notes(grid, ps, model, gates,
+                                                                                           suffix, ctx),
+                       table_id, "explainer", model, SECTIONS["explainer"] if ranked else SECTIONS["unranked"])]

@@ -6,7 +6,7 @@ A sweep's scenarios are ordinary scenarios with their own sections; this module 
 are drawn comes from the metrics' metadata, as everywhere on the leaderboard: the reliance family's ``gates``
 (did the poisoning take: the hollow markers and the points the breakdown skips), the detection family's first
 label-free value present (the summary's headline, :func:`hansbench.bench.report.summary.first_present`) and, where rows
-have it, the threshold-free :data:`SCORE_VALUE`. Written into the page by :func:`sweep_page`.
+have it, the threshold-free :data:`SCORE_VALUE`. Its section of the page is :func:`sweep_page`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hansbench.bench.report import cells
+from hansbench.bench.report import cells, run_facts
+from hansbench.bench.report.csv_files import csv_name, tidy_csv
+from hansbench.bench.report.document import Block, FigureBlock, Section, TableBlock
+from hansbench.bench.report.escape import slug
 from hansbench.bench.report.figures.base import Figure
 from hansbench.bench.report.figures.sweep import SCORE_VALUE, sweep_figure
 from hansbench.bench.report.leaderboard import (
@@ -33,7 +36,7 @@ from hansbench.bench.report.leaderboard import (
 )
 from hansbench.bench.report.stats import Interval, format_number
 from hansbench.bench.report.tables import input_kinds
-from hansbench.bench.suite.sweep import SweepError, sweep_axes, value_text
+from hansbench.bench.suite.sweep import value_text
 
 NEVER = "never in the range"
 
@@ -155,7 +158,7 @@ def _at_points(axis: Any, res: Reached, cell) -> str:
                      for i in res.at) or "–"
 
 
-def breakdown_table(data: AxisData, seed_config: dict | None = None) -> Table | None:
+def breakdown_table(data: AxisData, dev_seeds: list[int] | None = None) -> Table | None:
     """Per model kind x detector: where its mean label-free headline reaches the axis' level (:func:`breakdown`)."""
     axis = data.axis
     kinds, _ = input_kinds()
@@ -213,7 +216,7 @@ def breakdown_table(data: AxisData, seed_config: dict | None = None) -> Table | 
                                    holds_above=res.holds if axis.numeric else ""))
     if not disp:
         return None
-    how = cells.interval_note(ns, sorted(seeds), seed_config)
+    how = cells.interval_note(ns, sorted(seeds), dev_seeds or [])
     rule = (f"smallest swept {field} at which the detector's mean {head} over seeds reaches the level "
             f"{axis.level:g} (>=)" if axis.numeric else
             f"every {field} at which the detector's mean {head} over seeds reaches the level {axis.level:g} (>=)")
@@ -240,20 +243,9 @@ class SweepSection:
     csv: str = ""
 
 
-def axes_of(config: dict | None) -> list:
-    """The sweep axes of a run config ([] without sweeps, or when its stored sweep no longer expands, e.g. its
-    poisoning's plugin is gone: the per-scenario sections are published all the same)."""
-    try:
-        return list(sweep_axes(config or {}))
-    except SweepError:
-        return []
-
-
 def sweep_sections(rows: pd.DataFrame, config: dict | None, out: Path, axes: list | None = None) -> list[SweepSection]:
     """Per axis with rows: its figure (written into ``out``), breakdown table and tidy CSV."""
-    from hansbench.bench.report.writers import csv_name, tidy_csv
-
-    axes = axes_of(config) if axes is None else axes
+    axes = run_facts.sweep_axes_of(config) if axes is None else axes
     if not axes or rows.empty:
         return []
     out = Path(out)
@@ -262,7 +254,7 @@ def sweep_sections(rows: pd.DataFrame, config: dict | None, out: Path, axes: lis
         data = axis_data(rows, axis)
         if data is None:
             continue
-        t = breakdown_table(data, dict((config or {}).get("suite", {}) or {}))
+        t = breakdown_table(data, run_facts.dev_seeds(config))
         csv = ""
         if t is not None and t.tidy is not None and not t.tidy.empty:
             csv = csv_name(axis.stem, "breakdown")
@@ -273,37 +265,12 @@ def sweep_sections(rows: pd.DataFrame, config: dict | None, out: Path, axes: lis
     return found
 
 
-def sweep_page(rows: pd.DataFrame, config: dict | None, out: Path, md: list[str], tex: list[str], page: list[str],
-               paths: dict[str, Path], n_fig: int) -> int:
-    """Append the "Sweeps" section to the page's three formats (nothing without sweeps); returns the figure count."""
-    from hansbench.bench.report.escape import html_text, latex, markdown
-    from hansbench.bench.report.writers import _html_figure, _html_table, _safe, to_latex, to_markdown
-
-    secs = sweep_sections(rows, config, out)
-    if not secs:
-        return n_fig
-    md += ["## Sweeps", ""]
-    page.append("<h2 id='sweeps'>Sweeps</h2>")
-    tex += [r"\clearpage", r"\subsection*{Sweeps}"]
-    for s in secs:
-        md += [f"### {markdown(s.axis.title)}", ""]
-        page.append(f"<h3 id='{html_text(_safe(s.axis.stem))}'>{html_text(s.axis.title)}</h3>")
-        tex.append(rf"\subsubsection*{{{latex(s.axis.title)}}}")
-        for f in s.figures:
-            paths[f.file], paths[f.vector] = out / f.file, out / f.vector
-            md += [f"![{markdown(f.caption)}](<{f.file}>)", "", f"*{markdown(f.caption)}*", ""]
-            n_fig += 1
-            page.append(_html_figure(f.file, f.caption, f.vector, n_fig))
-            tex.append("\n".join([r"\begin{figure}[!htbp]", r"\centering",
-                                  rf"\includegraphics[width=\linewidth]{{{f.file}}}",
-                                  rf"\caption{{{latex(f.caption)}}}",
-                                  rf"\label{{fig:{_safe(f.file[:-4])}}}", r"\end{figure}"]))
+def sweep_page(rows: pd.DataFrame, config: dict | None, out: Path) -> list[Section]:
+    """The page's "Sweeps" section (none without sweeps): per axis its figure and its breakdown table."""
+    axes = []
+    for s in sweep_sections(rows, config, out):
+        blocks: list[Block] = [FigureBlock(f.file, f.caption, f.vector, drawn=True) for f in s.figures]
         if s.table is not None:
-            t, anchor = s.table, f"t-{_safe(s.axis.stem)}-breakdown"
-            md += [f"#### {markdown(t.title)}", "", to_markdown(t.frame), "", f"*{markdown(t.note)}*", ""]
-            page += [f"<h4>{html_text(t.title)}</h4>", _html_table(t, anchor),
-                     f"<p class='note'>{html_text(t.note)}</p>"]
-            tex.append(to_latex(t.frame, t.caption, f"tab:{anchor}", t.note.removesuffix(t.caption[len(t.title) + 2:])))
-        if s.csv:
-            paths[s.csv] = out / s.csv
-    return n_fig
+            blocks.append(TableBlock(s.table, f"t-{slug(s.axis.stem)}-breakdown", s.table.caption, csv=s.csv))
+        axes.append(Section(s.axis.title, 3, blocks, anchor=slug(s.axis.stem)))
+    return [Section("Sweeps", 2, axes, anchor="sweeps", new_page=True)] if axes else []

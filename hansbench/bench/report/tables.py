@@ -1,36 +1,40 @@
-"""The leaderboard's table shapes: detection (PRP Table II), stages (PRP Table I), models, and the pieces every
-table shares; the explainer rankings are in :mod:`hansbench.bench.report.ranking_tables`.
+"""The leaderboard's table shapes for stages (PRP Table I) and models, and the pieces every table shares; detection
+(PRP Table II) is :mod:`hansbench.bench.report.detection_tables`, the explainer rankings
+:mod:`hansbench.bench.report.ranking_tables`, the controls :mod:`hansbench.bench.report.controls`.
 
-Each builder takes one scenario's per-seed rows (:func:`hansbench.bench.report.leaderboard.per_seed`) and returns
-:class:`~hansbench.bench.report.leaderboard.Table` objects; cells come from :mod:`hansbench.bench.report.cells`.
+Each shape is two steps: one scenario's per-seed rows (:func:`hansbench.bench.report.leaderboard.per_seed`) ->
+a :class:`~hansbench.bench.report.results.Grid` (the numbers, :mod:`hansbench.bench.report.results`), then the
+grid -> a :class:`~hansbench.bench.report.leaderboard.Table` (display strings, sort numbers, the tidy CSV: the
+grid's cells written out, caption, note). Rendering reads the grid and computes nothing.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from hansbench.bench.report import cells
+from hansbench.bench.report import cells, run_facts
 from hansbench.bench.report.leaderboard import FALLBACK_MARK, GATE_MARK, SECTIONS, Presentation, Table
-from hansbench.bench.report.stats import Interval
+from hansbench.bench.report.results import Cell, Column, Grid, cells_by, seeds_of
 
 MINUS = " − "  # column names of values shown relative to the reference (display only; the CSV says relative_to)
 
 
 @dataclass
 class Context:
-    """What every table of a run shares: the run config (seeds) and the explainers' earned marks."""
+    """What every table of a run shares: the run configuration (read through
+    :mod:`hansbench.bench.report.run_facts`) and the explainers' earned marks."""
 
     config: dict = field(default_factory=dict)
     marks: dict = field(default_factory=dict)
 
     @property
-    def seed_config(self) -> dict:
-        """The suite's ``[suite]`` table (seeds, dev_seeds) from the run config."""
-        return dict(self.config.get("suite", {}) or {})
+    def dev_seeds(self) -> list[int]:
+        """The seeds the run's settings were tuned on."""
+        return run_facts.dev_seeds(self.config)
 
     def label(self, explainer: str, model: str) -> str:
         """The explainer's name with its marks for this model kind."""
@@ -99,136 +103,62 @@ def meanings(ps: list[Presentation]) -> str:
     return text + "." if text else ""
 
 
-def intervals(g: pd.DataFrame, keys: list[str]) -> dict[tuple, Interval]:
-    """The interval of each group of ``g`` by ``keys`` (keys always tuples)."""
-    return {k if isinstance(k, tuple) else (k,): cells.interval(sub) for k, sub in g.groupby(keys, sort=False)}
+def head(col: Column) -> str:
+    """A value column's header (:func:`header` of its name, unit and direction)."""
+    return header(col.name, col.unit, col.higher, col.directed)
 
 
-def seeds_of(g: pd.DataFrame) -> list:
-    """The sorted distinct seeds of ``g``."""
-    return sorted(dict.fromkeys(int(s) for s in g.seed.dropna()))
+def columns_of(g: pd.DataFrame, names: list[str]) -> tuple[Column, ...]:
+    """The value columns ``names`` of ``g`` (rows with a ``column``): each column's first row says what it holds."""
+    first = g.groupby("column", sort=False).first()
+    return tuple(Column(c, str(r["metric"]), str(r["unit"]), bool(r["higher_is_better"]), bool(r["directed"]),
+                        str(r["split"]), str(r["stage"]), str(r["coldetail"]), str(r.get("relative_to", "")),
+                        str(r["family"]), bool(r.get("ranked", False)))
+                 for c, r in ((c, first.loc[c]) for c in names))
 
 
-def series(g: pd.DataFrame) -> pd.Series:
-    """Values by seed (one per seed)."""
-    return g.groupby("seed")["value"].mean()
+def frames(grid: Grid, start: Callable[[tuple], dict], text: Callable[[tuple, Column, Cell], str],
+           keys: Callable[[tuple, Column], dict]) -> tuple[list[dict], list[dict], list[dict]]:
+    """The grid written out: per row, the display strings (``start(row)`` then each column's ``text``), the sort
+    numbers (the cells' means) and the tidy records (each cell with ``keys(row, column)``)."""
+    disp, sort, tidy = [], [], []
+    for row in grid.rows:
+        drow = start(row)
+        srow = dict(drow)
+        for col in grid.columns:
+            h, x = head(col), grid.cells.get((*row, col.name))
+            if x is None:
+                drow[h], srow[h] = "", np.nan
+                continue
+            drow[h], srow[h] = text(row, col, x), x.mean
+            tidy.append(cells.tidy(x, col.unit, col.direction, **keys(row, col)))
+        disp.append(drow)
+        sort.append(srow)
+    return disp, sort, tidy
 
 
-def oriented(x: float, higher: bool) -> float:
-    """Lower is better after orientation."""
-    return -x if higher else x
-
-
-def make_table(title, disp, sort, tidy, g, ctx, iv, comps, names, extra, table_id, shape, model, section) -> Table:
-    """A :class:`Table` with its caption and note: how the intervals were made (n, seeds) and the tests."""
-    ns = [x.n for x in iv.values()]
-    boot = any(x.method == "bootstrap" for x in iv.values())
-    how = cells.interval_note(ns, seeds_of(g), ctx.seed_config, boot)
-    tests = cells.tests_note(comps, names)
+def make_table(title: str, written: tuple[list, list, list], grid: Grid, ctx: Context, names: dict[str, str],
+               extra: list[str], table_id: str, shape: str, model: str, section: str) -> Table:
+    """A :class:`Table` of ``grid`` with its caption and note: how the cells were made (n, seeds) and the tests."""
+    disp, sort, tidy = written
+    ns = [x.n for x in grid.cells.values()]
+    boot = any(x.method == "bootstrap" for x in grid.cells.values())
+    how = cells.interval_note(ns, grid.seeds, ctx.dev_seeds, boot)
+    tests = cells.tests_note(list(grid.comparisons), names)
     caption = " ".join(x for x in (f"{title}.", how, tests) if x)
     note = " ".join(x for x in [how, tests, *extra] if x)
     return Table(title, pd.DataFrame(disp), note, table_id, shape, model, pd.DataFrame(sort), pd.DataFrame(tidy),
-                 caption, section)
+                 caption, section, result=grid)
 
 
-# -- detection tables ----------------------------------------------------------------------------------------------
-def value_groups(ps: list[Presentation]) -> list[tuple[str, tuple[str, ...]]]:
-    """(label, values) of a detection table's parts: label-free and label-matched where declared, else the
-    headline values."""
-    free = tuple(dict.fromkeys(v for p in ps for v in p.label_free))
-    matched = tuple(dict.fromkeys(v for p in ps for v in p.label_matched))
-    if free or matched:
-        return [(lab, vals) for lab, vals in (("label-free", free), ("label-matched, PRP Table II", matched)) if vals]
-    return [("", tuple(dict.fromkeys(v for p in ps for v in p.headline)))]
+def fallback_note(fell_back: bool, text: str = " on at least one seed") -> list[str]:
+    """The fallback mark's note when a clusterer fell back on any of the table's rows."""
+    return [f"{FALLBACK_MARK} the clusterer fell back to a simpler procedure{text}."] if fell_back else []
 
 
-def detection_tables(d: pd.DataFrame, ps: list[Presentation], model: str, gates: dict[str, list[str]],
-                     table_id: str, ctx: Context) -> list[Table]:
-    """Explainer (or a non-explanation input) x clusterer, each cell the group's values joined by ' / '."""
-    out = []
-    kinds, raw_kinds = input_kinds()
-    ref_names = {p.reference_explainer for p in ps if p.reference_explainer}
-    for label, values in value_groups(ps):
-        g = d[d.clusterer != ""]
-        g = g[g.metric.isin(values)] if values else g
-        g = g[g.groupby("metric").value.transform(lambda v: v.notna().any())]
-        if g.empty:
-            continue
-        values = [v for v in (values or dict.fromkeys(g.metric)) if v in set(g.metric)]
-        sub_of = dict(tuple(g.groupby(["explainer", "clusterer", "metric"], sort=False)))
-        iv = {k: cells.interval(sub) for k, sub in sub_of.items()}
-        n_max = max((x.n for x in iv.values()), default=0)
-        explainers = list(dict.fromkeys(g.explainer))
-        explainers = ([e for e in explainers if e not in kinds and e not in ref_names]
-                      + [e for e in explainers if e in kinds] + [e for e in explainers if e in ref_names])
-        clusterers = list(dict.fromkeys(g.clusterer))
-        first = values[0]
-        meta = g[g.metric == first].iloc[0]
-        higher, directed = bool(meta["higher_is_better"]), bool(meta["directed"])
-        by = {k: series(sub) for k, sub in g[g.metric == first].groupby(["explainer", "clusterer"], sort=False)}
-        comps: list[cells.Comparison] = []
-        if directed and model not in gates:
-            for (e, c), s in by.items():
-                if e in ref_names or e in kinds:
-                    continue
-                for base, mark in [((r, c), cells.SIG_MARK) for r in ref_names] + [((k, c), cells.CONTROL_MARK)
-                                                                                   for k in raw_kinds]:
-                    if base in by:
-                        comps.append(cells.compare(s, by[base], who=(e, c), column=first, against=base[0], mark=mark,
-                                                   higher=higher))
-            ranked = sorted((k for k in by if math.isfinite(iv[(*k, first)].mean)),
-                            key=lambda k: oriented(iv[(*k, first)].mean, higher))
-            if len(ranked) >= 2:
-                comps.append(cells.compare(by[ranked[0]], by[ranked[1]], who=ranked[0], column=first,
-                                           against=" × ".join(ranked[1]), mark=cells.BEST_MARK, higher=higher))
-        marks = cells.marks_of(cells.correct(comps))
-        suffix = gate_suffix(model, gates)
-        disp, sort, tidy = [], [], []
-        for e in explainers:
-            lab = ctx.label(e, model) + (" (no explanation)" if e in kinds else " (reference)" if e in ref_names else "")
-            drow, srow = {"explainer": lab}, {"explainer": lab}
-            for c in clusterers:
-                parts, fb, any_shown = [], False, False
-                for v in values:
-                    if (e, c, v) in iv:
-                        parts.append(cells.text(iv[(e, c, v)], n_max))
-                        any_shown = any_shown or cells.shown(iv[(e, c, v)])
-                        sub = sub_of[(e, c, v)]
-                        fb = fb or bool(sub.fallback.any())
-                        r0 = sub.iloc[0]
-                        tidy.append(cells.tidy(iv[(e, c, v)], r0["unit"],
-                                               bool(r0["higher_is_better"]) if r0["directed"] else None, model=model,
-                                               explainer=e, clusterer=c, metric=v, group=label))
-                    elif parts:
-                        parts.append("–")
-                text = " / ".join(parts) if any_shown else ""
-                mk = marks.get((e, c, first), "")
-                drow[c] = text + (f" {mk}" if mk and text else "") + (suffix if text else "") + \
-                    (f" {FALLBACK_MARK}" if fb and text else "")
-                srow[c] = iv[(e, c, first)].mean if (e, c, first) in iv else np.nan
-            disp.append(drow)
-            sort.append(srow)
-        units = g.groupby("metric", sort=False)["unit"].first()
-        dirs = g.groupby("metric", sort=False)[["higher_is_better", "directed"]].first()
-        what = " / ".join(header(v, units[v], bool(dirs.loc[v, "higher_is_better"]), bool(dirs.loc[v, "directed"]))
-                          for v in values)
-        extra = [f"Cells: {what}; rows: explainer, a non-explanation input ('no explanation') or the reference; "
-                 "columns: clusterer.", meanings(ps)]
-        if label.startswith("label-matched"):
-            extra.append("Label-matched: the cluster is matched to the poisoned flag with the ground truth (Hungarian), "
-                         "which an auditor does not have; the label-free table is the headline.")
-        extra += gate_extra(model, gates)
-        if g.fallback.any():
-            extra.append(f"{FALLBACK_MARK} the clusterer fell back to a simpler procedure on at least one seed.")
-        extra += ctx.mark_notes(model, explainers)
-        names = {cells.SIG_MARK: "the reference explainer with the same clusterer",
-                 cells.CONTROL_MARK: "the raw-input control with the same clusterer",
-                 cells.BEST_MARK: "the runner-up of the table"}
-        title = f"{title_of(table_id)}{', ' + label if label else ''}: {model}"
-        tid = table_id if not label or label == "label-free" else f"{table_id}-label-matched"
-        out.append(make_table(title, disp, sort, tidy, g, ctx, iv, comps, names, extra, tid, "detection", model,
-                          SECTIONS["detection"]))
-    return out
+def fallback_suffix(x: Cell) -> str:
+    """The fallback mark after a cell whose clusterer fell back on any seed."""
+    return f" {FALLBACK_MARK}" if x.fallback else ""
 
 
 # -- stages and model tables -------------------------------------------------------------------------------------
@@ -242,97 +172,82 @@ def _method(r: pd.Series, stage_is_column: bool, ctx: Context) -> str:
     return r["family"]
 
 
-def stages_tables(d: pd.DataFrame, ps: list[Presentation], model: str, gates: dict[str, list[str]],
-                  table_id: str, ctx: Context) -> list[Table]:
-    """An intervention's stages: declared stages as columns (PRP Table I), other stages as rows."""
+def _stage_columns(g: pd.DataFrame, stage_cols: tuple[str, ...]) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """The stages' rows with their ``column``, the row index and the column order: declared stages as columns
+    (rows without a split repeated for every split), others by their value's name."""
+    as_col = g.stage.isin(stage_cols) if stage_cols else pd.Series(False, index=g.index)
+    if not stage_cols:
+        g = g.assign(column=[column_name(r, with_stage=False) for _, r in g.iterrows()])
+        return g, ["method"], list(dict.fromkeys(g.column))
+    g = g.assign(column=[" / ".join(x for x in (r["metric"], r["stage"] if c else "", r["coldetail"]) if x)
+                         for (_, r), c in zip(g.iterrows(), as_col)])
+    splits = sorted(s for s in g.split.unique() if s) or [""]
+    no_split = g[g.split == ""]
+    g = pd.concat([g[g.split != ""]] + [no_split.assign(split=s) for s in splits], ignore_index=True)
+    order = {s: i for i, s in enumerate(stage_cols)}
+    metric_order = list(dict.fromkeys(g.metric))
+    columns = sorted(dict.fromkeys(g.column), key=lambda c: (
+        metric_order.index(c.split(" / ")[0]), next((order[s] for s in c.split(" / ")[1:] if s in order), -1)))
+    return g, ["method", "split"], columns
+
+
+def stages_grid(d: pd.DataFrame, ps: list[Presentation], ctx: Context) -> tuple[Grid, list[str], pd.DataFrame] | None:
+    """An intervention's stages as a grid (rows: method [x split]), its row index names and its rows."""
     stage_cols = tuple(dict.fromkeys(s for p in ps for s in p.stages))
-    parts = [headline(d[d.family == p.family], p) for p in ps]
-    parts = [x for x in parts if not x.empty]
+    parts = [x for x in (headline(d[d.family == p.family], p) for p in ps) if not x.empty]
     if not parts:
-        return []
+        return None
     g = pd.concat(parts, ignore_index=True)
     as_col = g.stage.isin(stage_cols) if stage_cols else pd.Series(False, index=g.index)
     g = g.assign(method=[_method(r, bool(c), ctx) for (_, r), c in zip(g.iterrows(), as_col)])
-    if stage_cols:
-        g = g.assign(column=[" / ".join(x for x in (r["metric"], r["stage"] if c else "", r["coldetail"]) if x)
-                             for (_, r), c in zip(g.iterrows(), as_col)])
-        splits = sorted(s for s in g.split.unique() if s) or [""]
-        no_split = g[g.split == ""]
-        g = pd.concat([g[g.split != ""]] + [no_split.assign(split=s) for s in splits], ignore_index=True)
-        index = ["method", "split"]
-        order = {s: i for i, s in enumerate(stage_cols)}
-        metric_order = list(dict.fromkeys(g.metric))
-        columns = sorted(dict.fromkeys(g.column), key=lambda c: (
-            metric_order.index(c.split(" / ")[0]), next((order[s] for s in c.split(" / ")[1:] if s in order), -1)))
-    else:
-        g = g.assign(column=[column_name(r, with_stage=False) for _, r in g.iterrows()])
-        index = ["method"]
-        columns = list(dict.fromkeys(g.column))
-    first = g.groupby("column")[["higher_is_better", "unit", "directed", "metric"]].first()
-    sub_of = {k if isinstance(k, tuple) else (k,): sub for k, sub in g.groupby(index + ["column"], sort=False)}
-    iv = {k: cells.interval(sub) for k, sub in sub_of.items()}
-    n_max = max((x.n for x in iv.values()), default=0)
-    rows = list(dict.fromkeys(tuple(r) for r in g[index].itertuples(index=False)))
-    suffix = gate_suffix(model, gates)
-    headers = {c: header(c, first.loc[c, "unit"], bool(first.loc[c, "higher_is_better"]),
-                         bool(first.loc[c, "directed"])) for c in columns}
-    disp, sort, tidy = [], [], []
-    for key in rows:
-        drow = dict(zip(index, key))
-        srow = dict(drow)
-        for c in columns:
-            k = (*key, c)
-            if k in iv:
-                t = cells.text(iv[k], n_max)
-                fb = sub_of[k].fallback.any()
-                drow[headers[c]] = t + (suffix if cells.shown(iv[k]) else "") + (f" {FALLBACK_MARK}" if fb else "")
-                srow[headers[c]] = iv[k].mean
-                tidy.append(cells.tidy(iv[k], first.loc[c, "unit"], bool(first.loc[c, "higher_is_better"])
-                                       if first.loc[c, "directed"] else None, model=model,
-                                       **dict(zip(index, key)), metric=first.loc[c, "metric"], column=c))
-            else:
-                drow[headers[c]], srow[headers[c]] = "", np.nan
-        disp.append(drow)
-        sort.append(srow)
-    extra = [meanings(ps)] + gate_extra(model, gates)
-    if g.fallback.any():
-        extra.append(f"{FALLBACK_MARK} the clusterer fell back to a simpler procedure on at least one seed.")
-    extra += ctx.mark_notes(model, set(g.explainer))
-    return [make_table(f"{title_of(table_id)}: {model}", disp, sort, tidy, g, ctx, iv, [], {}, extra, table_id, "stages",
-                   model, SECTIONS["stages"])]
+    g, index, columns = _stage_columns(g, stage_cols)
+    rows = tuple(dict.fromkeys(tuple(r) for r in g[index].itertuples(index=False)))
+    return Grid(rows, columns_of(g, columns), cells_by(g, index + ["column"]), seeds_of(g)), index, g
+
+
+def stages_tables(d: pd.DataFrame, ps: list[Presentation], model: str, gates: dict[str, list[str]],
+                  table_id: str, ctx: Context) -> list[Table]:
+    """An intervention's stages: declared stages as columns (PRP Table I), other stages as rows."""
+    found = stages_grid(d, ps, ctx)
+    if found is None:
+        return []
+    grid, index, g = found
+    suffix, n_max = gate_suffix(model, gates), grid.n_max
+    written = frames(grid, lambda row: dict(zip(index, row)),
+                     lambda row, col, x: cells.text(x, n_max) + (suffix if cells.shown(x) else "") + fallback_suffix(x),
+                     lambda row, col: dict(model=model, **dict(zip(index, row)), metric=col.metric, column=col.name))
+    extra = [meanings(ps)] + gate_extra(model, gates) + fallback_note(bool(g.fallback.any())) + ctx.mark_notes(model, set(g.explainer))
+    return [make_table(f"{title_of(table_id)}: {model}", written, grid, ctx, {}, extra, table_id, "stages", model,
+                       SECTIONS["stages"])]
+
+
+def model_grid(d: pd.DataFrame, ps: list[Presentation]) -> Grid | None:
+    """One row per model kind, the families' headline values as columns."""
+    parts = [headline(d[d.family == p.family], p) for p in ps]
+    g = pd.concat(parts, ignore_index=True) if parts else d.iloc[:0]
+    if g.empty:
+        return None
+    g = g.assign(column=[column_name(r) for _, r in g.iterrows()])
+    return Grid(tuple((m,) for m in dict.fromkeys(g.model)), columns_of(g, list(dict.fromkeys(g.column))),
+                cells_by(g, ["model", "column"]), seeds_of(g))
 
 
 def model_tables(d: pd.DataFrame, ps: list[Presentation], gates: dict[str, list[str]], table_id: str, ctx: Context,
                  status: bool = False) -> list[Table]:
     """One row per model kind: the headline values (reliance: with its status from the gates)."""
-    parts = [headline(d[d.family == p.family], p) for p in ps]
-    g = pd.concat(parts, ignore_index=True) if parts else d.iloc[:0]
-    if g.empty:
+    grid = model_grid(d, ps)
+    if grid is None:
         return []
-    g = g.assign(column=[column_name(r) for _, r in g.iterrows()])
-    columns = list(dict.fromkeys(g.column))
-    first = g.groupby("column")[["higher_is_better", "unit", "directed", "metric", "split", "stage"]].first()
-    iv = intervals(g, ["model", "column"])
-    n_max = max((x.n for x in iv.values()), default=0)
-    headers = {c: header(c, first.loc[c, "unit"], bool(first.loc[c, "higher_is_better"]),
-                         bool(first.loc[c, "directed"])) for c in columns}
-    disp, sort, tidy = [], [], []
-    for m in dict.fromkeys(g.model):
-        drow, srow = {"model": m}, {"model": m}
-        if status:
-            drow["status"] = srow["status"] = "; ".join(gates[m]) if m in gates else "ranked"
-        for c in columns:
-            if (m, c) in iv:
-                drow[headers[c]], srow[headers[c]] = cells.text(iv[(m, c)], n_max), iv[(m, c)].mean
-                r0 = first.loc[c]
-                tidy.append(cells.tidy(iv[(m, c)], r0["unit"], bool(r0["higher_is_better"]) if r0["directed"] else None,
-                                       model=m, metric=r0["metric"], split=r0["split"], stage=r0["stage"]))
-            else:
-                drow[headers[c]], srow[headers[c]] = "", np.nan
-        disp.append(drow)
-        sort.append(srow)
+    n_max = grid.n_max
+
+    def start(row: tuple) -> dict:
+        return {"model": row[0], **({"status": "; ".join(gates[row[0]]) if row[0] in gates else "ranked"}
+                                    if status else {})}
+
+    written = frames(grid, start, lambda row, col, x: cells.text(x, n_max),
+                     lambda row, col: dict(model=row[0], metric=col.metric, split=col.split, stage=col.stage))
     extra = [meanings(ps)]
     if status:
         extra.append("A model whose poisoning did not take, or that is near chance, is shown but not ranked.")
-    return [make_table(title_of(table_id), disp, sort, tidy, g, ctx, iv, [], {}, extra, table_id,
-                   "reliance" if status else "model", "", SECTIONS["reliance" if status else "model"])]
+    shape = "reliance" if status else "model"
+    return [make_table(title_of(table_id), written, grid, ctx, {}, extra, table_id, shape, "", SECTIONS[shape])]

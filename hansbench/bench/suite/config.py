@@ -21,22 +21,22 @@ from typing import Any
 
 from hansbench.bench.suite.errors import SuiteError
 from hansbench.bench.suite.files import TOP_LEVEL, load_raw, merge_tables
-from hansbench.bench.suite.seeds import OVERLAP_WARNING, check_seeds, describe_seeds, seed_overlap_warnings
-from hansbench.bench.suite.sweep import SWEEP_META, SweepError, point_path, scenarios_with_sweeps
-from hansbench.datasets.poisonings import default_scenario_name
-from hansbench.datasets.scenario_checks import ScenarioError, check_scenario
-from hansbench.datasets.scenarios import SCENARIO_FILTER, SETTINGS, Scenario
+from hansbench.bench.suite.scenarios import resolve_scenarios
+from hansbench.bench.suite.seeds import check_seeds, describe_seeds, seed_overlap_warnings
+from hansbench.bench.suite.sweep import (
+    SweepAxis,
+    axes_of_points,
+)
+from hansbench.datasets.scenarios import Scenario
 from hansbench.options import OptionError, check_options
 from hansbench.registry import REGISTRIES, UnknownNameError, backbones, clusterer_inputs, model_kinds
 
-SCENARIO_KEYS = {*SETTINGS, SCENARIO_FILTER, SWEEP_META}  # what a [[scenarios]] entry may write
-# ``only = { metrics = [...], ... }`` in a scenario: what runs there (e.g. a clean control that needs no ROAR).
-ONLY_SECTIONS = ("models", "explainers", "clusterers", "metrics")
 # Keys of an explainer/clusterer/metric table that the runner reads as filters instead of
 # passing them on as options: which model kinds / explainers / clusterers it runs with.
 FILTER_KEYS = {"explainers": ("models",), "clusterers": ("models", "explainers"),
                "metrics": ("models", "explainers", "clusterers")}
-SUITE_KEYS = {"name", "description", "seeds", "dev_seeds", "device", "extends", "replace", "node_timeout_s"}
+SUITE_KEYS = {"name", "description", "seeds", "dev_seeds", "device", "extends", "replace", "node_timeout_s", "threads",
+              "figures"}
 
 
 @dataclass(frozen=True)
@@ -54,12 +54,20 @@ class Component:
         return all(not combo[key] or combo[key] in allowed for key, allowed in self.filters.items())
 
 
-@dataclass
+@dataclass(frozen=True)
 class Suite:
+    """The one resolved configuration of a run: validated, defaults filled in, the CLI's values applied.
+
+    Frozen: nothing writes onto it after validation (``hansbench run --seed/--device/--threads/--no-figures``
+    go into :func:`load_suite` as overrides). It is stored with the run (:func:`hansbench.bench.suite.record.
+    to_record`), and the planner, publishing and ``hansbench explain`` read it back instead of re-deriving
+    defaults or re-expanding sweeps.
+    """
+
     name: str
-    seeds: list[int]
+    seeds: tuple[int, ...]
     device: str
-    scenarios: list[Scenario]
+    scenarios: tuple[Scenario, ...]
     models: dict[str, dict[str, Any]]
     explainers: dict[str, Component]
     clusterers: dict[str, Component]
@@ -67,24 +75,17 @@ class Suite:
     clustering: dict[str, Any] = field(default_factory=dict)
     timing: dict[str, Any] = field(default_factory=dict)
     description: str = ""
-    raw: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)  # the merged TOML as written (provenance only)
     node_timeout_s: float = 3600.0  # a node running longer is failed with that reason; the run goes on
-    dev_seeds: list[int] = field(default_factory=list)  # the seeds its settings were tuned on (not for publishing)
-    warnings: list[str] = field(default_factory=list)  # usable but worth a line before the run (printed by the CLI)
+    dev_seeds: tuple[int, ...] = ()  # the seeds its settings were tuned on (not for publishing)
+    warnings: tuple[str, ...] = ()  # usable but worth a line before the run (printed by the CLI)
     figures: bool = True  # plan the nodes the session figures draw from (``hansbench run --no-figures``: False)
-
-    def set_seeds(self, seeds: list[int]) -> None:
-        """Replace the seeds to run (``hansbench run --seed``): checked like ``suite.seeds``, the
-        dev-seed overlap warning recomputed, and the run config (``raw``) updated so it records
-        the seeds that actually ran."""
-        self.seeds = check_seeds("--seed", seeds)
-        self.raw.setdefault("suite", {})["seeds"] = list(self.seeds)
-        self.warnings = [w for w in self.warnings if not w.startswith(OVERLAP_WARNING)]
-        self.warnings += seed_overlap_warnings(self.seeds, self.dev_seeds)
+    threads: int | None = None  # torch threads per node (None: torch's choice)
+    sweep_axes: tuple[SweepAxis, ...] = ()  # every sweep's axes, expanded once here
 
     def describe_seeds(self) -> str:
         """What tables say about the seeds: ``evaluation seeds 2-6 (settings tuned on 0, 1)``."""
-        return describe_seeds(self.seeds, self.dev_seeds)
+        return describe_seeds(list(self.seeds), list(self.dev_seeds))
 
     def allows(self, section: str, name: str, *, model: str = "", explainer: str = "", clusterer: str = "") -> bool:
         """Whether the suite's filters let ``name`` (of ``section``) run with this model kind / explainer /
@@ -92,13 +93,27 @@ class Suite:
         entry = getattr(self, section).get(name)
         return entry is None or entry.allows(model=model, explainer=explainer, clusterer=clusterer)
 
+    def scenario(self, name: str) -> Scenario | None:
+        """The scenario called ``name`` (None when the suite has none)."""
+        return next((s for s in self.scenarios if s.name == name), None)
 
-def load_suite(ref: str | Path = "quick", overrides: dict | None = None) -> Suite:
-    """Read, merge and validate a suite; raises :class:`SuiteError` before any work."""
+
+def load_suite(ref: str | Path = "quick", overrides: dict | None = None, *, seeds: list[int] | None = None,
+               device: str | None = None, threads: int | None = None, figures: bool | None = None) -> Suite:
+    """Read, merge and validate a suite; raises :class:`SuiteError` before any work.
+
+    ``overrides``: tables merged over the suite's TOML. ``seeds``, ``device``, ``threads``, ``figures``: the
+    command line's values, applied before validation (so they are checked like the suite's own and recorded
+    with the run); None keeps the suite's.
+    """
     origins: dict[str, str] = {}
     raw = load_raw(ref, origins=origins)
     if overrides:
         raw = merge_tables(raw, overrides)
+    cli = {k: v for k, v in (("seeds", seeds), ("device", device), ("threads", threads), ("figures", figures))
+           if v is not None}
+    if cli:
+        raw = merge_tables(raw, {"suite": cli})
     return validate(raw, origins=origins)
 
 
@@ -153,13 +168,37 @@ def validate(raw: dict, *, origins: dict[str, str] | None = None) -> Suite:
     if unknown:
         raise SuiteError(f"unknown top-level key(s) {sorted(unknown)}; a suite has {sorted(TOP_LEVEL)}")
     meta = _table(raw, "suite")
+    settings = _run_settings(meta)
+    expanded, scenarios = resolve_scenarios(raw, origins or {})
+    models = _table(raw, "models")
+    _check_models(models)
+    named = {key: _named_section(raw, key) for key in ("explainers", "clusterers", "metrics")}
+    _check_inputs(named, _table(raw, "clustering"))
+    _check_filters(named)
+    return Suite(
+        name=meta.get("name", "custom"),
+        description=meta.get("description", ""),
+        warnings=tuple(seed_overlap_warnings(list(settings["seeds"]), list(settings["dev_seeds"]))),
+        **settings,
+        sweep_axes=tuple(axes_of_points(expanded)),
+        scenarios=scenarios,  # defaults filled in here, and nowhere else
+        models=models,
+        explainers=named["explainers"],
+        clusterers=named["clusterers"],
+        metrics=named["metrics"],
+        clustering=_table(raw, "clustering"),
+        timing=_table(raw, "timing"),
+        raw=raw,
+    )
+
+
+def _run_settings(meta: dict) -> dict[str, Any]:
+    """The ``[suite]`` table's run settings, checked: seeds, dev_seeds, device, threads, figures, node time-out."""
     bad = sorted(set(meta) - SUITE_KEYS)
     if bad:
         close = difflib.get_close_matches(bad[0], sorted(SUITE_KEYS), n=1)
         raise SuiteError(f"suite.{bad[0]}: unknown key{f'; did you mean {close[0]!r}?' if close else ''} "
                          f"[suite] accepts {sorted(SUITE_KEYS)}")
-    seeds = check_seeds("suite.seeds", meta.get("seeds", [0]))
-    dev_seeds = check_seeds("suite.dev_seeds", meta.get("dev_seeds", []), allow_empty=True)
     node_timeout = meta.get("node_timeout_s", 3600)
     if isinstance(node_timeout, bool) or not isinstance(node_timeout, (int, float)) or node_timeout <= 0:
         raise SuiteError(f"suite.node_timeout_s: {node_timeout!r}; expected seconds > 0 that one node may run "
@@ -167,36 +206,19 @@ def validate(raw: dict, *, origins: dict[str, str] | None = None) -> Suite:
     device = meta.get("device", "auto")
     if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
         raise SuiteError(f"suite.device: {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    threads, figures = meta.get("threads"), meta.get("figures", True)
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise SuiteError(f"suite.threads: {threads!r}; expected a whole number >= 1 of torch threads per node "
+                         "(leave it out for torch's choice)")
+    if not isinstance(figures, bool):
+        raise SuiteError(f"suite.figures: {figures!r}; expected true (draw the session figures) or false")
+    return {"seeds": tuple(check_seeds("suite.seeds", meta.get("seeds", [0]))),
+            "dev_seeds": tuple(check_seeds("suite.dev_seeds", meta.get("dev_seeds", []), allow_empty=True)),
+            "node_timeout_s": float(node_timeout), "device": device, "threads": threads, "figures": figures}
 
-    defaults = _table(raw, "data")
-    try:
-        scenarios = scenarios_with_sweeps(raw)  # the hand-written scenarios, then every [[sweep]]'s points
-    except SweepError as exc:
-        raise SuiteError(str(exc)) from None
-    if not isinstance(scenarios, list) or not scenarios:
-        raise SuiteError("scenarios: a suite needs at least one [[scenarios]] entry or a [[sweep]]")
-    resolved, wrote = [], []
-    for i, own in enumerate(scenarios):
-        sc = {**_inherited(defaults, own), **own}
-        where = point_path(own) or f"scenarios[{i}]"  # a sweep's point is named by its sweep and values
-        bad = set(sc) - SCENARIO_KEYS
-        if bad:
-            raise SuiteError(f"{where}: unknown key(s) {sorted(bad)}; accepted: {sorted(SCENARIO_KEYS)}")
-        filled = Scenario.filled(sc)
-        try:
-            check_scenario(filled, written=set(sc))
-        except ScenarioError as exc:
-            raise SuiteError(f"{where}.{exc.key}{_origin(exc.key, sc, own, origins or {})}: "
-                             f"{exc.reason}") from None
-        wrote.append(frozenset(sc) - {SCENARIO_FILTER, SWEEP_META})
-        if not sc.get("name"):
-            sc["name"] = default_scenario_name(filled["poisoning"], filled["fraction"])
-        resolved.append(sc)
-    names = [s["name"] for s in resolved]
-    if len(set(names)) != len(names):
-        raise SuiteError(f"scenarios: names must be unique, got {names}")
 
-    models = _table(raw, "models")
+def _check_models(models: dict) -> None:
+    """At least one registered model kind, each with a recipe and backbone its factory accepts."""
     if not models:
         raise SuiteError(f"models: train at least one of {model_kinds.names()}, e.g. [models.classifier]")
     for kind, cfg in models.items():
@@ -209,37 +231,18 @@ def validate(raw: dict, *, origins: dict[str, str] | None = None) -> Suite:
         _check_recipe(f"models.{kind}", kind, cfg)
         _check_backbone(f"models.{kind}", cfg)
 
-    named = {key: _named_section(raw, key) for key in ("explainers", "clusterers", "metrics")}
-    _check_inputs(named, _table(raw, "clustering"))
+
+def _check_filters(named: dict[str, dict[str, Component]]) -> None:
+    """Filter keys name registered things. Registered names are fine even when this suite does not run them (an
+    extending suite may drop an explainer that inherited filters name); typos are not. An explainer filter also
+    takes the non-map input kinds (rows of "pixels", "activations")."""
     for section, entries in named.items():
         for name, entry in entries.items():
             for fkey, values in entry.filters.items():
-                # Registered names are fine even when this suite does not run them (an extending
-                # suite may drop an explainer that inherited filters name); typos are not. An
-                # explainer filter also takes the non-map input kinds (rows of "pixels", "activations").
                 known = REGISTRIES[fkey].names() + (input_kind_rows() if fkey == "explainers" else [])
                 for v in values:
                     if v not in known:
                         raise SuiteError(f"{section}.{name}.{fkey}: unknown name {v!r}; use one of {known}")
-    for sc in resolved:
-        _check_only(sc)
-    return Suite(
-        name=meta.get("name", "custom"),
-        node_timeout_s=float(node_timeout),
-        dev_seeds=dev_seeds,
-        warnings=seed_overlap_warnings(seeds, dev_seeds),
-        description=meta.get("description", ""),
-        seeds=seeds,
-        device=device,
-        scenarios=[Scenario.from_table(sc, w) for sc, w in zip(resolved, wrote)],  # defaults filled in here, and nowhere else
-        models=models,
-        explainers=named["explainers"],
-        clusterers=named["clusterers"],
-        metrics=named["metrics"],
-        clustering=_table(raw, "clustering"),
-        timing=_table(raw, "timing"),
-        raw=raw,
-    )
 
 
 def input_kind_rows() -> list[str]:
@@ -262,49 +265,6 @@ def _check_inputs(named: dict[str, dict[str, Component]], clustering: dict) -> N
     if not isinstance(clustering.get("pixels", True), bool):
         raise SuiteError(f"clustering.pixels: {clustering['pixels']!r}; expected true (default: every single-view "
                          "map clusterer also clusters the raw pixels, the no-model control) or false")
-
-
-def _inherited(data: dict, sc: dict) -> dict:
-    """The ``[data]`` settings a scenario inherits: all but an option table written for another plugin than the
-    one the scenario names (its own option tables always apply)."""
-    out = dict(data)
-    for kind in ("dataset", "artifact"):
-        if kind in sc and sc[kind] != data.get(kind, Scenario.default(kind)):
-            out.pop(f"{kind}_options", None)
-    return out
-
-
-def _origin(key: str, sc: dict, own: dict, origins: dict[str, str]) -> str:
-    """Where a scenario's failing option came from, when the scenario itself did not write it."""
-    table, _, option = key.partition(".")
-    if not table.endswith("_options") or table in own or table not in sc:  # written in the scenario, or nowhere
-        return ""
-    keys = [option] if option else list(sc.get(table) or {})
-    parents = sorted({origins[f"{table}.{k}"] for k in keys if f"{table}.{k}" in origins})
-    return f" (inherited from [data] of suite {', '.join(map(repr, parents))})" if parents else " (from [data])"
-
-
-def _check_only(sc: dict) -> None:
-    """A scenario's ``only`` table names known sections and registered names. As with filters, a registered
-    name this suite does not run is fine (an extending suite may drop what an inherited ``only`` names)."""
-    only = sc.get("only")
-    if only is None:
-        return
-    where = f"scenarios.{sc['name']}.only"
-    if not isinstance(only, dict) or not only:
-        raise SuiteError(f"{where}: expected a table such as {{ metrics = [\"cluster-detection\"] }} naming "
-                         f"what runs in this scenario ({', '.join(ONLY_SECTIONS)})")
-    for section, names in only.items():
-        if section not in ONLY_SECTIONS:
-            raise SuiteError(f"{where}.{section}: unknown section; use one of {list(ONLY_SECTIONS)}")
-        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-            raise SuiteError(f"{where}.{section}: expected a non-empty list of names from [{section}]")
-        known = REGISTRIES[section].names()
-        for n in names:
-            if n not in known:
-                close = difflib.get_close_matches(n, known, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise SuiteError(f"{where}.{section}: unknown name {n!r}{hint}; use one of {known}")
 
 
 def _check_recipe(path: str, kind: str, cfg: dict) -> None:

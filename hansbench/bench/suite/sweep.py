@@ -242,8 +242,14 @@ def sweep_axes(config: dict | None) -> list[SweepAxis]:
     swept field, one axis per combination of the other swept fields' values; [] without sweeps."""
     if not config or not config.get("sweep"):
         return []
+    return axes_of_points(scenarios_with_sweeps(config))
+
+
+def axes_of_points(scenarios: list) -> list[SweepAxis]:
+    """The sweep axes of already expanded scenarios (the suite loader's, once; :func:`sweep_axes` for a stored
+    TOML of a run recorded before the resolved configuration was stored)."""
     axes = []
-    for sc_list in _points_by_sweep(scenarios_with_sweeps(config)).values():
+    for sc_list in _points_by_sweep(scenarios).values():
         fields = list(sc_list[0][SWEEP_META]["values"])
         level = sc_list[0][SWEEP_META]["level"]
         sweep = sc_list[0][SWEEP_META]["sweep"]

@@ -185,8 +185,7 @@ def tiny_out(tmp_path_factory):
 
 def test_warm_rerun_loads_and_computes_nothing(tiny_out):
     p, out = tiny_out
-    suite = load_suite(p)
-    suite.figures = False  # as the fixture's run (--no-figures)
+    suite = load_suite(p, figures=False)  # as the fixture's run (--no-figures)
     runner = Runner(suite, out, progress=False)
     summary = runner.run()
     assert summary.done == 0 and summary.skipped == len(summary.job_keys) > 0
@@ -209,8 +208,7 @@ def test_only_the_changed_nodes_rerun(tiny_out, tmp_path):
     p, out = tiny_out
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
-    suite = load_suite(p)
-    suite.figures = False  # as the fixture's run (--no-figures)
+    suite = load_suite(p, figures=False)  # as the fixture's run (--no-figures)
     suite.clusterers["spray"] = replace(suite.clusterers["spray"], options={"n_neighbors": 5})
     runner = Runner(suite, copy, progress=False)
     summary = runner.run()
@@ -226,8 +224,7 @@ def test_corrupt_cache_entry_is_recomputed_and_named(tiny_out, tmp_path):
     shutil.copytree(out, copy)
     model_file = next((copy / "cache" / "model").glob("*.pt"))
     model_file.write_bytes(model_file.read_bytes()[:100])  # truncated
-    suite = load_suite(p)
-    suite.figures = False  # as the fixture's run (--no-figures)
+    suite = load_suite(p, figures=False)  # as the fixture's run (--no-figures)
     suite.metrics["model-accuracy"] = Component("model-accuracy")
     logs = []
     with sqlite3.connect(copy / "results.sqlite") as db:  # forget one metric that needs the model
@@ -263,8 +260,8 @@ def bad_plugins():
     explainers.register("bad-shape", _BadShape, replace=True)
     explainers.register("sleepy", _Sleepy, replace=True)
     yield
-    explainers._entries.pop("bad-shape", None)
-    explainers._entries.pop("sleepy", None)
+    explainers.unregister("bad-shape")
+    explainers.unregister("sleepy")
 
 
 def test_bad_output_fails_its_node_and_skips_dependants(tiny_out, tmp_path, bad_plugins):
@@ -431,7 +428,7 @@ def test_each_map_is_computed_once_and_stored_compactly(tiny_out, tmp_path, monk
 
 def test_files_named_by_options_enter_keys_by_content_and_names_do_not(tmp_path, monkeypatch):
     from hansbench.bench.engine import keys
-    from hansbench.bench.engine.planner import scenario_params
+    from hansbench.bench.engine.nodes.data import scenario_params
     from hansbench.datasets.scenarios import Scenario
 
     f = tmp_path / "weights.pt"

@@ -55,7 +55,7 @@ def toy(monkeypatch):
     monkeypatch.setitem(CALLS, "compute", 0)
     monkeypatch.setitem(CALLS, "from_state", 0)
     yield CumulativeSum
-    node_types._entries.pop("cumulative-sum")
+    node_types.unregister("cumulative-sum")
 
 
 def _run(nodes, out, env=None):
@@ -228,3 +228,38 @@ def test_the_plan_orders_types_by_their_declared_order_inputs_first(tmp_path):
         kind = node_types.get(name)
         assert not (kind.cached and kind.produces_rows)
     assert {n for n in node_types.names() if node_types.get(n).produces_rows} >= {"metric", "timing"}
+
+
+class ModelSize(NodeType):
+    """A toy row type registered from outside the engine: one row per model, the number of its parameters."""
+
+    produces_rows = True
+    order = 6
+
+    @classmethod
+    def plan_for_model(cls, planner, at):
+        return [cls.node({"kind": at.kind}, {"model": at.model}, cls.code_version(), {**at.model.ids,
+                                                                                    "family": "model-size"})], []
+
+    @classmethod
+    def compute(cls, node, env):
+        n = sum(p.numel() for p in env.output(node.inputs["model"]).parameters())
+        return [{"metric": "parameters", "value": float(n), "unit": "count", "higher_is_better": False,
+                 "split": "", "stage": "", "detail": ""}]
+
+
+def test_a_new_row_type_is_planned_by_registering_it_alone(tmp_path):
+    """The planner asks the registry: a type registered from a plugin gets its nodes into every plan, one per
+    scenario x seed x model kind, and nothing else is edited."""
+    suite = load_suite("smoke")
+    before = Planner(suite).plan()
+    node_types.register("model-size", ModelSize)
+    try:
+        after = Planner(suite).plan()
+    finally:
+        node_types.unregister("model-size")
+    added = [n for n in after.nodes if n.type == "model-size"]
+    kinds = [(s.name, seed, k) for s in suite.scenarios for seed in suite.seeds for k in suite.models]
+    assert sorted((n.ids["scenario"], n.ids["seed"], n.ids["model"]) for n in added) == sorted(kinds)
+    assert [n.key for n in after.nodes if n.type != "model-size"] == [n.key for n in before.nodes]
+    assert "model-size" not in node_types

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import sqlite3
 
 import pandas as pd
 import pytest
 
 from hansbench.bench.cli import main
-from hansbench.bench.engine.cache import Workspace
 from hansbench.bench.engine.runner import Runner
+from hansbench.bench.engine.workspace import Workspace
 from hansbench.bench.suite.config import load_suite
 
 TINY = """
@@ -137,8 +139,7 @@ def test_interrupt_keeps_finished_jobs(tiny_run, tmp_path, monkeypatch):
         return value
 
     monkeypatch.setattr(Workspace, "load", counting_load)
-    suite = load_suite(tiny_run[0])
-    suite.figures = False  # the rows' resume only (the figures' inputs are new work: never computed before)
+    suite = load_suite(tiny_run[0], figures=False)  # the rows' resume only (the figures' inputs are new work: never computed before)
     resumed = Runner(suite, out, progress=False)
     again = resumed.run()
     assert not again.failed and again.done == len(again.job_keys) - summary.done
@@ -189,7 +190,7 @@ def test_plugin_runs_in_a_suite(tmp_path, monkeypatch):
         df = pd.read_csv(tmp_path / "o" / "metrics.csv", keep_default_na=False)
         assert set(df[df.metric == "cluster-f1"].explainer) == {"abs-input", "pixels"}
     finally:
-        registry.explainers._entries.pop("abs-input", None)
+        registry.explainers.unregister("abs-input")
         registry.reset_for_tests()
 
 
@@ -201,7 +202,7 @@ def test_changing_the_view_size_reclusters_but_retrains_nothing(tiny_run, tmp_pa
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     suite = load_suite(suite_path)
-    suite.clustering = {"map_size": 4}
+    suite = dataclasses.replace(suite, clustering={"map_size": 4})
     runner = Runner(suite, copy, progress=False)
     summary = runner.run()
     assert summary.done == 4 and summary.skipped == len(summary.job_keys) - 4  # the cluster-detection jobs (maps, pixels)

@@ -9,7 +9,7 @@ import pandas as pd
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hansbench.bench.report.escape import html_text, latex, markdown
+from hansbench.bench.report.escape import html_text, latex, latex_file, markdown, markdown_target, slug
 
 EVIL = ["<script>alert(1)</script>", "a&b_%#$", "x|y", "*bold* _it_ `code` [link](http://e.x) ~~s~~",
         "back\\slash {brace} ^caret~tilde", "&amp; &lt;", "two\nlines"]
@@ -135,3 +135,30 @@ def test_latex_writes_the_leaderboard_symbols_as_commands():
     out = latex("1 ± 2 − 3 † ‡ ≥ ≤ ·")
     assert not set(out) & set("±−†‡≥≤·")
     assert r"$\pm$" in out and r"\textdagger{}" in out and r"\textdaggerdbl{}" in out
+
+
+@given(st.text())
+def test_slug_is_one_safe_piece_and_keeps_what_is_safe(text):
+    out = slug(text)
+    assert out and all(ch.isalnum() or ch in "-_." for ch in out) and len(out) == max(len(text), 1)
+    assert all(a == b for a, b in zip(text, out) if a.isalnum() or a in "-_.")
+
+
+def test_slug_examples_and_its_users():
+    from hansbench.bench.report.writers import csv_name
+
+    assert slug("CH-50") == "CH-50" and slug("a/b c:d") == "a_b_c_d" and slug("") == "_"
+    assert csv_name("a/b", "t") == "a_b.t.csv" and csv_name("", "x y") == "_.x_y.csv"
+
+
+@given(st.text())
+def test_a_figure_file_is_included_by_latex_only_when_tex_reads_its_name_verbatim(name):
+    out = latex_file(name)
+    assert out is None or (out == name and not set(out) & set("%#&{}\\$^~") and out.isascii())
+    assert ">" not in markdown_target(name) and "<" not in markdown_target(name) and "\n" not in markdown_target(name)
+
+
+def test_latex_file_examples():
+    assert latex_file("curves-CH-50-classifier.png") == "curves-CH-50-classifier.png"
+    assert latex_file("a b_c.png") == "a b_c.png"  # spaces and underscores: graphicx reads them
+    assert latex_file("curve 1%.png") is None and latex_file("x#.png") is None and latex_file("é.png") is None

@@ -79,8 +79,10 @@ def test_bench_names_no_metric_or_method():
 
     # the table shapes are the contract's vocabulary ("reliance" is a shape and a metric's name)
     names = (set(metrics.names()) | set(explainers.names()) | set(clusterers.names())) - set(leaderboard.SHAPES)
-    for module in ("leaderboard.py", "tables.py", "summary.py", "cells.py", "stats.py", "cd_diagram.py", "publish.py",
-                   "figures.py"):
+    for module in ("leaderboard.py", "tables.py", "summary.py", "cells.py", "stats.py", "figures/cd_diagram.py",
+                   "publish.py", "figures/base.py", "page.py", "document.py", "writers.py", "render/markdown.py",
+                   "render/latex.py", "render/html.py", "results.py", "ranking_tables.py", "detection_tables.py",
+                   "controls.py", "rankings.py", "run_facts.py"):
         tree = ast.parse((Path(leaderboard.__file__).parent / module).read_text())
         literals = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
         assert not literals & names, f"{module} names {sorted(literals & names)}"
@@ -487,10 +489,14 @@ def test_backdoor_detection_is_shown_beside_its_label_flip_and_clean_controls(de
 
     if not getattr(get_poisoning("LF"), "control_of", ""):
         pytest.skip("the LF poisoning (contract C4) is not installed")
-    cfg = {"suite": {"seeds": [0, 1, 2], "dev_seeds": [7]},
-           "scenarios": [dict(name="BD-30", poisoning="BD", fraction=0.3, target_class="speed limit"),
-                         dict(name="LF-30", poisoning="LF", fraction=0.3, target_class="speed limit"),
-                         dict(name="clean", poisoning="none", fraction=0.0)]}
+    from hansbench.bench.suite.config import validate
+    from hansbench.bench.suite.record import to_record
+
+    cfg = to_record(validate({  # the run's resolved configuration, as the store keeps it
+        "suite": {"seeds": [0, 1, 2], "dev_seeds": [7]}, "models": {"classifier": {}},
+        "scenarios": [dict(name="BD-30", poisoning="BD", fraction=0.3, target_class="speed limit"),
+                      dict(name="LF-30", poisoning="LF", fraction=0.3, target_class="speed limit"),
+                      dict(name="clean", poisoning="none", fraction=0.0)]}))
     df = pd.concat([det_rows({("a", "k"): [0.9, 0.8, 0.85], ("pixels", "k"): [0.4, 0.5, 0.45]}),
                     det_rows({("a", "k"): [0.2, 0.1, 0.15], ("pixels", "k"): [0.6, 0.7, 0.65]}, scenario="LF-30"),
                     det_rows({("a", "k"): [0.1, 0.12, 0.08]}, scenario="clean", metric="flagged")])

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
-from hansbench.bench.engine.cache import Workspace, hash_key
+from hansbench.bench.engine.keys import hash_key
 from hansbench.bench.engine.store import ROW_COLUMNS, ResultsStore
+from hansbench.bench.engine.workspace import Workspace
 from hansbench.bench.report.leaderboard import build_tables
 from hansbench.bench.report.writers import to_latex, write_leaderboard
 

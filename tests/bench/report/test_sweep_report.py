@@ -22,13 +22,16 @@ from hansbench.bench.report.sweep_report import (
     sweep_sections,
 )
 from hansbench.bench.report.writers import write_leaderboard
+from hansbench.bench.suite.config import validate
+from hansbench.bench.suite.record import to_record
 from hansbench.bench.suite.sweep import SweepAxis as Axis
-from hansbench.bench.suite.sweep import sweep_axes
 
 FRACTIONS = (0.05, 0.1, 0.2, 0.3)
 SEEDS = (0, 1, 2)
 AXIS = Axis("CH", "fraction", (), tuple((f, f"CH-{round(100 * f)}") for f in FRACTIONS))
-CONFIG = {"suite": {"seeds": list(SEEDS)}, "sweep": [{"poisoning": "CH", "grid": {"fraction": list(FRACTIONS)}}]}
+# the run's resolved configuration as the store keeps it: the loader expanded the sweep once
+CONFIG = to_record(validate({"suite": {"seeds": list(SEEDS)}, "models": {"classifier": {}},
+                             "sweep": [{"poisoning": "CH", "grid": {"fraction": list(FRACTIONS)}}]}))
 
 
 def rows(records):
@@ -192,7 +195,7 @@ def page_rows():
 
 
 def test_page_has_a_sweeps_section_between_rankings_and_scenarios_in_every_format(tmp_path):
-    assert sweep_axes(CONFIG) == [AXIS]  # the lead's expansion gives the axis the other tests build by hand
+    assert list(validate(CONFIG["raw"]).sweep_axes) == [AXIS]  # the loader's axis is the one built by hand
     paths = write_leaderboard(page_rows(), tmp_path, suite="s", config=CONFIG)
     md = paths["leaderboard.md"].read_text()
     assert md.index("## Summary") < md.index("## Sweeps") < md.index("## CH-5")

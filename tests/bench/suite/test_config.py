@@ -6,6 +6,7 @@ import pytest
 
 from hansbench.bench.suite.config import SuiteError, load_suite
 from hansbench.bench.suite.files import builtin_suites
+from hansbench.bench.suite.record import to_record
 from hansbench.datasets.scenarios import SCENARIO_DEFAULTS
 
 
@@ -24,7 +25,7 @@ def test_builtin_quick_is_valid_and_default():
 def test_extends_overrides_fields(tmp_path):
     p = write(tmp_path, '[suite]\nextends = "quick"\nname = "mine"\nseeds = [3, 4]\n[data]\nimage_size = 24\n')
     suite = load_suite(p)
-    assert suite.name == "mine" and suite.seeds == [3, 4]
+    assert suite.name == "mine" and suite.seeds == (3, 4)
     assert all(s["image_size"] == 24 for s in suite.scenarios)
 
 
@@ -338,16 +339,18 @@ def test_seeds_may_not_repeat(tmp_path):
 
 def test_dev_seeds_are_recorded_and_an_overlap_is_a_warning_not_an_error(tmp_path):
     suite = load_suite(write(tmp_path, '[suite]\nextends = "quick"\nseeds = [2, 3, 4, 5, 6]\ndev_seeds = [0, 1]\n'))
-    assert suite.dev_seeds == [0, 1] and suite.warnings == []
-    assert suite.raw["suite"]["dev_seeds"] == [0, 1]  # the run config stores raw
+    assert suite.dev_seeds == (0, 1) and suite.warnings == ()
+    assert suite.raw["suite"]["dev_seeds"] == [0, 1]  # the TOML as written is kept for provenance
     assert suite.describe_seeds() == "evaluation seeds 2-6 (settings tuned on 0, 1)"
     overlap = load_suite(write(tmp_path, '[suite]\nextends = "quick"\nseeds = [1, 2]\ndev_seeds = [0, 1]\n'))
-    assert overlap.seeds == [1, 2] and len(overlap.warnings) == 1
+    assert overlap.seeds == (1, 2) and len(overlap.warnings) == 1
     assert "(1)" in overlap.warnings[0] and "include seeds the settings were tuned on" in overlap.warnings[0]
-    overlap.set_seeds([5, 6])  # hansbench run --seed 5 6: the warning goes, the config records what runs
-    assert overlap.warnings == [] and overlap.raw["suite"]["seeds"] == [5, 6]
-    with pytest.raises(SuiteError, match=r"--seed: seed\(s\) 5 given more than once"):
-        overlap.set_seeds([5, 5])
+    path = write(tmp_path, '[suite]\nextends = "quick"\nseeds = [1, 2]\ndev_seeds = [0, 1]\n')
+    again = load_suite(path, seeds=[5, 6])  # hansbench run --seed 5 6: applied before validation
+    assert again.seeds == (5, 6) and again.warnings == ()  # so the warning is the run's, and the record says 5, 6
+    assert to_record(again)["suite"]["seeds"] == [5, 6]
+    with pytest.raises(SuiteError, match=r"suite.seeds: seed\(s\) 5 given more than once"):
+        load_suite(path, seeds=[5, 5])
     quick = load_suite()  # the default suite publishes evaluation seeds, not the ones its settings were tuned on
-    assert quick.dev_seeds == [0, 1, 2] and quick.warnings == [] and not set(quick.seeds) & set(quick.dev_seeds)
+    assert quick.dev_seeds == (0, 1, 2) and quick.warnings == () and not set(quick.seeds) & set(quick.dev_seeds)
     assert quick.describe_seeds() == "evaluation seeds 3, 4 (settings tuned on 0-2)"

@@ -6,7 +6,8 @@ import copy
 
 import pytest
 
-from hansbench.bench.engine.planner import Planner, data_settings
+from hansbench.bench.engine.nodes.data import data_settings
+from hansbench.bench.engine.planner import Planner
 from hansbench.bench.suite.config import SuiteError, load_suite, validate
 from hansbench.bench.suite.files import load_raw
 from hansbench.bench.suite.sweep import SWEEP_META, sweep_axes
@@ -56,8 +57,8 @@ def test_nested_grid_table_and_string_values():
 def test_sweep_entry_never_enters_the_data_key():
     suite = validate(_suite(poisoning="CH", grid={"fraction": [0.5]}, level=0.9))
     other = validate(_suite(poisoning="CH", grid={"fraction": [0.5]}, level=0.7))
-    key = Planner(suite).data(suite.scenarios[0], 0).key
-    assert key == Planner(other).data(other.scenarios[0], 0).key
+    key = Planner(suite).node("data", suite.scenarios[0], 0).key
+    assert key == Planner(other).node("data", other.scenarios[0], 0).key
     assert SWEEP_META not in data_settings(suite.scenarios[0])
 
 

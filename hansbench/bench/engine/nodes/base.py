@@ -23,6 +23,7 @@ from hansbench.registry import Registry
 
 if TYPE_CHECKING:
     from hansbench.bench.engine.execute import NodeEnv
+    from hansbench.bench.engine.planner import Planner
 
 
 @dataclass(eq=False)
@@ -33,7 +34,7 @@ class Node:
     params: dict
     inputs: dict[str, Node]
     code: str
-    ids: dict  # scenario, seed, model, explainer, clusterer, family (the metric): for the store and messages
+    ids: dict  # scenario, seed, model, explainer, clusterer, family (the metric): for the store and messages only
     key: str = ""
 
     def __post_init__(self) -> None:
@@ -49,6 +50,19 @@ class Node:
         """Needs the accelerator when the run's device is one."""
         return node_types.get(self.type).gpu
 
+    @property
+    def seed(self) -> int:
+        """The seed the node computes with: its data node's parameter, reached through its inputs (``ids`` only
+        name the node for the store and messages; nothing computes from them)."""
+        if "seed" in self.params and self.type == "data":
+            return int(self.params["seed"])
+        for n in self.inputs.values():
+            try:
+                return n.seed
+            except LookupError:
+                continue
+        raise LookupError(f"{self.type} node has no data node among its inputs: no seed")
+
     def label(self) -> str:
         parts = [self.ids.get(k, "") for k in ("scenario", "model", "explainer", "clusterer", "family")]
         seed = self.ids.get("seed")
@@ -59,6 +73,26 @@ class Node:
         for n in self.inputs.values():
             yield from n.ancestors()
             yield n
+
+
+@dataclass
+class Omitted:
+    """A combination the planner left out, and why (shown where the leaderboard cell is empty)."""
+
+    ids: dict
+    reason: str
+
+
+@dataclass
+class ModelPlan:
+    """What the planner hands each row type for one scenario x seed x model kind: the scenario, the model node,
+    the explainers that apply to it and the (source, clusterer) pairs that run there."""
+
+    scenario: Any  # hansbench.datasets.scenarios.Scenario
+    kind: str
+    model: Node
+    explainers: list[str]
+    pairs: list[tuple[str, str]]
 
 
 class NodeType:
@@ -86,6 +120,19 @@ class NodeType:
     def node(cls, params: dict, inputs: dict[str, Node], code: str, ids: dict) -> Node:
         """A node of this type (its key computed from all four)."""
         return Node(cls.type, params, inputs, code, ids)
+
+    @classmethod
+    def plan_for_model(cls, planner: Planner, at: ModelPlan) -> tuple[list[Node], list[Omitted]]:
+        """A row type's nodes for one scenario x seed x model kind, and the combinations it leaves out (why).
+        The planner calls it for every registered type, in ``order``: a new row type plans itself here and
+        no other module changes. Resource types are planned on demand by their dependants (default: none)."""
+        return [], []
+
+    @classmethod
+    def plan_after(cls, planner: Planner, rows: list[Node]) -> list[Node]:
+        """Nodes planned from the whole set of row nodes (what the figures draw), when the suite draws figures
+        (default: none)."""
+        return []
 
     @classmethod
     def required(cls, node: Node) -> Iterator[Node]:

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 from hansbench.bench.engine import checks, keys
-from hansbench.bench.engine.device import seed_everything
 from hansbench.bench.engine.nodes.base import Node, NodeType, node_types
 from hansbench.bench.engine.nodes.explainer import ExplainerNode
 from hansbench.bench.engine.nodes.maps import MapsNode, cluster_index
+from hansbench.bench.engine.seeding import seed_everything
 from hansbench.bench.suite.config import input_kind_rows
 from hansbench.methods.base import MAPS, ClusteringResult
 from hansbench.methods.inputs import Maps
@@ -64,7 +64,7 @@ def views(env: NodeEnv, node: Node) -> np.ndarray:
     data = env.output(data_node)
     model = env.output(model_node) if model_node is not None and obj.uses_model else None
     index = cluster_index(data)
-    seed_everything(node.ids["seed"])  # a kind that samples (e.g. blending partners) is seeded per run
+    seed_everything(node.seed)  # a kind that samples (e.g. blending partners) is seeded per run
     out = obj.views(model=model, data=data.without_ground_truth(), index=index, device=env.device,
                     settings=dict(settings))
     return checks.check_views(out, n=len(index), kind=kind)
@@ -89,7 +89,7 @@ class ClusteringNode(NodeType):
                 inputs = {"maps": MapsNode.plan(planner, ExplainerNode.plan(planner, model, source))}
             else:  # a kind that ignores the model is shared by every model kind of the data (same key)
                 inputs = {"model": model} if inp.uses_model else {"data": model.inputs["data"]}
-            params = {"clusterer": name, "options": clustering_options(planner, name, model.ids["seed"]),
+            params = {"clusterer": name, "options": clustering_options(planner, name, model.seed),
                       "files": keys.with_file_digests(planner.suite.clusterers[name].options), "source": source,
                       "views": view_settings(planner) if inp.uses_settings else {}}
             code = cls.code_version(keys.code_version(clusterers.get(name)), keys.code_version(inp))

@@ -21,9 +21,9 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import SpectralEmbedding
 from sklearn.neighbors import kneighbors_graph
 
-from hansbench.bench.engine.device import seed_everything
 from hansbench.bench.engine.nodes import clustering, maps
 from hansbench.bench.engine.nodes.base import Node, NodeType, node_types
+from hansbench.bench.engine.seeding import seed_everything
 from hansbench.registry import explainers
 
 if TYPE_CHECKING:
@@ -52,6 +52,23 @@ class FigureInputsNode(NodeType):
                                              dict(model.ids)))
 
     @classmethod
+    def plan_after(cls, planner: Planner, rows: list[Node]) -> list[Node]:
+        """Per scenario and model kind, on the first seed: what its figures draw, from the explainers and
+        clusterings the rows need (figures compute no clustering of their own)."""
+        used: dict[str, Node] = {a.key: a for r in rows for a in r.ancestors()}
+        groups: dict[tuple, dict[str, list[Node]]] = {}
+        for n in used.values():
+            if n.type in ("explainer", "clustering", "model"):
+                g = groups.setdefault((n.ids["scenario"], n.ids["seed"], n.ids["model"]),
+                                      {"model": [], "explainer": [], "clustering": []})
+                g[n.type].append(n)
+        first: dict[tuple, int] = {}
+        for (scenario, seed, kind) in groups:
+            first.setdefault((scenario, kind), seed)
+        return [cls.plan(planner, g["model"][0], g["explainer"], g["clustering"])
+                for (scenario, seed, kind), g in groups.items() if first[(scenario, kind)] == seed and g["model"]]
+
+    @classmethod
     def required(cls, node: Node) -> Iterator[Node]:
         """Only the model and its data: an explainer or clustering that failed leaves out its own parts."""
         model = node.inputs["model"]
@@ -74,18 +91,18 @@ class FigureInputsNode(NodeType):
                 out["errors"][part] = f"{type(exc).__name__}: {exc}".splitlines()[0]
 
         for n in exp_nodes:
-            attempt(f"gallery {n.ids['explainer']}",
-                    lambda n=n: out["maps"].__setitem__(n.ids["explainer"], maps.explain_fn(env, n)("artifact_test", idx)))
+            attempt(f"gallery {n.params['name']}",
+                    lambda n=n: out["maps"].__setitem__(n.params["name"], maps.explain_fn(env, n)("artifact_test", idx)))
         if hasattr(model, "push_image_index") and idx.numel():
             attempt("prototypes", lambda: out.__setitem__("prototypes", prototype_panel(model, data, int(idx[0]))))
         for n in exp_nodes:
             if hasattr(explainers.get(n.params["name"]), "concepts_"):
-                attempt(f"concepts {n.ids['explainer']}",
-                        lambda n=n: out["concepts"].__setitem__(n.ids["explainer"],
+                attempt(f"concepts {n.params['name']}",
+                        lambda n=n: out["concepts"].__setitem__(n.params["name"],
                                                                 concept_panel(env, n, clu_nodes, data, model)))
-        seed = int(model_node.ids["seed"])
+        seed = model_node.seed
         for n in clu_nodes:
-            attempt(f"embedding {n.ids['explainer']} {n.ids['clusterer']}",
+            attempt(f"embedding {n.params['source']} {n.params['clusterer']}",
                     lambda n=n: _embed_into(out["embeddings"], env, n, seed))
         return out, out
 
@@ -169,13 +186,13 @@ def concept_shares(exp, model, data, index: torch.Tensor, channels: list[int], b
 
 def _embed_into(found: dict, env: NodeEnv, n: Node, seed: int) -> None:
     """One clustering's panel: its input's 2-D embedding (once per input) and its labels and flagged cluster."""
-    source = n.ids["explainer"]
+    source = n.params["source"]
     if source not in found:
         seed_everything(seed)
         emb, note = embed(clustering.views(env, n), seed=seed)
         found[source] = {"embedding": torch.as_tensor(emb), "note": note, "clusterers": {}}
     result = env.output(n)
-    found[source]["clusterers"][n.ids["clusterer"]] = {
+    found[source]["clusterers"][n.params["clusterer"]] = {
         "labels": torch.as_tensor(np.asarray(result.labels).astype(np.int64)),
         "flagged": -1 if getattr(result, "flagged", None) is None else int(result.flagged)}
 

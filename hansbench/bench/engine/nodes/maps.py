@@ -17,8 +17,8 @@ import torch
 from tqdm.auto import tqdm
 
 from hansbench.bench.engine import checks, keys
-from hansbench.bench.engine.device import seed_everything
 from hansbench.bench.engine.nodes.base import Node, NodeType, node_types
+from hansbench.bench.engine.seeding import seed_everything
 from hansbench.datasets.base import ScenarioData, Split
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def compute_maps(env: NodeEnv, explainer_node: Node, split: Split, index: torch.
     model = env.output(explainer_node.inputs["model"])
     exp = env.output(explainer_node)
     name = explainer_node.params["name"]
-    seed_everything(explainer_node.ids["seed"])
+    seed_everything(explainer_node.seed)
     out = []
     chunks = range(0, len(index), batch_size)
     for i in tqdm(chunks, desc=f"{name} maps", leave=False, disable=not env.spec.progress or len(chunks) < 3):

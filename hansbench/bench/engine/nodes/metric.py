@@ -14,14 +14,16 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from hansbench.bench.engine import checks, keys
-from hansbench.bench.engine.device import seed_everything
-from hansbench.bench.engine.nodes.base import Node, NodeType, node_types
-from hansbench.bench.engine.nodes.explainer import set_up
+from hansbench.bench.engine.nodes.base import ModelPlan, Node, NodeType, Omitted, node_types
+from hansbench.bench.engine.nodes.clustering import ClusteringNode
+from hansbench.bench.engine.nodes.explainer import ExplainerNode, set_up
 from hansbench.bench.engine.nodes.maps import cluster_index, explain_fn
 from hansbench.bench.engine.nodes.model import ModelNode, model_from_state, train
+from hansbench.bench.engine.seeding import seed_everything
+from hansbench.bench.suite.config import input_kind_rows
 from hansbench.datasets.base import Split
 from hansbench.metrics.base import EvalContext
-from hansbench.registry import metrics
+from hansbench.registry import explainers, metrics
 
 if TYPE_CHECKING:
     from hansbench.bench.engine.execute import NodeEnv
@@ -40,7 +42,7 @@ def retrainer(env: NodeEnv, model_node: Node) -> Callable[[Split, str], torch.nn
         if state is not None:
             return model_from_state(kind, config, data, state, env.device)
         with env.sub_node(node):
-            model = train(env, kind, config, split, data, model_node.ids["seed"], f"{kind} ({tag or 'retrained'})")
+            model = train(env, kind, config, split, data, model_node.seed, f"{kind} ({tag or 'retrained'})")
             env.ws.save("model", node.key, model.state_dict())
         return model
 
@@ -64,9 +66,9 @@ def explain_model_fn(env: NodeEnv, explainer_node: Node) -> Callable[[torch.nn.M
 
     def fn(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if held.get("model") is not model:
-            seed_everything(explainer_node.ids["seed"])
+            seed_everything(explainer_node.seed)
             held.update(model=model, explainer=set_up(env, explainer_node, model))
-        seed_everything(explainer_node.ids["seed"])
+        seed_everything(explainer_node.seed)
         maps = held["explainer"].explain(model, x.to(env.device), target.to(env.device)).detach().float()
         checks.check_maps(maps.cpu(), n=len(x), height=x.shape[-2], width=x.shape[-1],
                           views=held["explainer"].expected_views(model), explainer=name)
@@ -84,6 +86,39 @@ class MetricNode(NodeType):
     order = 5
 
     @classmethod
+    def plan_for_model(cls, planner: Planner, at: ModelPlan) -> tuple[list[Node], list[Omitted]]:
+        """Every metric of the suite at its level (model, explainer, clustering) for this model, each
+        combination the metric says does not apply left out with its reason."""
+        suite, kind, scenario = planner.suite, at.kind, at.scenario
+        row_kinds = set(input_kind_rows())
+        rows: list[Node] = []
+        omitted: list[Omitted] = []
+        for mname, entry in suite.metrics.items():
+            if not suite.allows("metrics", mname, model=kind) or not scenario.runs_in("metrics", mname):
+                continue
+            metric = metrics.get(mname)(**entry.options)
+            combos = {"model": [("", "")], "explainer": [(e, "") for e in at.explainers],
+                      "clustering": at.pairs}[metric.level]
+            for e, c in combos:
+                if not suite.allows("metrics", mname, explainer=e, clusterer=c):
+                    continue
+                ids = {**at.model.ids, "explainer": e, "clusterer": c, "family": mname}
+                reason = metric.not_applicable(
+                    model_kind=kind, scenario=scenario,
+                    explainer=explainers.get(e) if e and e not in row_kinds else None,
+                    explainer_name=e, clusterer_name=c)
+                if reason:
+                    omitted.append(Omitted(ids, reason))
+                    continue
+                inputs: dict[str, Node] = {"model": at.model}
+                if e and e not in row_kinds:
+                    inputs["explainer"] = ExplainerNode.plan(planner, at.model, e)
+                if c:
+                    inputs["clustering"] = ClusteringNode.plan(planner, at.model, e, c)
+                rows.append(cls.plan(planner, mname, inputs, ids))
+        return rows, omitted
+
+    @classmethod
     def plan(cls, planner: Planner, name: str, inputs: dict[str, Node], ids: dict) -> Node:
         options = planner.suite.metrics[name].options
         return cls.node({"metric": name, "options": options, "files": keys.with_file_digests(options)}, inputs,
@@ -97,11 +132,13 @@ class MetricNode(NodeType):
         exp_node, clu_node = node.inputs.get("explainer"), node.inputs.get("clustering")
         clustering = env.output(clu_node) if clu_node is not None else None
         metric = metrics.get(node.params["metric"])(**node.params["options"])
-        seed = node.ids["seed"]
+        seed = node.seed
         seed_everything(seed)
         ctx = EvalContext(
             data=data, model=model, seed=seed, device=env.device,
-            explainer=node.ids["explainer"], clusterer=node.ids["clusterer"],
+            explainer=clu_node.params["source"] if clu_node is not None else
+            exp_node.params["name"] if exp_node is not None else "",
+            clusterer=clu_node.params["clusterer"] if clu_node is not None else "",
             explain=explain_fn(env, exp_node) if exp_node is not None else None,
             clustering=clustering, cluster_index=cluster_index(data) if clu_node is not None else None,
             train_model=retrainer(env, model_node),

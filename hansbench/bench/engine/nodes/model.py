@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from hansbench.bench.engine import checks, keys
-from hansbench.bench.engine.device import seed_everything
 from hansbench.bench.engine.nodes.base import Node, NodeType, node_types
+from hansbench.bench.engine.seeding import seed_everything
 from hansbench.datasets.base import ScenarioData, Split
 from hansbench.models.kinds import DEFAULT_BACKBONE, build_model, train_model
 from hansbench.models.recipes import split_config
@@ -67,8 +67,8 @@ class ModelNode(NodeType):
     def compute(cls, node: Node, env: NodeEnv) -> tuple[torch.nn.Module, dict]:
         data = env.output(node.inputs["data"])
         kind = node.params["model_kind"]
-        model = train(env, kind, node.params["raw"], data.train, data, node.ids["seed"],
-                      f"{kind} for {node.ids['scenario']} seed {node.ids['seed']}")
+        model = train(env, kind, node.params["raw"], data.train, data, node.seed,
+                      f"{kind} for {node.inputs['data'].params['raw'].get('name', '')} seed {node.seed}")
         return model, model.state_dict()
 
     @classmethod

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from hansbench.bench.engine import kernel_timer as timer
 from hansbench.bench.engine import keys
-from hansbench.bench.engine.nodes.base import Node, NodeType, node_types
+from hansbench.bench.engine.nodes.base import ModelPlan, Node, NodeType, node_types
+from hansbench.bench.engine.nodes.explainer import ExplainerNode
 
 if TYPE_CHECKING:
     from hansbench.bench.engine.execute import NodeEnv
@@ -32,6 +33,11 @@ class TimingNode(NodeType):
     gpu = True
     produces_rows = True
     order = 6
+
+    @classmethod
+    def plan_for_model(cls, planner: Planner, at: ModelPlan) -> tuple[list[Node], list]:
+        """One timing node per explainer of the model."""
+        return [cls.plan(planner, ExplainerNode.plan(planner, at.model, e)) for e in at.explainers], []
 
     @classmethod
     def plan(cls, planner: Planner, explainer: Node) -> Node:
