@@ -64,8 +64,8 @@ def outside_package(monkeypatch):
     monkeypatch.setattr(registry, "entry_points", lambda group: [ep] if group == registry.PLUGIN_GROUP else [])
     registry.reset_for_tests()
     yield
-    registry.poisonings._entries.pop("LFX", None)
-    registry.backbones._entries.pop("tiny-cnn", None)
+    registry.poisonings.unregister("LFX")
+    registry.backbones.unregister("tiny-cnn")
     registry.reset_for_tests()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import types
 from importlib.metadata import EntryPoint
+from pathlib import Path
 
 import pytest
 
@@ -67,7 +68,7 @@ def fake_plugin(monkeypatch):
     monkeypatch.setattr(registry, "entry_points", lambda group: [ep] if group == registry.PLUGIN_GROUP else [])
     registry.reset_for_tests()
     yield "my-method"
-    registry.explainers._entries.pop("my-method", None)
+    registry.explainers.unregister("my-method")
     registry.reset_for_tests()
 
 
@@ -100,7 +101,7 @@ def test_register_refuses_names_outside_the_pattern(bad):
     r = Registry("widget")
     with pytest.raises(ValueError, match=r"invalid widget name .*lowercase letters, digits and \. _ \+ -"):
         r.register(bad, object())
-    assert bad not in r._entries
+    assert bad not in r.names()
 
 
 @pytest.mark.parametrize("good", ["a", "my-method", "lrp-epsilon-plus-flat", "v1.2", "c++", "x_y", "0day", "x" * 64])
@@ -251,3 +252,16 @@ def test_an_entry_validates_itself_as_it_registers():
     from hansbench.metrics.base import Metric
 
     assert callable(Metric.check_declarations)
+
+
+def test_no_test_reaches_into_a_registrys_private_entries():
+    """Tests use the public API (register, unregister, scratch), so the registry can change how it stores entries
+    without a test depending on it."""
+    import re
+
+    names = "|".join(["node_types", *(r for r in dir(registry) if isinstance(getattr(registry, r), Registry))])
+    pattern = re.compile(rf"\b({names})\._entries\b")
+    tests = Path(__file__).resolve().parent
+    found = [f"{p.relative_to(tests)}:{i}" for p in tests.rglob("*.py") if p.name != Path(__file__).name
+             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
+    assert not found, found

@@ -1,1 +1,1 @@
-"""Orchestration: suite config, cache, results store, runner, timing, leaderboard, CLI (imports the rest; nothing imports it)."""
+"""Orchestration in three rooms: suite (what was asked), engine (how it runs), report (what it concludes); CLI on top."""

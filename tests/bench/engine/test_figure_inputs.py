@@ -4,7 +4,6 @@ drawing them computes nothing (issue 20)."""
 from __future__ import annotations
 
 import dataclasses
-
 import sqlite3
 
 import pytest

@@ -21,7 +21,15 @@ from hansbench.bench.report.leaderboard import (
 )
 from hansbench.bench.report.writers import csv_name, to_latex, write_leaderboard
 from hansbench.metrics.base import Metric
+from hansbench.metrics.presentation import Shows
 from hansbench.registry import explainers, metrics
+
+
+@pytest.fixture(autouse=True)
+def _registries_restored():
+    """What a test registers (plugin metrics, explainers) is gone after it."""
+    with metrics.scratch(), explainers.scratch():
+        yield
 
 
 def rows(records):
@@ -58,9 +66,9 @@ def test_a_plugin_metric_gets_its_table_without_changes_to_hansbench(monkeypatch
 
         level = "explainer"
         values = {"plug": ("", True), "noise": ("", True)}
-        headline = ("plug",)
+        presentation = Shows(headline=("plug",))
 
-    monkeypatch.setitem(metrics._entries, "my-plugin", Plugin)
+    metrics.register("my-plugin", Plugin)
     df = rows([dict(family="my-plugin", explainer="a", metric="plug", value=1.0),
                dict(family="my-plugin", explainer="b", metric="plug", value=2.0),
                dict(family="my-plugin", explainer="b", metric="noise", value=9.0),
@@ -286,10 +294,9 @@ def test_every_shape_renders(shape, monkeypatch):
         """m."""
 
         values = {"v": ("%", True)}
-        table_shape = shape
-        stages = ("s1",) if shape == "stages" else ()
+        presentation = Shows(shape=shape, stages=("s1",) if shape == "stages" else ())
 
-    monkeypatch.setitem(metrics._entries, "m-shape", M)
+    metrics.register("m-shape", M)
     df = rows([dict(family="m-shape", explainer="a", clusterer="c" if shape == "detection" else "", metric="v",
                     stage="s1", value=1.0)])
     tables = build_tables(df)["CH-50"]
@@ -301,13 +308,9 @@ class Detection(Metric):
     """Detection plugin: label-free F1 and a control value, declared like cluster-detection's."""
 
     level = "clustering"
-    table = "det"
-    table_shape = "detection"
     values = {"f1-unsup": ("", True), "acc": ("%", True), "flagged": ("", False)}
-    headline = ("f1-unsup", "acc")
-    label_free = ("f1-unsup",)
-    label_matched = ("acc",)
-    control = ("flagged",)
+    presentation = Shows(table="det", shape="detection", headline=("f1-unsup", "acc"), label_free=("f1-unsup",),
+                         label_matched=("acc",), control=("flagged",))
 
 
 def det_rows(values: dict[tuple[str, str], list[float]], scenario="BD-30", metric="f1-unsup", family="det"):
@@ -317,7 +320,7 @@ def det_rows(values: dict[tuple[str, str], list[float]], scenario="BD-30", metri
 
 @pytest.fixture
 def det_metric(monkeypatch):
-    monkeypatch.setitem(metrics._entries, "det", Detection)
+    metrics.register("det", Detection)
     return Detection
 
 
@@ -395,10 +398,9 @@ def test_metric_marks_follow_the_explainer_into_every_table_of_its_model(monkeyp
         """Sanity plugin."""
 
         values = {"survives": ("bool", True)}
-        marks = {"survives": "maps survive model randomisation"}
-        ranked = False
+        presentation = Shows(marks={"survives": "maps survive model randomisation"}, ranked=False)
 
-    monkeypatch.setitem(metrics._entries, "sanity-plugin", Sanity)
+    metrics.register("sanity-plugin", Sanity)
     recs = [ordering("edge", 1.0), ordering("lrp", 2.0),
             dict(family="sanity-plugin", explainer="edge", metric="survives", value=1.0),
             dict(family="sanity-plugin", explainer="lrp", metric="survives", value=0.0),
