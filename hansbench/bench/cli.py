@@ -56,10 +56,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from hansbench.bench.suite.config import SuiteError, load_suite
     from hansbench.bench.suite.seeds import check_seeds
 
-    try:
+    try:  # the command line's own values are named as the user wrote them
         seeds = check_seeds("--seed", list(args.seed)) if args.seed is not None else None
     except SuiteError as exc:
         print(f"hansbench: {exc}", file=sys.stderr)
+        return 2
+    problem = check_device(args.device, "--device") if args.device else None
+    if problem:
+        print(f"hansbench: {problem}", file=sys.stderr)
         return 2
     try:  # the command line's values go in before validation: the suite is never changed after it
         suite = load_suite(args.suite, seeds=seeds, device=args.device or None, threads=args.threads,
@@ -68,7 +72,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"hansbench: invalid suite: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out or f"hansbench-out/{suite.name}")
-    for problem in (check_device(suite.device, "--device" if args.device else "suite.device"), check_out_dir(out)):
+    for problem in (check_device(suite.device, "suite.device"), check_out_dir(out)):
         if problem:
             print(f"hansbench: {problem}", file=sys.stderr)
             return 2

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from hansbench.bench.engine.nodes import maps as maps_node
-from hansbench.bench.report.figures.base import _class_name, _clear, _outline, _safe, _show_map
+from hansbench.bench.report.escape import slug
+from hansbench.bench.report.figures.base import class_name, clear_axes, outline, show_map
 from hansbench.bench.report.figures.styles import page_style, plt, save
 
 
@@ -117,8 +118,8 @@ def explain_image(image: str, *, results: str | None = None, scenario: str | Non
                 t = m(m.normalize(x.to(env.device))).argmax(1).cpu()
         one = Split(x, t, t, torch.zeros(1, dtype=torch.bool), torch.zeros(1, *x.shape[-2:], dtype=torch.bool))
         maps[f"{n.ids['model']}: {n.ids['explainer']}"] = maps_node.compute_maps(env, n, one, torch.arange(1), t)
-        titles.append(_class_name(data, int(t[0])))
-    target_out = Path(out or f"explain-{_safe(Path(image).stem if Path(image).is_file() else image)}.png")
+        titles.append(class_name(data, int(t[0])))
+    target_out = Path(out or f"explain-{slug(Path(image).stem if Path(image).is_file() else image)}.png")
     target_out.parent.mkdir(parents=True, exist_ok=True)
     explained = ", ".join(dict.fromkeys(titles))
     n = len(maps)
@@ -126,13 +127,13 @@ def explain_image(image: str, *, results: str | None = None, scenario: str | Non
         fig, axes = plt.subplots(1, n + 1, figsize=(min(7.0, 1.6 * (n + 1)), 2.2), squeeze=False,
                                  layout="constrained")
         axes[0][0].imshow(x[0].permute(1, 2, 0).clamp(0, 1).numpy())
-        _outline(axes[0][0], mask)
+        outline(axes[0][0], mask)
         axes[0][0].set_title(label, fontsize=8)
         for ax, (name, m) in zip(axes[0][1:], maps.items()):
-            _show_map(ax, m[0].sum(0))
-            _outline(ax, mask)
+            show_map(ax, m[0].sum(0))
+            outline(ax, mask)
             ax.set_title(name.replace(": ", ":\n"), fontsize=8)
-        _clear(axes)
+        clear_axes(axes)
         fig.suptitle(f"explained class: {explained} (red: positive relevance, blue: negative; "
                      "each map scaled to its own largest |relevance|)")
         save(fig, target_out.parent, target_out.name)

@@ -33,7 +33,7 @@ from hansbench.bench.engine.planner import Node, Plan, Planner
 from hansbench.bench.engine.store import ResultsStore
 from hansbench.bench.suite.config import Suite
 from hansbench.bench.suite.record import to_record
-from hansbench.metrics._memo import memo_counts
+from hansbench.metrics import memo_counts
 
 
 class ResultsLocked(RuntimeError):

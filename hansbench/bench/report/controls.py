@@ -22,22 +22,22 @@ def control_grid(seeded: pd.DataFrame, scenario: str, model: str, ps: list[Prese
                  controls: dict[str, str]) -> Grid | None:
     """Rows (explainer, clusterer) of the detectors here; columns the value here, on the label-flip control and
     the clean control's values; ``extra["scenario_of"]``: the scenario each column's values come from."""
-    from hansbench.bench.report.summary import _detection, _values, first_present
+    from hansbench.bench.report.summary import detection_values, detector_rows, first_present
 
     if not controls or not ps:
         return None
-    _, values, _, control_values = _detection({p.family: p for p in ps})
+    _, values, _, control_values = detection_values({p.family: p for p in ps})
     fams = [p.family for p in ps]
     value = first_present(seeded, scenario, model, fams, values)
-    here = _values(seeded, scenario, model, fams, value)
+    here = detector_rows(seeded, scenario, model, fams, value)
     if here.empty:
         return None
     cols: list[tuple[str, pd.DataFrame]] = [(f"{value} on {scenario}", here)]
     if "label-flip" in controls:
         cols.append((f"{value} on {controls['label-flip']} (label flip, no trigger)",
-                     _values(seeded, controls["label-flip"], model, fams, value)))
+                     detector_rows(seeded, controls["label-flip"], model, fams, value)))
     for v in control_values if "clean" in controls else ():
-        cols.append((f"{v} on {controls['clean']} (clean control)", _values(seeded, controls["clean"], model, fams, v)))
+        cols.append((f"{v} on {controls['clean']} (clean control)", detector_rows(seeded, controls["clean"], model, fams, v)))
     if len(cols) == 1:
         return None
     grid_cells = {(e, c, name): cell(g) for name, d in cols for (e, c), g in d.groupby(["explainer", "clusterer"])}

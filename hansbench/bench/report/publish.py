@@ -30,11 +30,13 @@ def output_code(root: Path = source_imports.ROOT) -> str:
 
 
 def outputs_digest(store, suite_name: str, job_keys: Collection[str] | None, figures: bool) -> str:
-    """What the written outputs depend on: the finished row nodes (of the plan, or all), the output code, the title."""
+    """What the written outputs depend on: the finished row nodes (of the plan, or all), the output code, the title
+    and the run's resolved configuration (its tuning seeds, controls and sweep axes shape the page)."""
     done = store.done_keys()
     rows = sorted(done if job_keys is None else (k for k in job_keys if k in done))
+    run = store.latest_run()
     return keys.digest({"rows": rows, "scope": "plan" if job_keys is not None else "store", "figures": figures,
-                        "code": output_code(), "suite": suite_name})
+                        "code": output_code(), "suite": suite_name, "config": run.config if run is not None else {}})
 
 
 def _unchanged(out: Path, digest: str) -> dict[str, Path] | None:

@@ -52,9 +52,9 @@ def rankings(rows_seeded: pd.DataFrame, pres: dict[str, Presentation], ranked: d
     per scenario, the model kinds whose poisoning took."""
     out = []
     s = rows_seeded[[m in ranked.get(sc, set()) for sc, m in zip(rows_seeded.scenario, rows_seeded.model)]]
-    from hansbench.bench.report.summary import _detection
+    from hansbench.bench.report.summary import detection_values
 
-    ps, values, _, _ = _detection(pres)
+    ps, values, _, _ = detection_values(pres)
     value = values[0] if values else ""
     if value:
         d = s[s.family.isin([p.family for p in ps]) & (s.metric == value) & (s.clusterer != "")]

@@ -27,7 +27,7 @@ MAX_TIE_NAMES = 5
 Detector = tuple[str, str]  # (explainer or input kind, clusterer)
 
 
-def _detection(pres: dict[str, Presentation]) -> tuple[list[Presentation], tuple[str, ...], str, tuple[str, ...]]:
+def detection_values(pres: dict[str, Presentation]) -> tuple[list[Presentation], tuple[str, ...], str, tuple[str, ...]]:
     """(detection presentations, the ranking values in order of preference, their group label, the clean-control
     values)."""
     ps = [p for p in pres.values() if p.shape == "detection"]
@@ -40,11 +40,11 @@ def _detection(pres: dict[str, Presentation]) -> tuple[list[Presentation], tuple
 def first_present(seeded: pd.DataFrame, scenario: str, model: str, families: list[str], values: tuple[str, ...]) -> str:
     """The first of the headline group's values that this scenario and model have (e.g. ARI where no row has the
     flagged cluster's F1); the group's first when none has any."""
-    return next((v for v in values if _values(seeded, scenario, model, families, v).value.notna().any()),
+    return next((v for v in values if detector_rows(seeded, scenario, model, families, v).value.notna().any()),
                 values[0] if values else "")
 
 
-def _values(seeded: pd.DataFrame, scenario: str, model: str, families: list[str], metric: str) -> pd.DataFrame:
+def detector_rows(seeded: pd.DataFrame, scenario: str, model: str, families: list[str], metric: str) -> pd.DataFrame:
     d = seeded[(seeded.scenario == scenario) & (seeded.model == model) & seeded.family.isin(families)
                & (seeded.metric == metric) & (seeded.clusterer != "")]
     return d
@@ -89,7 +89,7 @@ def _control_cells(seeded: pd.DataFrame, scenario: str | None, model: str, famil
     """The cells (by seed) of ``keys`` on a control scenario ({} without one)."""
     if scenario is None or not value:
         return {}
-    by = _by_seed(_values(seeded, scenario, model, families, value))
+    by = _by_seed(detector_rows(seeded, scenario, model, families, value))
     return {k: seed_cell(by[k]) for k in (*keys, *by) if k in by}
 
 
@@ -99,7 +99,7 @@ def detection_verdict(seeded: pd.DataFrame, scenario: str, model: str, ps: list[
     kinds, _ = input_kinds()
     refs = {p.reference_explainer for p in ps if p.reference_explainer}
     fams = [p.family for p in ps]
-    d = _values(seeded, scenario, model, fams, value) if value else seeded.iloc[:0]
+    d = detector_rows(seeded, scenario, model, fams, value) if value else seeded.iloc[:0]
     by = _by_seed(d[d.value.notna()])
     if not by:
         return DetectionVerdict(value, 0)
@@ -181,7 +181,7 @@ def detection_summary(seeded: pd.DataFrame, scenario: str, models: list[str], ga
                       pres: dict[str, Presentation], controls: dict[str, str]) -> list[dict]:
     """Per model: the best explanation detector and the best baseline by the label-free headline, the margin
     over the reference explainer with the same clusterer, the verdict of the paired tests, the controls."""
-    ps, values, label, control_values = _detection(pres)
+    ps, values, label, control_values = detection_values(pres)
     out = []
     for m in models:
         n_seeds = int(seeded[(seeded.scenario == scenario) & (seeded.model == m)].seed.nunique())

@@ -110,7 +110,7 @@ def _first_present(seeded: pd.DataFrame, model: str, families: list[str], values
 
 def axis_data(rows: pd.DataFrame, axis: Any) -> AxisData | None:
     """The axis' rows (normalised, per seed); None when none of its scenarios has rows yet."""
-    from hansbench.bench.report.summary import _detection
+    from hansbench.bench.report.summary import detection_values
 
     scenarios = [str(name) for _, name in axis.points]
     rows = normalise(rows)
@@ -125,7 +125,7 @@ def axis_data(rows: pd.DataFrame, axis: Any) -> AxisData | None:
         s = seeded[seeded.scenario == sc]
         for m, notes in gate_notes(s, {f: pres[f] for f in dict.fromkeys(s.family)}).items():
             failed[(sc, m)] = notes
-    ps, values, label, _ = _detection(pres)
+    ps, values, label, _ = detection_values(pres)
     fams = [p.family for p in ps]
     headline, score, gates = {}, {}, {}
     declared = {x for p in ps for x in (*p.label_free, *p.headline)}

@@ -49,7 +49,7 @@ def test_rows_without_curves_draw_nothing(tmp_path):
 
 def test_gallery_outlines_the_artifact(tmp_path, monkeypatch):
     outlined = []
-    monkeypatch.setattr(figures, "_outline", lambda ax, mask: outlined.append(mask is not None and bool(mask.any())))
+    monkeypatch.setattr(figures, "outline", lambda ax, mask: outlined.append(mask is not None and bool(mask.any())))
     images, masks = torch.rand(3, 3, 8, 8), torch.zeros(3, 8, 8, dtype=torch.bool)
     masks[:, 5:7, 5:7] = True
     name = gallery("CH-50", "classifier", images, {"a": torch.randn(3, 1, 8, 8), "b": torch.randn(3, 2, 8, 8)},

@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from hansbench.bench.report.escape import slug  # noqa: E402
 from hansbench.bench.report.figures.styles import PAGE_WIDTH, method_style, page_style, save, vector_twin  # noqa: E402
 from hansbench.metrics.detail import CURVE, MODE  # noqa: E402
 from hansbench.metrics.detail import parse as parse_detail  # noqa: E402
@@ -45,12 +46,9 @@ class Figure:
     vector: str = ""
 
 
-def _figure(scenario: str, name: str, caption: str) -> Figure:
+def new_figure(scenario: str, name: str, caption: str) -> Figure:
+    """A drawn figure of ``scenario`` with its vector twin's name."""
     return Figure(str(scenario), name, caption, vector_twin(name))
-
-
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(name))
 
 
 def _curve(detail: str) -> list[float] | None:
@@ -99,7 +97,7 @@ def curve_label(family: str, value: str) -> str:
     return declared.get(value) or CURVE_LABELS.get(value) or f"curve of {value} (the table reports its area)"
 
 
-def _seed_text(seeds) -> str:
+def seed_text(seeds) -> str:
     from hansbench.bench.suite.seeds import seed_list
 
     seeds = sorted({int(s) for s in seeds})
@@ -162,31 +160,31 @@ def ordering_curves(rows: pd.DataFrame, out: Path) -> list[Figure]:
             spread = ("band: 95 % t-interval of the mean" if n_seeds >= 3 else
                       "thin lines: each seed" if n_seeds == 2 else "one seed: no interval")
             note = "" if (g.explainer == ref).any() else f"; no '{ref}' reference in this run"
-            fig.suptitle(f"{scenario} · {model} · {metric}\nmean over {_seed_text(g.seed)}; {spread}{note}")
-            name = save(fig, out, f"curves-{_safe(scenario)}-{_safe(model)}-{_safe(metric)}.png")
-        files.append(_figure(scenario, name, f"{family}: {curve_label(family, metric)} as pixels enter "
-                                             f"({mode}), mean over {_seed_text(g.seed)} per explainer ({model}); "
+            fig.suptitle(f"{scenario} · {model} · {metric}\nmean over {seed_text(g.seed)}; {spread}{note}")
+            name = save(fig, out, f"curves-{slug(scenario)}-{slug(model)}-{slug(metric)}.png")
+        files.append(new_figure(scenario, name, f"{family}: {curve_label(family, metric)} as pixels enter "
+                                             f"({mode}), mean over {seed_text(g.seed)} per explainer ({model}); "
                                              f"{spread}; the table's {metric} is the area under the curve; "
                                              "reference dashed"))
     return files
 
 
-def _class_name(data, c: int) -> str:
+def class_name(data, c: int) -> str:
     names = getattr(data, "class_names", None) or []
     return names[c] if 0 <= c < len(names) else str(c)
 
 
-def _outline(ax, mask: torch.Tensor | None) -> None:
+def outline(ax, mask: torch.Tensor | None) -> None:
     if mask is not None and bool(mask.any()):
         ax.contour(mask.float().numpy(), levels=[0.5], colors="lime", linewidths=0.9)
 
 
-def _show_map(ax, m: torch.Tensor) -> None:
+def show_map(ax, m: torch.Tensor) -> None:
     lim = float(m.abs().max()) or 1.0
     ax.imshow(m.numpy(), cmap="bwr", vmin=-lim, vmax=lim)
 
 
-def _clear(axes) -> None:
+def clear_axes(axes) -> None:
     for ax in np.asarray(axes).flat:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -208,19 +206,19 @@ def gallery(scenario: str, model: str, images: torch.Tensor, maps: dict[str, tor
                                                             + 0.6), squeeze=False, layout="constrained")
         for j in range(n):
             axes[0][j].imshow(images[j].permute(1, 2, 0).clamp(0, 1).numpy())
-            _outline(axes[0][j], None if masks is None else masks[j])
+            outline(axes[0][j], None if masks is None else masks[j])
             if titles:
                 axes[0][j].set_title(titles[j].replace(": ", ":\n"), fontsize=7)
         axes[0][0].set_ylabel("image", fontsize=8, rotation=0, ha="right", va="center")
         for i, (method, m) in enumerate(maps.items(), start=1):
             m = m.sum(1)
             for j in range(n):
-                _show_map(axes[i][j], m[j])
-                _outline(axes[i][j], None if masks is None else masks[j])
+                show_map(axes[i][j], m[j])
+                outline(axes[i][j], None if masks is None else masks[j])
             _method_label(axes[i][0], method, rotation=0, ha="right", va="center")
-        _clear(axes)
+        clear_axes(axes)
         fig.suptitle(suptitle or f"{scenario} · {model}: maps of artifact-test images")
         fig.supxlabel("red: positive relevance, blue: negative, each map scaled to its own largest |value|; "
                       "green: the artifact", fontsize=7)
-        name = save(fig, out, name or f"gallery-{_safe(scenario)}-{_safe(model)}.png")
+        name = save(fig, out, name or f"gallery-{slug(scenario)}-{slug(model)}.png")
     return name

@@ -15,15 +15,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hansbench.bench.report.escape import slug
 from hansbench.bench.report.figures.base import (
     Figure,
-    _class_name,
-    _clear,
-    _figure,
-    _outline,
-    _safe,
-    _show_map,
+    class_name,
+    clear_axes,
     gallery,
+    new_figure,
+    outline,
+    show_map,
 )
 from hansbench.bench.report.figures.styles import (
     FLAGGED_COLOR,
@@ -65,8 +65,8 @@ def prototype_figure(scenario: str, kind: str, panel: dict, data, maps: dict[str
         fig, axes = plt.subplots(2 + len(maps), len(order) + 1, figsize=(min(PAGE_WIDTH, 1.6 * (len(order) + 1)),
                                  1.6 * (2 + len(maps)) + 0.9), squeeze=False, layout="constrained")
         axes[0][0].imshow(image)
-        _outline(axes[0][0], split.masks[image_index])
-        axes[0][0].set_title(f"test image\nexplained: {_class_name(data, target)}", fontsize=8)
+        outline(axes[0][0], split.masks[image_index])
+        axes[0][0].set_title(f"test image\nexplained: {class_name(data, target)}", fontsize=8)
         for ax in axes[1:, 0]:
             ax.axis("off")
         for col, v in enumerate(order.tolist(), start=1):
@@ -81,23 +81,23 @@ def prototype_figure(scenario: str, kind: str, panel: dict, data, maps: dict[str
             src = int(panel["push_image_index"][j])
             if 0 <= src < len(data.train):
                 ax.imshow(data.train.images[src].permute(1, 2, 0).clamp(0, 1).numpy())
-                _outline(ax, data.train.masks[src])
+                outline(ax, data.train.masks[src])
                 box(ax, *(int(t) for t in panel["push_location"][j].tolist()), "yellow")
                 ax.set_title(f"source: train {src}{chr(10) + '(poisoned)' if bool(data.train.poisoned[src]) else ''}",
                              fontsize=7)
             else:
                 ax.set_title("not pushed", fontsize=7)
             for row, (method, m) in enumerate(maps.items(), start=2):
-                _show_map(axes[row][col], m[0, v])
-                _outline(axes[row][col], split.masks[image_index])
+                show_map(axes[row][col], m[0, v])
+                outline(axes[row][col], split.masks[image_index])
                 if col == 1:
                     axes[row][0].text(0.5, 0.5, method, ha="center", va="center", fontsize=8,
                                       color=method_style(method).color)
         axes[1][0].text(0.5, 0.5, "source patch", ha="center", va="center", fontsize=8)
-        _clear(axes)
+        clear_axes(axes)
         fig.suptitle(f"{scenario} · {kind}{'' if seed is None else f' · seed {seed}'}: this looks like that")
         fig.supxlabel(_wrap(PROTOTYPE_NOTE, 110), fontsize=7)
-        name = save(fig, out, f"prototypes-{_safe(scenario)}-{_safe(kind)}.png")
+        name = save(fig, out, f"prototypes-{slug(scenario)}-{slug(kind)}.png")
     return name
 
 
@@ -152,7 +152,7 @@ def embedding_figure(scenario: str, kind: str, panels: dict[str, tuple], out: Pa
                     ax.set_title(title, fontsize=9)
             for c in range(len(row), ncols):
                 axes[r][c].axis("off")
-        _clear(axes)
+        clear_axes(axes)
         from matplotlib.lines import Line2D
 
         def mark(color, marker, label):
@@ -165,7 +165,7 @@ def embedding_figure(scenario: str, kind: str, panels: dict[str, tuple], out: Pa
         fig.legend(handles=handles, loc="outside lower center", ncols=4, frameon=False)
         fig.suptitle(f"{scenario} · {kind}{'' if seed is None else f' · seed {seed}'}: what the clusterers saw "
                      "(2-D embedding)")
-        name = save(fig, out, f"embedding-{_safe(scenario)}-{_safe(kind)}.png")
+        name = save(fig, out, f"embedding-{slug(scenario)}-{slug(kind)}.png")
     return name
 
 
@@ -189,22 +189,22 @@ def concept_figure(scenario: str, kind: str, explainer: str, data, index: torch.
                 alpha = (m / (m.max() + 1e-12)).clamp(0, 1).sqrt()
                 img = data.train.images[int(index[i])].permute(1, 2, 0).clamp(0, 1) * alpha[..., None]
                 axes[row][col].imshow(img.numpy())
-                _outline(axes[row][col], data.train.masks[int(index[i])])
+                outline(axes[row][col], data.train.masks[int(index[i])])
             label = f"channel {channels[v]}" if v < len(channels) else f"view {v}"
             if shares is not None:
                 label += f"\n{100 * float(shares[v]):.1f} % of\nthe relevance"
             axes[row][0].set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
-        _clear(axes)
+        clear_axes(axes)
         at = f" at layer {layer}" if layer else ""
         fig.suptitle(f"{scenario} · {kind} · {explainer}{'' if seed is None else f' · seed {seed}'}: top concepts"
-                     f"{at} of {_class_name(data, data.inspect_class)}")
+                     f"{at} of {class_name(data, data.inspect_class)}")
         share_note = (f"share: the channel's relevance{at}, summed over the class's {len(index)} training "
                       "images, over the sum of |that| over all channels (negative: the concept speaks against "
                       "the class). " if shares is not None else "")
         fig.supxlabel(_wrap(f"{share_note}Each row: the training images with the most relevance for the concept, "
                             "masked by its conditional map (dark: no relevance); green: the artifact.", 90),
                       fontsize=7)
-        name = save(fig, out, f"concepts-{_safe(scenario)}-{_safe(kind)}-{_safe(explainer)}.png")
+        name = save(fig, out, f"concepts-{slug(scenario)}-{slug(kind)}-{slug(explainer)}.png")
     return name
 
 
@@ -242,11 +242,11 @@ def _gallery(scenario, kind, seed, found, data, out) -> list[Figure | None]:
     if not maps or idx.numel() == 0:
         return []
     targets = data.explain_targets("artifact_test", idx)
-    titles = [f"explained: {_class_name(data, int(t))}" for t in targets]
+    titles = [f"explained: {class_name(data, int(t))}" for t in targets]
     name = gallery(scenario, kind, data.artifact_test.images[idx], maps, out, masks=data.artifact_test.masks[idx],
                    titles=titles, suptitle=f"{scenario} · {kind} · seed {seed}: maps of artifact-test images")
     rule = data.explain_rule("artifact_test", idx)
-    return [_figure(scenario, name, f"{kind} (seed {seed}): maps of artifact-test images of the affected class, "
+    return [new_figure(scenario, name, f"{kind} (seed {seed}): maps of artifact-test images of the affected class, "
                                     f"explained for {'the backdoor target' if rule == 'target' else 'their label'}"
                                     " (views summed; each map scaled to its own largest |relevance|; green "
                                     "outline: the artifact)")]
@@ -261,7 +261,7 @@ def _prototypes(scenario, kind, seed, found, data, out) -> list[Figure | None]:
     if panel is None or not maps:
         return []
     name = prototype_figure(scenario, kind, panel, data, maps, out, seed=seed)
-    return [None if name is None else _figure(
+    return [None if name is None else new_figure(
         scenario, name, f"{kind} (seed {seed}): this looks like that: a test image, its top prototypes of the "
                         "explained class (titles: similarity score × last-layer weight = contribution to the "
                         "class logit; yellow box: the most similar patch), their source training patches and "
@@ -277,7 +277,7 @@ def _embeddings(scenario, kind, seed, found, data, out) -> list[Figure | None]:
                         for c, f in p["clusterers"].items()}, p["note"])
               for source, p in found["embeddings"].items()}
     name = embedding_figure(scenario, kind, panels, out, seed=seed)
-    return [_figure(scenario, name, f"{kind} (seed {seed}): what the clusterers saw (the inspected class's training "
+    return [new_figure(scenario, name, f"{kind} (seed {seed}): what the clusterers saw (the inspected class's training "
                                     "maps, activations or pixels; 2-D spectral embedding, PCA where the kNN "
                                     "graph falls apart), coloured by the true poisoned flag, then by each "
                                     "clusterer's clusters (orange: the cluster it flags), marker = truth")]
@@ -288,7 +288,7 @@ def _concepts(scenario, kind, seed, found, data, out) -> list[Figure | None]:
     for explainer, c in found["concepts"].items():
         name = concept_figure(scenario, kind, explainer, data, c["index"], c["maps"], c["channels"].tolist(), out,
                               layer=c["layer"], shares=c["shares"], seed=seed)
-        figs.append(_figure(scenario, name, f"{kind} · {explainer} (seed {seed}): the inspected class's top "
+        figs.append(new_figure(scenario, name, f"{kind} · {explainer} (seed {seed}): the inspected class's top "
                                             f"concepts (channels of layer {c['layer'] or '?'}, each with its share "
                                             "of the relevance there), reference images masked by each concept's "
                                             "conditional map"))

@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from hansbench.bench.report.figures.base import Figure, _seed_text  # noqa: E402
+from hansbench.bench.report.figures.base import Figure, seed_text  # noqa: E402
 from hansbench.bench.report.figures.styles import PAGE_WIDTH, method_style, page_style, save, vector_twin  # noqa: E402
 from hansbench.bench.report.stats import t_interval  # noqa: E402
 from hansbench.bench.report.tables import input_kinds  # noqa: E402
@@ -138,7 +138,7 @@ def sweep_figure(data, out: Path) -> Figure:
                        fontsize=6.5)
         fig.suptitle(axis.title)
         name = save(fig, out, f"{axis.stem}.png")
-    seeds = _seed_text(data.seeded.seed)
+    seeds = seed_text(data.seeded.seed)
     value = ", ".join(dict.fromkeys(data.headline.values())) or "no detection value"
     failed = "; ".join(f"{sc} {m}: {', '.join(n)}" for (sc, m), n in data.failed.items())
     effects = ", ".join(dict.fromkeys(v for _, v, _ in data.effect.values()))
