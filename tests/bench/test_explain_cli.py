@@ -84,3 +84,19 @@ def test_clear_errors_and_never_trains(finished_run, tmp_path, capsys):
     finally:
         for m in moved:
             m.rename(m.with_suffix(".pt"))
+
+
+def test_explain_reads_the_runs_record_and_plans_only_the_chain_it_explains(finished_run, tmp_path, monkeypatch):
+    """No re-validation of the stored suite and no whole-graph plan: the record names the scenario, seed and
+    recipes; only data -> model -> explainer nodes are built."""
+    from hansbench.bench.engine.planner import Planner
+    from hansbench.bench.suite import record
+
+    def refuse(*a, **k):
+        raise AssertionError("explain must not do this")
+
+    monkeypatch.setattr(Planner, "plan", refuse)
+    monkeypatch.setattr(record, "validate", refuse)
+    fig = tmp_path / "chain.png"
+    assert main(["explain", "0", "--results", str(finished_run), "--method", "gradcam", "--out", str(fig)]) == 0
+    assert fig.stat().st_size > 1000
