@@ -12,7 +12,7 @@ import torch
 
 from hansbench.bench.engine.nodes import maps as maps_node
 from hansbench.bench.report.escape import slug
-from hansbench.bench.report.figures.base import class_name, clear_axes, outline, show_map
+from hansbench.bench.report.figures.maps import class_name, clear_axes, outline, show_map
 from hansbench.bench.report.figures.styles import page_style, plt, save
 
 

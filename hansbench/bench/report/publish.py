@@ -65,7 +65,7 @@ def publish(out: str | Path, *, store, suite_name: str, job_keys: Collection[str
     results are incomplete (said at the top of every format; nothing is skipped and no manifest is kept).
     ``skip_unchanged``: return the last paths without writing when the manifest says nothing changed.
     """
-    from hansbench.bench.report.figures.base import ordering_curves
+    from hansbench.bench.report.figures.curves import ordering_curves
     from hansbench.bench.report.leaderboard import omitted_from_jobs
     from hansbench.bench.report.writers import write_leaderboard
 

@@ -12,9 +12,11 @@ import torch
 
 from hansbench.bench.engine.nodes.figure_inputs import concept_shares, embed, layer_name, prototype_panel
 from hansbench.bench.engine.store import ROW_COLUMNS
-from hansbench.bench.report.figures import base as figures
+from hansbench.bench.report.figures import maps as figures
 from hansbench.bench.report.figures import session as figures_session
-from hansbench.bench.report.figures.base import Figure, _curve, gallery, ordering_curves
+from hansbench.bench.report.figures.base import Figure
+from hansbench.bench.report.figures.curves import _curve, ordering_curves
+from hansbench.bench.report.figures.maps import gallery
 from hansbench.bench.report.figures.session import embedding_figure
 
 

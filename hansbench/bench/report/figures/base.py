@@ -1,38 +1,18 @@
-"""Figures for the report (docs/figures.md says what each shows and how to read it).
+"""The figure record every figure module returns, and what they share (docs/figures.md says what each figure
+shows and how to read it).
 
-- :func:`ordering_curves`: from the rows alone (a metric that stores a mean curve as JSON ``{"curve": [...]}``
-  in ``detail`` gets curves, e.g. relevance ordering / deletion, PRP Fig. 8 and 10): per explainer the
-  mean over seeds with a 95 % t-band (n >= 3 seeds) or each seed as a thin line (n = 2); the metric's
-  reference explainer (``reference_explainer``) dashed.
-- :mod:`hansbench.bench.report.figures.session`: from the run's cached models, maps and clusterings (never trained for a figure),
-  for the first seed, which every title names: the gallery of maps per method; "this looks like that" for
-  ProtoPNet (PRP Fig. 11); cluster embeddings; for concept explainers (``concepts_``, e.g. CRP) the top
-  concepts of the inspected class with their layer and relevance share (CRP paper Fig. 2).
-
-Every figure is a PNG at :data:`DPI` with an SVG twin beside it (:func:`save`), sized for a page
-(<= 7 in wide, text >= 7 pt at print size); a method has one colour and marker everywhere
-(:mod:`hansbench.bench.report.figures.styles`). Which explainers get which figure is decided by their declared
-attributes (``views == "prototypes"``, ``concepts_``), never by their names.
+Every figure is a PNG at :data:`hansbench.bench.report.figures.styles.DPI` with an SVG twin beside it
+(:func:`~hansbench.bench.report.figures.styles.save`), sized for a page (<= 7 in wide, text >= 7 pt at print
+size); a method has one colour and marker everywhere (:mod:`hansbench.bench.report.figures.styles`). The
+figures: :mod:`.curves` (ordering curves, from the rows), :mod:`.maps` (map panels and the gallery),
+:mod:`.session` (from the run's cache), :mod:`.sweep` (a sweep axis), :mod:`.cd_diagram` (rankings).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-from hansbench.bench.report.escape import slug  # noqa: E402
-from hansbench.bench.report.figures.styles import PAGE_WIDTH, method_style, page_style, save, vector_twin  # noqa: E402
-from hansbench.metrics.detail import CURVE, MODE  # noqa: E402
-from hansbench.metrics.detail import parse as parse_detail  # noqa: E402
+from hansbench.bench.report.figures.styles import vector_twin
 
 
 @dataclass
@@ -51,174 +31,8 @@ def new_figure(scenario: str, name: str, caption: str) -> Figure:
     return Figure(str(scenario), name, caption, vector_twin(name))
 
 
-def _curve(detail: str) -> list[float] | None:
-    """The mean curve a row stores in ``detail`` (JSON with a :data:`~hansbench.metrics.detail.CURVE` list, or a
-    bare list)."""
-    try:
-        value = json.loads(detail)
-    except (TypeError, ValueError):
-        return None
-    curve = value.get(CURVE) if isinstance(value, dict) else value
-    return curve if isinstance(curve, list) and curve else None
-
-
-def _detail(detail: str) -> dict:
-    return parse_detail(detail)
-
-
-def _reference(family: str) -> str:
-    from hansbench.bench.report.leaderboard import presentation
-
-    return presentation(family).reference_explainer
-
-
-# What a curve's y-axis plots, per value, for the shipped curve metrics; a metric may declare its own as
-# ``curve_labels = {value: label}`` (class attribute), which wins. The table's value is the curve's AUC,
-# so the value's name ("...-auc-...") is not what the axis shows.
-CURVE_LABELS = {
-    "ordering-auc-class": "logit of the explained class",
-    "deletion-auc-class": "logit of the explained class",
-    "ordering-auc-prototype": "prototype similarity score",
-    "deletion-auc-prototype": "prototype similarity score",
-}
-CURVE_X = {"insertion": "share of pixels inserted into noise, most relevant first",
-           "deletion": "share of pixels replaced by noise, most relevant first"}
-
-
-def curve_label(family: str, value: str) -> str:
-    """The y-axis label of ``value``'s curve: the metric's ``curve_labels``, the table above, or a
-    label that says the axis is the curve whose area the table reports."""
-    from hansbench.registry import UnknownNameError, metrics
-
-    try:
-        declared = dict(getattr(metrics.get(family), "curve_labels", {}) or {})
-    except (UnknownNameError, KeyError):
-        declared = {}
-    return declared.get(value) or CURVE_LABELS.get(value) or f"curve of {value} (the table reports its area)"
-
-
 def seed_text(seeds) -> str:
     from hansbench.bench.suite.seeds import seed_list
 
     seeds = sorted({int(s) for s in seeds})
     return f"seed{'s' if len(seeds) > 1 else ''} {seed_list(seeds)}"
-
-
-def _band(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """95 % t-interval of the mean curve over seeds (rows), pointwise: mean ± t(0.975, n-1) · s/√n."""
-    from scipy import stats
-
-    n = curves.shape[0]
-    half = stats.t.ppf(0.975, n - 1) * stats.sem(curves, axis=0)
-    mean = curves.mean(0)
-    return mean - half, mean + half
-
-
-def ordering_curves(rows: pd.DataFrame, out: Path) -> list[Figure]:
-    """One figure per scenario x model x value with curves: per explainer and split the mean over
-    seeds, with a 95 % t-band for n >= 3 seeds or each seed as a thin line for n = 2."""
-    if rows.empty or "detail" not in rows:
-        return []
-    rows = rows.fillna({c: "" for c in ("explainer", "clusterer", "split", "family", "detail")})
-    d = rows[rows.clusterer == ""]
-    d = d.assign(curve=d.detail.map(_curve)).dropna(subset=["curve"])
-    files = []
-    for (scenario, model, family, metric), g in d.groupby(["scenario", "model", "family", "metric"], sort=False):
-        ref = _reference(family)
-        splits = list(dict.fromkeys(g.split))
-        mode = _detail(g.detail.iloc[0]).get(MODE, "insertion")
-        n_seeds = g.groupby(["explainer", "split"]).seed.nunique().min()
-        with page_style():
-            fig, axes = plt.subplots(1, len(splits), figsize=(min(PAGE_WIDTH, 3.5 * len(splits)), 3.2),
-                                     squeeze=False, sharey=True, layout="constrained")
-            handles: dict[str, object] = {}
-            for ax, split in zip(axes[0], splits):
-                for explainer, e in g[g.split == split].groupby("explainer", sort=False):
-                    if len({len(c) for c in e.curve}) != 1:
-                        continue
-                    curves = np.array(list(e.curve), dtype=float)
-                    x, mean = np.linspace(0, 1, curves.shape[1]), curves.mean(0)
-                    style = method_style(explainer)
-                    ls = "--" if explainer == ref else style.linestyle
-                    label = f"{explainer} (reference)" if explainer == ref else explainer
-                    step = max(1, len(x) // 5)  # five markers a line, staggered so lines' markers do not overlap
-                    order = list(dict.fromkeys(g.explainer)).index(explainer)
-                    (line,) = ax.plot(x, mean, color=style.color, marker=style.marker, ls=ls, lw=1.6, ms=4.5,
-                                      markevery=(order % step, step), label=label)
-                    if len(curves) >= 3:
-                        lo, hi = _band(curves)
-                        ax.fill_between(x, lo, hi, color=style.color, alpha=0.12, lw=0)
-                    elif len(curves) == 2:
-                        for c in curves:
-                            ax.plot(x, c, color=style.color, ls=ls, lw=0.7, alpha=0.55)
-                    handles.setdefault(label, line)
-                ax.set(title=split.replace("_", " ") or "all", xlabel=CURVE_X.get(mode, "share of pixels"))
-            axes[0][0].set_ylabel(curve_label(family, metric))
-            if handles:
-                fig.legend(list(handles.values()), list(handles), loc="outside lower center",
-                           ncols=min(4, len(handles)), frameon=False)
-            spread = ("band: 95 % t-interval of the mean" if n_seeds >= 3 else
-                      "thin lines: each seed" if n_seeds == 2 else "one seed: no interval")
-            note = "" if (g.explainer == ref).any() else f"; no '{ref}' reference in this run"
-            fig.suptitle(f"{scenario} · {model} · {metric}\nmean over {seed_text(g.seed)}; {spread}{note}")
-            name = save(fig, out, f"curves-{slug(scenario)}-{slug(model)}-{slug(metric)}.png")
-        files.append(new_figure(scenario, name, f"{family}: {curve_label(family, metric)} as pixels enter "
-                                             f"({mode}), mean over {seed_text(g.seed)} per explainer ({model}); "
-                                             f"{spread}; the table's {metric} is the area under the curve; "
-                                             "reference dashed"))
-    return files
-
-
-def class_name(data, c: int) -> str:
-    names = getattr(data, "class_names", None) or []
-    return names[c] if 0 <= c < len(names) else str(c)
-
-
-def outline(ax, mask: torch.Tensor | None) -> None:
-    if mask is not None and bool(mask.any()):
-        ax.contour(mask.float().numpy(), levels=[0.5], colors="lime", linewidths=0.9)
-
-
-def show_map(ax, m: torch.Tensor) -> None:
-    lim = float(m.abs().max()) or 1.0
-    ax.imshow(m.numpy(), cmap="bwr", vmin=-lim, vmax=lim)
-
-
-def clear_axes(axes) -> None:
-    for ax in np.asarray(axes).flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.grid(False)
-
-
-def _method_label(ax, method: str, **kw) -> None:
-    """A row's method name in the method's colour (the colour it has in the curves)."""
-    ax.set_ylabel(method, color=method_style(method).color, fontsize=8, **kw)
-
-
-def gallery(scenario: str, model: str, images: torch.Tensor, maps: dict[str, torch.Tensor], out: Path,
-            masks: torch.Tensor | None = None, titles: list[str] | None = None, name: str | None = None,
-            suptitle: str | None = None) -> str:
-    """Images (top row) and each explainer's map (summed over views), the artifact mask outlined."""
-    n = images.shape[0]
-    with page_style():
-        fig, axes = plt.subplots(len(maps) + 1, n, figsize=(min(PAGE_WIDTH, 1.3 + 0.95 * n), 0.95 * (len(maps) + 1)
-                                                            + 0.6), squeeze=False, layout="constrained")
-        for j in range(n):
-            axes[0][j].imshow(images[j].permute(1, 2, 0).clamp(0, 1).numpy())
-            outline(axes[0][j], None if masks is None else masks[j])
-            if titles:
-                axes[0][j].set_title(titles[j].replace(": ", ":\n"), fontsize=7)
-        axes[0][0].set_ylabel("image", fontsize=8, rotation=0, ha="right", va="center")
-        for i, (method, m) in enumerate(maps.items(), start=1):
-            m = m.sum(1)
-            for j in range(n):
-                show_map(axes[i][j], m[j])
-                outline(axes[i][j], None if masks is None else masks[j])
-            _method_label(axes[i][0], method, rotation=0, ha="right", va="center")
-        clear_axes(axes)
-        fig.suptitle(suptitle or f"{scenario} · {model}: maps of artifact-test images")
-        fig.supxlabel("red: positive relevance, blue: negative, each map scaled to its own largest |value|; "
-                      "green: the artifact", fontsize=7)
-        name = save(fig, out, name or f"gallery-{slug(scenario)}-{slug(model)}.png")
-    return name

@@ -16,15 +16,8 @@ import numpy as np
 import torch
 
 from hansbench.bench.report.escape import slug
-from hansbench.bench.report.figures.base import (
-    Figure,
-    class_name,
-    clear_axes,
-    gallery,
-    new_figure,
-    outline,
-    show_map,
-)
+from hansbench.bench.report.figures.base import Figure, new_figure
+from hansbench.bench.report.figures.maps import class_name, clear_axes, gallery, outline, show_map
 from hansbench.bench.report.figures.styles import (
     FLAGGED_COLOR,
     OTHER_CLUSTER_COLORS,
