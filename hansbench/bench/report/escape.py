@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import html
 
+from hansbench.bench.names import slug  # noqa: F401  (escape.slug: the report's name for the one rule)
+
 __all__ = ["markdown", "latex", "html_text", "markdown_target", "latex_file", "slug"]
 
 # Characters that start markup in (GitHub-flavoured) Markdown, as backslash escapes; ``<``, ``>`` and ``&``
@@ -69,9 +71,3 @@ def latex_file(name: object) -> str | None:
     if not text or not text.isascii() or set(text) & _TEX_FILE_UNSAFE or not text.isprintable():
         return None
     return text
-
-
-def slug(name: object) -> str:
-    """``name`` as a piece of a file name, an HTML id or a LaTeX label: letters and digits, ``-``, ``_`` and ``.``
-    kept, everything else ``_``; never empty (``_``). The one rule for every name the report writes."""
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(name)) or "_"

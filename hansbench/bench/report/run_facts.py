@@ -5,7 +5,8 @@ run and read back by :func:`hansbench.bench.suite.record.from_stored`): the seed
 the scenarios with their defaults filled in (to pair each backdoor with its controls) and the sweep axes come
 from it as they were when the run was planned; nothing here merges defaults or expands sweeps again. A store
 written before the record existed holds the suite's TOML, which is validated once; one that no longer validates
-(a plugin gone) says nothing: no tuning seeds, no controls, no sweeps. Each function also accepts None or {}.
+(a plugin gone, a weights file moved) is read as the report read it before the record (:func:`_legacy_settings`,
+:func:`_legacy_axes`), so an old run publishes the same page. Each function also accepts None or {}.
 """
 
 from __future__ import annotations
@@ -49,7 +50,39 @@ def dev_seeds(config: Any) -> list[int]:
 def scenario_settings(config: Any) -> dict[str, dict]:
     """Scenario name -> its settings, defaults filled in (as the run planned them); {} without a configuration."""
     suite = run_config(config)
-    return {} if suite is None else {s.name: s.settings() for s in suite.scenarios}
+    if suite is not None:
+        return {s.name: s.settings() for s in suite.scenarios}
+    return _legacy_settings(config) if isinstance(config, dict) and config else {}
+
+
+def _legacy_settings(config: dict) -> dict[str, dict]:
+    """An old run's stored TOML that no longer validates: its scenarios expanded and defaults merged leniently,
+    as the report did before runs stored their record (only for such stores)."""
+    from hansbench.bench.suite.sweep import SweepError, inherited_data, scenarios_with_sweeps
+    from hansbench.datasets.poisonings import default_scenario_name
+    from hansbench.datasets.scenarios import SCENARIO_DEFAULTS
+
+    data = dict(config.get("data", {}) or {})
+    try:
+        tables = scenarios_with_sweeps(config)
+    except SweepError:
+        return {}
+    out = {}
+    for sc in tables if isinstance(tables, list) else []:
+        s = {**SCENARIO_DEFAULTS, **inherited_data(data, sc), **sc}
+        name = sc.get("name") or default_scenario_name(s["poisoning"], float(s["fraction"]))
+        out[str(name)] = s
+    return out
+
+
+def _legacy_axes(config: dict) -> list:
+    """An old run's stored TOML that no longer validates: its sweep axes expanded leniently ([] if they do not)."""
+    from hansbench.bench.suite.sweep import SweepError, sweep_axes
+
+    try:
+        return list(sweep_axes(config))
+    except SweepError:
+        return []
 
 
 def _poisoning(s: dict):
@@ -104,4 +137,6 @@ def sweep_axes_of(config: Any) -> list:
     """The sweep axes of the run, as its loader expanded them ([] without sweeps or without a readable
     configuration: the per-scenario sections are published all the same)."""
     suite = run_config(config)
-    return [] if suite is None else list(suite.sweep_axes)
+    if suite is not None:
+        return list(suite.sweep_axes)
+    return _legacy_axes(config) if isinstance(config, dict) and config else []

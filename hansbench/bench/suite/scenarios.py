@@ -7,7 +7,7 @@ from __future__ import annotations
 import difflib
 
 from hansbench.bench.suite.errors import SuiteError
-from hansbench.bench.suite.sweep import SWEEP_META, SweepError, point_path, scenarios_with_sweeps
+from hansbench.bench.suite.sweep import SWEEP_META, SweepError, inherited_data, point_path, scenarios_with_sweeps
 from hansbench.datasets.poisonings import default_scenario_name
 from hansbench.datasets.scenario_checks import ScenarioError, check_scenario
 from hansbench.datasets.scenarios import SCENARIO_FILTER, SETTINGS, Scenario
@@ -32,7 +32,7 @@ def resolve_scenarios(raw: dict, origins: dict[str, str]) -> tuple[list[dict], t
         raise SuiteError("scenarios: a suite needs at least one [[scenarios]] entry or a [[sweep]]")
     resolved, wrote = [], []
     for i, own in enumerate(scenarios):
-        sc = {**_inherited(defaults, own), **own}
+        sc = {**inherited_data(defaults, own), **own}
         where = point_path(own) or f"scenarios[{i}]"  # a sweep's point is named by its sweep and values
         bad = set(sc) - SCENARIO_KEYS
         if bad:
@@ -52,16 +52,6 @@ def resolve_scenarios(raw: dict, origins: dict[str, str]) -> tuple[list[dict], t
     for sc in resolved:
         _check_only(sc)
     return scenarios, tuple(Scenario.from_table(sc, w) for sc, w in zip(resolved, wrote))
-
-
-def _inherited(data: dict, sc: dict) -> dict:
-    """The ``[data]`` settings a scenario inherits: all but an option table written for another plugin than the
-    one the scenario names (its own option tables always apply)."""
-    out = dict(data)
-    for kind in ("dataset", "artifact"):
-        if kind in sc and sc[kind] != data.get(kind, Scenario.default(kind)):
-            out.pop(f"{kind}_options", None)
-    return out
 
 
 def _origin(key: str, sc: dict, own: dict, origins: dict[str, str]) -> str:

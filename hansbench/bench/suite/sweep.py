@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from hansbench.bench.names import slug
 from hansbench.datasets.poisonings import default_scenario_name, get_poisoning
 from hansbench.datasets.scenarios import SCENARIO_DEFAULTS, SWEEP_META
 from hansbench.registry import REGISTRIES, UnknownNameError
@@ -62,7 +63,17 @@ class SweepAxis:
     @property
     def stem(self) -> str:
         parts = [self.sweep, self.field.split(".")[-1]] + [f"{k.split('.')[-1]}{value_text(v)}" for k, v in self.fixed]
-        return "sweep-" + "-".join("".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in p) for p in parts)
+        return "sweep-" + "-".join(slug(p) for p in parts)
+
+
+def inherited_data(data: dict, sc: dict) -> dict:
+    """The ``[data]`` settings a scenario (or a sweep's fixed fields) inherits: all but an option table written for
+    another plugin than the one it names (its own option tables always apply)."""
+    out = dict(data)
+    for kind in ("dataset", "artifact"):
+        if kind in sc and sc[kind] != data.get(kind, SCENARIO_DEFAULTS[kind]):
+            out.pop(f"{kind}_options", None)
+    return out
 
 
 # -- expansion ------------------------------------------------------------------------------------------------
@@ -136,9 +147,7 @@ def _expand(path: str, sweep: dict, data: dict, index: int) -> list[dict]:
         for field, value in values.items():
             table, _, key = field.partition(".")
             if key:  # [data]'s option table applies only when the point keeps [data]'s plugin
-                kind = table[: -len("_options")]
-                inherit = kind not in fixed or fixed[kind] == data.get(kind, SCENARIO_DEFAULTS[kind])
-                base = fixed.get(table, data.get(table, {}) if inherit else {})
+                base = fixed.get(table, inherited_data(data, fixed).get(table, {}))
                 sc[table] = {**copy.deepcopy(base), **sc.get(table, {}), key: value}
             else:
                 sc[field] = value

@@ -100,3 +100,15 @@ def test_figures_without_their_cached_inputs_are_skipped_not_computed(ran, monke
     logs: list[str] = []
     assert figures_session.session_figures(fresh, tmp_path, log=logs.append) == []
     assert logs and "not in the cache" in logs[0]
+
+
+def test_each_model_kinds_figures_get_every_clustering_its_rows_use_shared_ones_included():
+    """A clustering that ignores the model (the pixels control) is one node shared by the model kinds; each kind's
+    figure inputs must still hold it (grouping by ids kept it for the last kind only)."""
+    plan = Planner(load_suite("quick")).plan()
+    for f in plan.figures:
+        model = f.inputs["model"]
+        used = {a.key for r in plan.nodes if r.inputs.get("model") is model for a in r.ancestors()
+                if a.type == "clustering"}
+        held = {n.key for role, n in f.inputs.items() if role.startswith("clustering:")}
+        assert used and used == held, (f.ids, len(used), len(held))

@@ -45,8 +45,8 @@ class FigureInputsNode(NodeType):
     @classmethod
     def plan(cls, planner: Planner, model: Node, explainer_nodes: list[Node], clustering_nodes: list[Node],
              n_images: int = N_IMAGES) -> Node:
-        inputs = {"model": model, **{f"explainer:{n.ids['explainer']}": n for n in explainer_nodes},
-                  **{f"clustering:{n.ids['explainer']}|{n.ids['clusterer']}": n for n in clustering_nodes}}
+        inputs = {"model": model, **{f"explainer:{n.params['name']}": n for n in explainer_nodes},
+                  **{f"clustering:{n.params['source']}|{n.params['clusterer']}": n for n in clustering_nodes}}
         return planner.once(("figure-inputs", model.key, tuple(sorted(n.key for n in inputs.values()))),
                             lambda: cls.node({"n_images": int(n_images)}, inputs, cls.code_version(),
                                              dict(model.ids)))
@@ -54,19 +54,25 @@ class FigureInputsNode(NodeType):
     @classmethod
     def plan_after(cls, planner: Planner, rows: list[Node]) -> list[Node]:
         """Per scenario and model kind, on the first seed: what its figures draw, from the explainers and
-        clusterings the rows need (figures compute no clustering of their own)."""
-        used: dict[str, Node] = {a.key: a for r in rows for a in r.ancestors()}
-        groups: dict[tuple, dict[str, list[Node]]] = {}
-        for n in used.values():
-            if n.type in ("explainer", "clustering", "model"):
-                g = groups.setdefault((n.ids["scenario"], n.ids["seed"], n.ids["model"]),
-                                      {"model": [], "explainer": [], "clustering": []})
-                g[n.type].append(n)
+        clusterings the rows of that model need (figures compute no clustering of their own). Each row's inputs
+        are grouped under the row's own model, not by ids: a clustering that ignores the model (the pixels
+        control) is one node shared by every model kind, and each kind's figures show it."""
+        groups: dict[str, dict] = {}
+        for r in rows:
+            model = r.inputs.get("model") or next((a for a in r.ancestors() if a.type == "model"), None)
+            if model is None:
+                continue
+            g = groups.setdefault(model.key, {"model": model, "explainer": {}, "clustering": {}})
+            for a in r.ancestors():
+                if a.type in ("explainer", "clustering"):
+                    g[a.type].setdefault(a.key, a)
         first: dict[tuple, int] = {}
-        for (scenario, seed, kind) in groups:
-            first.setdefault((scenario, kind), seed)
-        return [cls.plan(planner, g["model"][0], g["explainer"], g["clustering"])
-                for (scenario, seed, kind), g in groups.items() if first[(scenario, kind)] == seed and g["model"]]
+        for g in groups.values():
+            ids = g["model"].ids
+            first.setdefault((ids["scenario"], ids["model"]), ids["seed"])
+        return [cls.plan(planner, g["model"], list(g["explainer"].values()), list(g["clustering"].values()))
+                for g in groups.values()
+                if first[(g["model"].ids["scenario"], g["model"].ids["model"])] == g["model"].ids["seed"]]
 
     @classmethod
     def required(cls, node: Node) -> Iterator[Node]:
