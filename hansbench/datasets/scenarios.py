@@ -121,7 +121,7 @@ SCENARIO_DEFAULTS = {k: {} if k.endswith("_options") else p.default
 
 # -- the typed scenario of a suite ---------------------------------------------------------------------------
 # A suite's scenario as one typed value: its settings with defaults filled in once, by the suite loader
-# (:func:`hansbench.bench.suite.config.validate` builds each :class:`Scenario` after its checks; nothing
+# (``hansbench.bench.suite.scenarios.resolve_scenarios`` builds each :class:`Scenario` after its checks; nothing
 # downstream merges defaults again). It also reads as a read-only mapping (``scenario["poisoning"]``) for
 # metrics' ``not_applicable(scenario=...)``. It lives here, beside ``make_scenario`` whose keywords it types,
 # so that metrics and datasets can use it without importing the bench.

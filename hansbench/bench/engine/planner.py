@@ -13,10 +13,12 @@ also clusters ``pixels`` (the raw-image control) unless ``[clustering] pixels = 
 A :class:`Node` holds its own parameters, its input nodes (nested, so a worker can rebuild
 anything it needs from the node alone) and its key from :mod:`hansbench.bench.engine.keys`. Each
 node type (:mod:`hansbench.bench.engine.nodes`, one module per type) writes its own parameters, ids
-and code version; the planner decides which nodes a suite needs and builds each once. Resource
-nodes (data, model, explainer, maps, clustering) produce outputs, cached where their type says;
-row nodes (metric, timing) produce rows in the results store. The planner leaves out
-combinations that cannot apply and says why (:class:`Omitted`).
+and code version, and a row type plans its own nodes for each scenario x seed x model kind
+(``plan_for_model``), leaving out the combinations that cannot apply with the reason
+(:class:`Omitted`); the planner walks the suite's scenarios, seeds and model kinds, asks every
+registered type, and builds each node once. Resource nodes (data, model, explainer, maps,
+clustering) produce outputs, cached where their type says; row nodes (metric, timing) produce
+rows in the results store.
 """
 
 from __future__ import annotations
@@ -27,11 +29,10 @@ from dataclasses import dataclass, field
 from hansbench.bench.engine.nodes import Node, node_types
 from hansbench.bench.engine.nodes.base import ModelPlan, Omitted
 from hansbench.bench.suite.config import Suite
-from hansbench.datasets.scenarios import Scenario
 from hansbench.methods.inputs import PIXELS
 from hansbench.registry import clusterer_inputs, clusterers, explainers
 
-__all__ = ["Node", "Omitted", "Plan", "Planner", "runs_in"]
+__all__ = ["Node", "Omitted", "Plan", "Planner"]
 
 
 @dataclass
@@ -48,11 +49,6 @@ class Plan:
             for n in [*node.ancestors(), node]:
                 seen.setdefault(n.key, n)
         return sorted(seen.values(), key=lambda n: node_types.order(n.type))  # stable: plan order within a type
-
-
-def runs_in(scenario: Scenario, section: str, name: str) -> bool:
-    """Whether the scenario's ``only = { <section> = [...] }`` lets ``name`` run there (absent: everything)."""
-    return scenario.runs_in(section, name)
 
 
 class Planner:

@@ -10,8 +10,9 @@ expands into the full grid of scenarios ``CH-5-size0.2``, ``CH-5-size0.3``, ``CH
 poisoning's own name for the fraction, then ``-<field><value>`` for every other swept field; a string value is
 appended as it is). Each point is a scenario like any hand-written one: validated, keyed and cached the same
 way; the ``sweep`` entry it carries (which sweep, which values) only plans and publishes, it never enters a
-key. :func:`sweep_axes` reads the same expansion back from a run's stored config for the leaderboard's
-dose-response curves and breakdown tables (:mod:`hansbench.bench.report.sweep_report`).
+key. The suite loader expands the sweeps once and keeps their axes (:func:`axes_of_points`) in the run's
+record (``Suite.sweep_axes``), which the leaderboard's dose-response curves and breakdown tables read
+(:mod:`hansbench.bench.report.sweep_report`); :func:`sweep_axes` expands an old run's stored TOML.
 """
 
 from __future__ import annotations
