@@ -67,7 +67,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     try:  # the command line's values go in before validation: the suite is never changed after it
         suite = load_suite(args.suite, seeds=seeds, device=args.device or None, threads=args.threads,
-                           figures=False if args.no_figures else None)
+                           figures=False if args.no_figures else None, jobs=args.jobs)
     except SuiteError as exc:
         print(f"hansbench: invalid suite: {exc}", file=sys.stderr)
         return 2
@@ -80,11 +80,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr)
     try:
         runner = Runner(suite, out, progress=not args.no_progress, executor=args.executor, address=args.address,
-                        node_timeout_s=args.node_timeout, wait_for_lock=args.wait)
+                        node_timeout_s=args.node_timeout, wait_for_lock=args.wait, allow_mixed=args.allow_mixed)
     except RuntimeError as exc:
         print(f"hansbench: {exc}", file=sys.stderr)
         return 2
-    runner.log(f"suite {suite.name!r} on {runner.device} ({args.executor} executor) -> {out}")
+    side = f", {runner.jobs} side by side" if args.executor == "local" and hasattr(runner, "jobs") else ""
+    runner.log(f"suite {suite.name!r} on {runner.device} ({args.executor} executor, {suite.threads} torch "
+               f"thread(s) per node{side}) -> {out}")
     runner.log(f"running {suite.describe_seeds()}")
     try:
         summary = runner.run()
@@ -185,8 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--executor", choices=["local", "ray"], default="local",
                      help="local: in this process (default); ray: nodes as Ray tasks (pip install 'hansbench[ray]')")
     run.add_argument("--address", help="Ray cluster address for --executor ray (e.g. auto); default: a local Ray")
-    run.add_argument("--threads", type=int, help="torch threads per node (default: the suite's threads, else "
-                     "torch's choice)")
+    run.add_argument("--threads", type=int, help="torch threads per node (default: the suite's threads, else 1); "
+                     "fixed, so the rows do not depend on the machine's cores")
+    run.add_argument("--jobs", type=int, help="nodes run side by side in worker processes (default: the suite's "
+                     "jobs, else the cores divided by the threads; 1: in this process)")
+    run.add_argument("--allow-mixed", action="store_true", help="add this run's rows to a results directory that "
+                     "holds rows of another device or thread count")
     run.add_argument("--node-timeout", type=float, help="seconds one node may run before it is failed "
                      "(default: the suite's node_timeout_s)")
     run.add_argument("--wait", action="store_true", help="wait for another run on the same --out instead of stopping")

@@ -5,12 +5,15 @@ A clusterer names its kind in ``Clusterer.input``; the planner builds one cluste
 ``[N, V, D]`` views of the inspected class's training images. Kinds other than ``maps`` are the
 controls and baselines an explanation must beat: ``pixels`` (can the artifact be found in the raw
 images without any model?) and ``activations`` (Chen et al. 2018's activation clustering input).
+``label-fit`` (the model's loss and prediction against each training label) and ``sample-index``
+(nothing of the images) feed the trivial floors of :mod:`hansbench.methods.clusterers.trivial`.
 A kind sees the scenario data *without* ground truth (``ScenarioData.without_ground_truth``):
 it must not peek at the poisoned flags or the artifact masks.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -139,3 +142,55 @@ class Pixels(ClustererInput):
         """``[N, 1, 3*s*s]``: the RGB images average-pooled to ``map_size``."""
         images = data.train.images[index]
         return pool(images, settings).flatten(1).unsqueeze(1).numpy().astype(np.float64)
+
+
+LABEL_FIT = "label-fit"
+SAMPLE_INDEX = "sample-index"
+
+
+def label_fit(logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+    """``[N, 2]`` float64 per sample: cross-entropy ``-log p_y`` and deficit ``max_{k != y} log p_k - log p_y``.
+
+    ``p`` is the softmax of ``logits [N, K]`` (float64) and ``y`` the training label. The deficit is
+    positive exactly where another class is predicted (a tie counts as agreement); ``K >= 2``.
+    """
+    if logits.ndim != 2 or logits.shape[1] < 2:
+        raise ValueError(f"{LABEL_FIT}: needs logits [N, K] with K >= 2 classes, got shape {tuple(logits.shape)}")
+    logp = torch.log_softmax(logits.double(), dim=1)
+    y = torch.as_tensor(labels, dtype=torch.long).view(-1, 1).to(logp.device)
+    own = logp.gather(1, y)[:, 0]
+    other = logp.scatter(1, y, -math.inf).max(dim=1).values
+    return torch.stack([-own, other - own], dim=1).cpu().numpy()
+
+
+@clusterer_inputs.register(LABEL_FIT)
+class LabelFit(ClustererInput):
+    """The trained model's fit to each training label (one view ``[loss, deficit]``): the trivial floors' input.
+
+    The training label is the data a defender has (not ground truth: a poisoned image's label is its
+    poisoned label), so the kind reads ``data.train.labels`` and no poisoned flag; one forward pass.
+    """
+
+    uses_model = True
+    uses_settings = False
+
+    def views(self, *, model, data, index, device, settings) -> np.ndarray:
+        """``[N, 1, 2]``: :func:`label_fit` of the model's logits on the images at ``index`` and their labels."""
+        images, labels = data.train.images, data.train.labels[index]
+        with torch.no_grad():
+            logits = [model(model.normalize(images[index[i:i + BATCH]].to(device))).double().cpu()
+                      for i in range(0, len(index), BATCH)]
+        out = label_fit(torch.cat(logits), labels) if logits else np.empty((0, 2))
+        return out[:, None, :].astype(np.float64)
+
+
+@clusterer_inputs.register(SAMPLE_INDEX)
+class SampleIndex(ClustererInput):
+    """Each image's position ``0..N-1`` and nothing of its content (one view): the random filter's input."""
+
+    uses_model = False
+    uses_settings = False
+
+    def views(self, *, model, data, index, device, settings) -> np.ndarray:
+        """``[N, 1, 1]``: the positions ``0..N-1`` (distinct, so the views are never degenerate)."""
+        return np.arange(len(index), dtype=np.float64).reshape(-1, 1, 1)

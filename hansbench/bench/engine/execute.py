@@ -8,6 +8,11 @@ recomputed: the cache heals). Work done on demand inside a node (maps a metric a
 explainer's setup, a retrained model) is recorded as its own sub-node with its own time
 (:meth:`NodeEnv.sub_node`), so every node's seconds are its own. What each type computes is
 in its module under :mod:`hansbench.bench.engine.nodes`.
+
+Every node computes with the run's fixed thread count (:func:`apply_threads`, ``[suite] threads``, default 1),
+whichever process runs it: a matrix product split over another number of threads sums in another order, and
+after a few hundred optimiser steps that is another model. The cores are used by running nodes side by side
+(:mod:`hansbench.bench.engine.executors.pool`), never by giving one node more threads than the run says.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import threadpoolctl
 import torch
 
 from hansbench.bench.engine.nodes import Node, node_types
@@ -34,7 +40,15 @@ class EnvSpec:
     out: str
     device: str = "cpu"
     progress: bool = False
-    threads: int | None = None  # torch intra-op threads (None: torch's default)
+    threads: int | None = 1  # torch intra-op threads, and BLAS/OpenMP threads, of every node (None: the libraries' own)
+
+
+def apply_threads(threads: int | None) -> None:
+    """Give torch, and the BLAS and OpenMP pools NumPy, SciPy and scikit-learn call, ``threads`` threads
+    (None: leave them as they are). Every executor calls it (through :class:`NodeEnv`) before a node computes."""
+    if threads:
+        torch.set_num_threads(int(threads))
+        threadpoolctl.threadpool_limits(int(threads))
 
 
 @dataclass
@@ -46,6 +60,7 @@ class NodeResult:
     error: str = ""  # one line
     traceback: str = ""
     records: list[dict] = field(default_factory=list)  # sub-nodes computed on demand: key, type, ids, seconds
+    logs: list[str] = field(default_factory=list)  # what a worker process logged while computing it (for the driver)
 
 
 class DependencyFailed(RuntimeError):
@@ -73,8 +88,7 @@ class NodeEnv:
     def __init__(self, spec: EnvSpec, log: Callable[[str], None] | None = None):
         self.spec = spec
         self.device = torch.device(spec.device)
-        if spec.threads:
-            torch.set_num_threads(int(spec.threads))
+        apply_threads(spec.threads)
         self.log = log or (lambda msg: None)
         self.ws = Workspace(Path(spec.out) / "cache", self.device, log=self.log)
         self.memo = _Memo()
@@ -86,6 +100,8 @@ class NodeEnv:
     def run(self, node: Node) -> NodeResult:
         """Compute ``node`` (its inputs loaded or rebuilt as needed); never raises except Ctrl-C."""
         self._records = []
+        if self.spec.threads and torch.get_num_threads() != self.spec.threads:  # another env of this process set its own
+            apply_threads(self.spec.threads)
         t0 = time.perf_counter()
         try:
             kind = node_types.get(node.type)

@@ -5,6 +5,10 @@ A row node (metric, timing) whose key is ``done`` in the store is skipped; a res
 recomputed. So a second run recomputes nothing, an interrupted run resumes where it
 stopped, and a changed setting reruns exactly the nodes whose keys it changes. Only the
 driver writes the store: each node's status, time and rows in one transaction.
+
+Every node computes with the suite's fixed thread count (``[suite] threads``, default 1); the cores are used by
+running ``jobs`` nodes side by side (default: the cores divided by the threads). A store whose finished jobs ran
+on another device or thread count is refused (:class:`MixedSettings`) unless the run is told to mix them.
 """
 
 from __future__ import annotations
@@ -38,6 +42,23 @@ from hansbench.metrics import memo_counts
 
 class ResultsLocked(RuntimeError):
     """Another run is writing to the same results directory."""
+
+
+class MixedSettings(RuntimeError):
+    """The results directory holds results of another device or thread count than this run's."""
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the platform says, else all)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def default_jobs(threads: int | None) -> int:
+    """Nodes side by side when the suite names none: the cores divided by each node's threads, at least 1."""
+    return max(1, usable_cores() // max(1, threads or 1))
 
 
 @dataclass
@@ -103,7 +124,7 @@ class Runner:
 
     def __init__(self, suite: Suite, out: str | Path, *, progress: bool = True,
                  log: Callable[[str], None] | None = None, executor: str = "local", address: str | None = None,
-                 node_timeout_s: float | None = None, wait_for_lock: bool = False):
+                 node_timeout_s: float | None = None, wait_for_lock: bool = False, allow_mixed: bool = False):
         if executor == "ray":
             if importlib.util.find_spec("ray") is None:  # before anything is written
                 raise RuntimeError(RAY_MISSING)
@@ -112,6 +133,8 @@ class Runner:
         self.device = resolve_device(suite.device)
         self.progress = progress
         self.executor, self.address, self.threads = executor, address, suite.threads
+        self.jobs = suite.jobs or default_jobs(suite.threads)  # the local executor's (Ray places tasks itself)
+        self.allow_mixed = allow_mixed
         self.node_timeout_s = node_timeout_s if node_timeout_s is not None else suite.node_timeout_s
         self.wait_for_lock = wait_for_lock
         self._log = log or (lambda msg: tqdm.write(msg))
@@ -180,7 +203,9 @@ class Runner:
         keys = [n.key for n in plan.nodes]
         summary = RunSummary(self.out, keys)
         summary.skipped = len(plan.nodes) - sum(n.produces_rows for n in todo)
-        run_id = self.store.start_run(self.suite.name, to_record(self.suite), str(self.device))
+        self._refuse_mixed()
+        run_id = self.store.start_run(self.suite.name, to_record(self.suite), str(self.device), threads=self.threads,
+                                      jobs=self.jobs if self.executor == "local" else None, executor=self.executor)
         summary.run_id = run_id
         for om in plan.omitted:
             self.store.record_not_applicable(omitted_key(om.ids), run_id, {"node_type": "metric", **om.ids}, om.reason)
@@ -211,7 +236,8 @@ class Runner:
         try:
             if todo:
                 run_nodes(self.executor, todo, self.env_spec(), on_result, log=self.log, address=self.address,
-                          node_timeout_s=self.node_timeout_s, env=self.env if self.executor == "local" else None)
+                          node_timeout_s=self.node_timeout_s, env=self.env if self.executor == "local" else None,
+                          jobs=self.jobs)
             status = "done" if not (summary.failed or summary.dependency_skipped) else "failed"
         except KeyboardInterrupt:
             summary.interrupted = True
@@ -222,9 +248,21 @@ class Runner:
                 bar.close()
                 self.store.finish_run(run_id, status)
             summary.seconds = time.perf_counter() - t0
-            if self.executor == "local":
+            if self.executor == "local" and self.jobs == 1:  # (worker processes keep their own)
                 summary.counts = {k: v - counts0.get(k, 0) for k, v in self._counts().items()}
         return summary
+
+
+    def _refuse_mixed(self) -> None:
+        """Raise :class:`MixedSettings` when the store's finished jobs ran on another device or thread count
+        (their rows would sit beside this run's in one table, and their cached models would be reused)."""
+        other = None if self.allow_mixed else self.store.mixed_with(str(self.device), self.threads)
+        if other:
+            from hansbench.bench.engine.provenance import accelerator, setting
+
+            here = setting(str(self.device), accelerator(str(self.device)), self.threads)
+            raise MixedSettings(f"{self.out} holds results computed on {other}, this run is {here}: use another "
+                                "--out, or pass --allow-mixed to add this run's rows to them")
 
 
 @contextmanager

@@ -1,6 +1,6 @@
 """The results store: one SQLite database per results directory.
 
-Tables: ``runs`` (suite, config, commit, versions, device, times), ``jobs`` (one per graph
+Tables: ``runs`` (suite, config, commit, versions, device, CPU model, threads, jobs, times), ``jobs`` (one per graph
 node: key, ``node_type``, ids, status, error with traceback, the planner's reason for a
 ``not-applicable`` job, seconds) and ``rows`` (flat metric records). A job's rows and its status are written in one transaction: a crash loses
 at most the job in flight.
@@ -18,16 +18,15 @@ not be written).
 from __future__ import annotations
 
 import json
-import platform
 import sqlite3
-import subprocess
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pandas as pd
+
+from hansbench.bench.engine import provenance
 
 # ``family``: the registered metric that emitted the row (``timing`` for the harness's timer);
 # ``metric``: the value's name (one family emits several).
@@ -39,7 +38,8 @@ ROW_COLUMNS = [
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, suite TEXT, config TEXT, git_commit TEXT, versions TEXT,
-    device TEXT, started REAL, finished REAL, status TEXT
+    device TEXT, started REAL, finished REAL, status TEXT, cpu TEXT, gpu TEXT, threads INTEGER, jobs INTEGER,
+    executor TEXT, wall_s REAL
 );
 CREATE TABLE IF NOT EXISTS jobs (
     key TEXT PRIMARY KEY, run_id INTEGER, node_type TEXT, scenario TEXT, seed INTEGER, model TEXT,
@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS rows (
 CREATE INDEX IF NOT EXISTS rows_job ON rows(job_key);
 """
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # version -> statements that bring a store of that version to the next one
 _MIGRATIONS = {
     # v1 (hansbench <= 0.2 stores, user_version 0): jobs.kind held the node type and jobs.metric the
@@ -62,6 +62,10 @@ _MIGRATIONS = {
     # v2: jobs.error also held the planner's reason for a not-applicable job; v3 gives it a column of its own
     2: ["ALTER TABLE jobs ADD COLUMN reason TEXT",
         "UPDATE jobs SET reason = error, error = NULL WHERE status = 'not-applicable'"],
+    # v3: a run records where it ran (CPU model, accelerator), its torch threads, jobs, executor and wall time;
+    # older runs keep NULL there (not recorded)
+    3: [f"ALTER TABLE runs ADD COLUMN {c}" for c in ("cpu TEXT", "gpu TEXT", "threads INTEGER", "jobs INTEGER",
+                                                     "executor TEXT", "wall_s REAL")],
 }
 NOT_APPLICABLE = "not-applicable"  # the status of a combination the planner left out (``jobs.reason`` says why)
 
@@ -121,6 +125,17 @@ class RunRecord:
     started: float | None = None
     finished: float | None = None
     status: str = ""
+    cpu: str = ""  # the CPU model ("" when not recorded: runs before schema v4)
+    gpu: str = ""  # the accelerator's name ("" on the CPU)
+    threads: int | None = None  # torch threads per node (None: not recorded)
+    jobs: int | None = None  # nodes run side by side (None: not recorded, or Ray's choice)
+    executor: str = ""
+    wall_s: float | None = None  # the run's wall time, start to finish
+
+    @property
+    def setting(self) -> str:
+        """What a store must not mix, in words: ``cpu, 1 thread``."""
+        return provenance.setting(self.device, self.gpu, self.threads)
 
     @property
     def seeds(self) -> list[int]:
@@ -136,7 +151,14 @@ class RunRecord:
         return from_stored(self.config)
 
 
-_RUN_COLUMNS = "id, suite, config, git_commit, versions, device, started, finished, status"
+_RUN_COLUMNS = ("id", "suite", "config", "git_commit", "versions", "device", "started", "finished", "status", "cpu",
+                "gpu", "threads", "jobs", "executor", "wall_s")
+
+
+def _select_runs(conn: sqlite3.Connection) -> str:
+    """``SELECT`` of every run column, NULL for those an older (unmigrated, read-only) store lacks."""
+    have = set(_columns(conn, "runs"))
+    return "SELECT " + ", ".join(c if c in have else f"NULL AS {c}" for c in _RUN_COLUMNS) + " FROM runs"
 
 
 def _json_dict(text: str | None) -> dict:
@@ -150,9 +172,11 @@ def _json_dict(text: str | None) -> dict:
 def _run_record(row: tuple | None) -> RunRecord | None:
     if row is None:
         return None
-    rid, suite, config, commit, versions, device, started, finished, status = row
+    rid, suite, config, commit, versions, device, started, finished, status, cpu, gpu, threads, jobs, ex, wall = row
     return RunRecord(int(rid), str(suite or ""), _json_dict(config), str(commit or ""), _json_dict(versions),
-                     str(device or ""), started, finished, str(status or ""))
+                     str(device or ""), started, finished, str(status or ""), str(cpu or ""), str(gpu or ""),
+                     None if threads is None else int(threads), None if jobs is None else int(jobs), str(ex or ""),
+                     wall)
 
 
 def read_latest_run(path: str | Path) -> RunRecord | None:
@@ -176,7 +200,7 @@ def read_latest_run(path: str | Path) -> RunRecord | None:
                                     f"to {SCHEMA_VERSION}: upgrade hansbench, or use another --out directory")
         if "suite" not in _columns(conn, "runs"):  # a new, empty file
             return None
-        return _run_record(conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT 1").fetchone())
+        return _run_record(conn.execute(f"{_select_runs(conn)} ORDER BY id DESC LIMIT 1").fetchone())
     except sqlite3.DatabaseError as exc:
         raise StoreVersionError(f"{path} is not a readable results store ({exc}); "
                                 "move it away or use another --out directory") from exc
@@ -184,26 +208,7 @@ def read_latest_run(path: str | Path) -> RunRecord | None:
         conn.close()
 
 
-PACKAGES = ("torch", "torchvision", "captum", "zennit", "zennit-crp", "scikit-learn", "numpy", "scipy", "hansbench")
-
-
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
-def _git_commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
+PACKAGES = provenance.PACKAGES  # (where they moved: provenance.py)
 
 
 def family_of(ids: dict) -> str:
@@ -228,20 +233,37 @@ class ResultsStore:
         """Close the database connection."""
         self.conn.close()
 
-    def start_run(self, suite: str, config: dict, device: str) -> int:
-        """Record a new run (suite, config, git commit, package versions, device); returns its id."""
+    def start_run(self, suite: str, config: dict, device: str, *, threads: int | None = None, jobs: int | None = None,
+                  executor: str = "") -> int:
+        """Record a new run (suite, config, git commit, package versions, device, CPU model, accelerator, torch
+        threads per node, nodes side by side, executor); returns its id."""
         with self.conn:
             cur = self.conn.execute(
-                "INSERT INTO runs (suite, config, git_commit, versions, device, started, status) VALUES (?,?,?,?,?,?,?)",
-                (suite, json.dumps(config, default=str), _git_commit(), json.dumps(_versions()), device, time.time(),
-                 "running"),
+                "INSERT INTO runs (suite, config, git_commit, versions, device, started, status, cpu, gpu, threads,"
+                " jobs, executor) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (suite, json.dumps(config, default=str), provenance.git_commit(),
+                 json.dumps(provenance.package_versions()), device, time.time(), "running", provenance.cpu_model(),
+                 provenance.accelerator(device), threads, jobs, executor),
             )
         return int(cur.lastrowid)
 
     def finish_run(self, run_id: int, status: str) -> None:
-        """Record a run's end time and final status."""
+        """Record a run's end time, wall time and final status."""
+        now = time.time()
         with self.conn:
-            self.conn.execute("UPDATE runs SET finished=?, status=? WHERE id=?", (time.time(), status, run_id))
+            self.conn.execute("UPDATE runs SET finished=?, wall_s=? - started, status=? WHERE id=?",
+                              (now, now, status, run_id))
+
+    def mixed_with(self, device: str, threads: int | None) -> str | None:
+        """The setting (device, accelerator, threads) of finished jobs in this store that differ from ``device``
+        at ``threads``, in words (None when every finished job ran as this run will): their rows and cached
+        outputs would mix with this run's, and another thread count or device rounds differently."""
+        want = provenance.setting(device, provenance.accelerator(device), threads)
+        found = self.conn.execute(
+            "SELECT DISTINCT runs.device, runs.gpu, runs.threads FROM jobs JOIN runs ON jobs.run_id = runs.id"
+            " WHERE jobs.status = 'done'").fetchall()
+        other = sorted({provenance.setting(d, g or "", t) for d, g, t in found} - {want})
+        return "; ".join(other) or None
 
     def mark_stale_runs(self) -> int:
         """Runs left ``running`` by a process that died are marked ``crashed``; returns how many."""
@@ -251,11 +273,11 @@ class ResultsStore:
 
     def latest_run(self) -> RunRecord | None:
         """The run that started last (None when the store records none)."""
-        return _run_record(self.conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT 1").fetchone())
+        return _run_record(self.conn.execute(f"{_select_runs(self.conn)} ORDER BY id DESC LIMIT 1").fetchone())
 
     def runs(self) -> list[RunRecord]:
         """Every recorded run, oldest first."""
-        return [_run_record(r) for r in self.conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY id")]
+        return [_run_record(r) for r in self.conn.execute(f"{_select_runs(self.conn)} ORDER BY id")]
 
     def done_keys(self) -> set[str]:
         """The keys of every job whose status is ``done`` (the runner skips these)."""

@@ -156,22 +156,90 @@ def per_seed(df: pd.DataFrame, pres: dict[str, Presentation]) -> pd.DataFrame:
 
 
 # -- gates (reliance) and marks ----------------------------------------------------------------------------
+def _gate_failed(r: pd.Series, family: str) -> bool:
+    """A gate value is a yes/no outcome (reliance's ``took``: its exact test's p < alpha), read as 0 or 1, never
+    against a float threshold; anything else is refused."""
+    v = float(r["value"])
+    if v not in (0.0, 1.0):
+        raise ValueError(f"gate {family}/{r['metric']} of {r['model']} seed {r['seed']} is {v!r}, not 0 or 1: a gate "
+                         "is a yes/no outcome; declare a 0/1 value in the metric's gates")
+    return v == 0.0 if r["higher_is_better"] else v == 1.0
+
+
+def _evidence(d: pd.DataFrame, p: Presentation, gate: str, seed: int) -> str:
+    """What a tested gate rests on, for one model and seed: the metric's ``effect`` (the reliance gap) with its
+    interval (values ``<effect>-low`` / ``<effect>-high``) and the gate's p (``<gate>-p``); "" without those rows.
+    """
+    at = d[d.seed == seed].groupby("metric").agg(value=("value", "first"), unit=("unit", "first"))
+    have = {m for m, v in at.value.items() if v is not None and not math.isnan(v)}
+    parts = []
+    v = next((v for v in p.effect if v in have), None)
+    if v is not None:
+        text = f"{v} {at.value[v]:+.1f} {at.unit[v]}".rstrip()
+        if {f"{v}-low", f"{v}-high"} <= have:
+            text += f" [{at.value[f'{v}-low']:+.1f}, {at.value[f'{v}-high']:+.1f}]"
+        parts.append(text)
+    if f"{gate}-p" in have:
+        parts.append(f"{gate}-p {at.value[f'{gate}-p']:.2g}")
+    return ", ".join(parts) if f"{gate}-p" in have else ""
+
+
+def _seeds_text(seeds: list[int]) -> str:
+    return f"{'seed' if len(seeds) == 1 else 'seeds'} {', '.join(map(str, seeds))}"
+
+
 def gate_notes(seeded: pd.DataFrame, pres: dict[str, Presentation]) -> dict[str, list[str]]:
-    """Per model kind: the notes of failed gates ("poisoning did not take (seeds 1, 2)"); no entry = ranked."""
-    failed_on: dict[str, dict[str, list[int]]] = {}
+    """Per model kind: the notes of failed gates ("poisoning did not take (seeds 1, 2)"); no entry = ranked.
+
+    A gate decided by a test (the metric also reports ``<gate>-p``) names per seed what it rests on: "poisoning
+    did not take (seed 3: acc-gap +8.3 pp [-10.2, +27.5], took-p 0.5)" (:func:`_evidence`)."""
+    failed_on: dict[str, dict[str, list[str]]] = {}
     for family, p in pres.items():
         if not p.gates:
             continue
-        d = seeded[(seeded.family == family) & seeded.metric.isin(p.gates)]
+        fam = seeded[seeded.family == family]
+        d = fam[fam.metric.isin(p.gates)]
+        by: dict[tuple[str, str], list[int]] = {}
         for _, r in d.iterrows():
             v = r["value"]
-            if v is None or math.isnan(v):
+            if v is None or math.isnan(v) or not _gate_failed(r, family):
                 continue
-            failed = v < 0.5 if r["higher_is_better"] else v > 0.5
-            if failed:
-                failed_on.setdefault(r["model"], {}).setdefault(p.gates[r["metric"]], []).append(int(r["seed"]))
-    return {m: sorted(f"{note} ({'seed' if len(set(s)) == 1 else 'seeds'} {', '.join(map(str, sorted(set(s))))})"
-                      for note, s in by_note.items()) for m, by_note in failed_on.items()}
+            by.setdefault((r["model"], r["metric"]), []).append(int(r["seed"]))
+        for (model, gate), seeds in by.items():
+            seeds = sorted(set(seeds))
+            shown = {s: _evidence(fam[fam.model == model], p, gate, s) for s in seeds}
+            text = (_seeds_text(seeds) if not any(shown.values())
+                    else "; ".join(f"seed {s}: {e}" if e else f"seed {s}" for s, e in shown.items()))
+            failed_on.setdefault(model, {})[p.gates[gate]] = [text]
+    return {m: sorted(f"{note} ({texts[0]})" for note, texts in by_note.items()) for m, by_note in failed_on.items()}
+
+
+def reliance_axis(seeded: pd.DataFrame, pres: dict[str, Presentation]) -> dict[str, str]:
+    """Per model kind, ranked or not: how strongly it relies on the artifact, per seed ("seed 0: acc-gap +9.4 pp
+    [+3.1, +15.7], took-p 3e-05; seed 1: ..."), for the status beside every detection result (issue 29: the gap
+    with its interval is a reported axis, not a threshold that hides a scenario). From the families whose gates
+    are tested (a ``<gate>-p`` value); models without those rows are absent."""
+    out: dict[str, list[str]] = {}
+    for family, p in pres.items():
+        fam = seeded[seeded.family == family]
+        tested = [g for g in p.gates if (fam.metric == f"{g}-p").any()]
+        if not tested:
+            continue
+        for model, dm in fam.groupby("model", sort=False):
+            for s in sorted(set(dm.seed.astype(int))):
+                e = _evidence(dm, p, tested[0], s)
+                if e:
+                    out.setdefault(str(model), []).append(f"seed {s}: {e}")
+    return {m: "; ".join(texts) for m, texts in out.items()}
+
+
+def model_status(model: str, gates: dict[str, list[str]], axis: dict[str, str]) -> str:
+    """A model kind's status beside its detection results: the failed gates with their evidence, or "ranked" with
+    how strongly it relies on the artifact (:func:`reliance_axis`): the one wording of the summary and the
+    reliance table."""
+    if model in gates:
+        return "; ".join(gates[model])
+    return f"ranked; reliance {axis[model]}" if model in axis else "ranked"
 
 
 def explainer_marks(seeded: pd.DataFrame, pres: dict[str, Presentation]) -> dict[str, dict[str, list[str]]]:

@@ -3,11 +3,15 @@
 Pure functions on numpy arrays (no pandas, no I/O), each checked against scipy on fixed numbers in
 ``tests/bench/report/test_stats.py``; the rules are written out in ``docs/statistics.md``.
 
-- :func:`t_interval`: mean with a 95 % Student-t interval over seeds (n >= 3; n = 2 gets none).
+- :func:`t_interval`: mean with a 95 % Student-t interval over seeds (n >= 3; n = 2 gets none); :func:`clipped`
+  cuts an interval to the value's range (an F1's never passes 1).
 - :func:`bootstrap_interval`: a seeded two-stage percentile bootstrap over seeds x images, for rows that
   carry per-image values (``detail["per_image"]``).
-- :func:`format_interval` / :func:`format_number`: significant figures follow the interval.
-- :func:`sign_flip_test` (exact, n <= 10 pairs), :func:`paired_test` (it or Wilcoxon), :func:`holm`.
+- :func:`format_interval` / :func:`format_number`: significant figures follow the interval, never finer than the
+  value's resolution (float noise reads 0).
+- :func:`is_split` (bimodal seeds) and :func:`hits` ("k of n seeds reach the level", Clopper-Pearson).
+- :func:`sign_flip_test` (exact, n <= 10 pairs), :func:`paired_test` (it or Wilcoxon), :func:`holm`,
+  :func:`smallest_p` (what n pairs can reach at all).
 - :func:`friedman_nemenyi`: Friedman test and the Nemenyi critical difference (Demšar 2006).
 - :func:`kendall_tau_halves`: the ranking's stability between two halves of the seeds.
 """
@@ -22,9 +26,9 @@ from decimal import ROUND_HALF_UP, Decimal
 import numpy as np
 from scipy import stats as st
 
-__all__ = ["Interval", "PairedTest", "FriedmanResult", "t_interval", "bootstrap_interval", "format_number",
-           "format_interval", "sign_flip_test", "paired_test", "holm", "friedman_nemenyi", "kendall_tau_halves",
-           "CONFIDENCE", "ALPHA", "EXACT_MAX_PAIRS"]
+__all__ = ["Interval", "PairedTest", "FriedmanResult", "Hits", "t_interval", "bootstrap_interval", "clipped",
+           "is_split", "hits", "format_number", "format_interval", "sign_flip_test", "paired_test", "holm",
+           "smallest_p", "friedman_nemenyi", "kendall_tau_halves", "CONFIDENCE", "ALPHA", "EXACT_MAX_PAIRS"]
 
 CONFIDENCE = 0.95
 ALPHA = 0.05
@@ -34,7 +38,8 @@ EXACT_MAX_PAIRS = 10  # up to here the sign-flip test enumerates all 2^n sign ve
 @dataclass(frozen=True)
 class Interval:
     """A cell's numbers: ``mean``, the interval ``[low, high]`` (NaN when there is none), ``n`` seeds and the
-    ``method`` that gave the interval ("t", "bootstrap", or "none" when n < 3 and no per-image values)."""
+    ``method`` that gave the interval ("t", "bootstrap", either with "-clipped" when cut to the value's range,
+    "split" for bimodal seeds shown as their values, or "none" when n < 3 and no per-image values)."""
 
     mean: float
     low: float = math.nan
@@ -102,6 +107,52 @@ def bootstrap_interval(per_seed: list, confidence: float = CONFIDENCE, n_boot: i
     return Interval(mean, float(low), float(high), k, "bootstrap")
 
 
+def clipped(iv: Interval, bounds: tuple[float, float] | None) -> Interval:
+    """``iv`` cut to the value's range ``bounds`` = (low, high): the true mean lies inside it, so the cut removes
+    only impossible values and the coverage stays at least the interval's (a t-interval of F1s 0.95, 1, 0.9
+    reaches past 1). Method gets "-clipped" when a bound moved; no bounds or no interval: ``iv`` itself."""
+    if bounds is None or not iv.has_interval:
+        return iv
+    low, high = max(iv.low, bounds[0]), min(iv.high, bounds[1])
+    if (low, high) == (iv.low, iv.high):
+        return iv
+    return Interval(iv.mean, low, high, iv.n, f"{iv.method}-clipped")
+
+
+def is_split(values, bounds: tuple[float, float] | None) -> bool:
+    """Whether the seeds' values are bimodal (hit-or-miss): at least 3 values inside a known range and two
+    neighbours (sorted) more than half the range apart. Such a gap always contains the range's midpoint, so
+    seeds lie on both sides of it: a mean ± t there describes no seed (F1 0, 1, 0, 1, 0.98 is "0.60 ± 0.61")."""
+    v = np.sort(_finite(values))
+    if bounds is None or v.size < 3:
+        return False
+    return bool(np.max(np.diff(v)) > (bounds[1] - bounds[0]) / 2)
+
+
+@dataclass(frozen=True)
+class Hits:
+    """``k`` of ``n`` seeds reach ``level`` (>= it, or <= it where ``higher`` is False) with the exact
+    Clopper-Pearson interval [low, high] of the share at :data:`CONFIDENCE`."""
+
+    k: int
+    n: int
+    level: float
+    low: float
+    high: float
+    higher: bool = True
+
+
+def hits(values, level: float, higher: bool = True, confidence: float = CONFIDENCE) -> Hits:
+    """How many seeds reach ``level``, with the Clopper-Pearson interval
+    (``scipy.stats.binomtest(k, n).proportion_ci(method="exact")``)."""
+    v = _finite(values)
+    if v.size == 0:
+        raise ValueError("hits needs at least one finite value (a seed that reached or missed the level)")
+    k = int(np.sum(v >= level) if higher else np.sum(v <= level))
+    ci = st.binomtest(k, int(v.size)).proportion_ci(confidence, method="exact")
+    return Hits(k, int(v.size), float(level), float(ci.low), float(ci.high), higher)
+
+
 # -- formatting -------------------------------------------------------------------------------------------
 def _decimals_for(x: float, sig: int) -> int:
     """Decimals that show ``x`` with ``sig`` significant digits (0 for large numbers)."""
@@ -120,10 +171,19 @@ def _fixed(x: float, decimals: int) -> str:
     return text
 
 
-def format_number(x: float, sig: int = 3) -> str:
+def _finest(resolution: float) -> int:
+    """The most decimals a value of this resolution carries (0.01 -> 2, 2e-4 -> 4; none given -> no limit)."""
+    if not resolution or not math.isfinite(resolution) or resolution <= 0:
+        return 10**6
+    return max(0, -math.floor(math.log10(resolution)))
+
+
+def format_number(x: float, sig: int = 3, resolution: float = 0.0) -> str:
     """A value without an interval: exact integers as integers (3.0 -> "3"), else ``sig`` significant digits with
     trailing zeros kept (76.99999809265137 -> "77.0", 0.0544 -> "0.0544", 0.9 -> "0.900"), numbers of >= ``sig``
-    integer digits rounded to an integer (1234.5 -> "1235", half up); NaN -> "–"."""
+    integer digits rounded to an integer (1234.5 -> "1235", half up); NaN -> "–". ``resolution``: the finest step
+    the value means anything at (a percentage's float32 noise, a memory reading's page): no decimals below it,
+    and a value that rounds to 0 there is "0" (-0.00000191 % -> "0")."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"
     x = float(x)
@@ -135,7 +195,16 @@ def format_number(x: float, sig: int = 3) -> str:
     rounded = float(_fixed(x, d))
     if rounded != 0 and _decimals_for(rounded, sig) < d:  # rounding added a digit (9.9996 -> 10.0)
         d = _decimals_for(rounded, sig)
-    return _fixed(x, d)
+    d = min(d, _finest(resolution))
+    return "0" if float(_fixed(x, d)) == 0 else _fixed(x, d)
+
+
+def _noise_width(iv: Interval, resolution: float) -> bool:
+    """Whether the interval's width is float noise (all seeds equal up to the last bits: 0.15 ± 2.8e-17) or
+    below the value's resolution: then it is shown as zero width."""
+    half = (iv.high - iv.low) / 2
+    scale = max(abs(iv.low), abs(iv.high), abs(iv.mean))
+    return half <= 1e-9 * scale or (resolution > 0 and half < resolution)
 
 
 def interval_place(iv: Interval) -> int:
@@ -158,18 +227,19 @@ def _at(x: float, place: int) -> str:
     return _fixed(float(_fixed(x / 10.0 ** place, 0)) * 10.0 ** place, 0)
 
 
-def format_interval(iv: Interval) -> str:
-    """"mean ± half-width" for a t-interval, "mean [low, high]" for a bootstrap one, both rounded to the place
-    of the half-width's second significant digit (0.0544 ± 0.000115 -> "0.05440 ± 0.00012", 1234 ± 1234 ->
-    "1200 ± 1200"); no interval: the mean by :func:`format_number`."""
+def format_interval(iv: Interval, resolution: float = 0.0) -> str:
+    """"mean ± half-width" for a t-interval, "mean [low, high]" for a bootstrap or clipped one, both rounded to
+    the place of the half-width's second significant digit (0.0544 ± 0.000115 -> "0.05440 ± 0.00012", 1234 ±
+    1234 -> "1200 ± 1200"), never finer than ``resolution``; a width of float noise is zero ("0.150 ± 0");
+    no interval: the mean by :func:`format_number`."""
     if iv.n == 0 or not math.isfinite(iv.mean):
         return "–"
     if not iv.has_interval:
-        return format_number(iv.mean)
-    p = interval_place(iv)
-    if iv.high == iv.low:  # every seed gave the same value
-        m = format_number(iv.mean)
+        return format_number(iv.mean, resolution=resolution)
+    if iv.high == iv.low or _noise_width(iv, resolution):  # every seed gave the same value
+        m = format_number(iv.mean, resolution=resolution)
         return f"{m} ± 0" if iv.method == "t" else f"{m} [{m}, {m}]"
+    p = max(interval_place(iv), -_finest(resolution))
     if iv.method == "t":
         return f"{_at(iv.mean, p)} ± {_at((iv.high - iv.low) / 2, p)}"
     return f"{_at(iv.mean, p)} [{_at(iv.low, p)}, {_at(iv.high, p)}]"
@@ -242,6 +312,16 @@ def holm(pvalues) -> np.ndarray:
     adjusted = np.maximum.accumulate(p[order] * (m - np.arange(m)))
     out[order] = np.minimum(adjusted, 1.0)
     return out
+
+
+def smallest_p(n: int, m: int = 1) -> float:
+    """The smallest p any paired test here can give with ``n`` pairs, times ``m`` for Holm over ``m`` tests (its
+    first, strictest step; capped at 1): every difference of one sign gives 2 / 2^n, in the exact sign-flip test
+    and in Wilcoxon's exact null alike. Where this is not below alpha no test can be significant (n = 3: 0.25),
+    so a verdict would only repeat the sample size."""
+    if n < 1:
+        return 1.0
+    return min(1.0, m * 2.0 / 2.0 ** n)
 
 
 # -- ranks across blocks ---------------------------------------------------------------------------------------

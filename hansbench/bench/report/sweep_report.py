@@ -5,8 +5,8 @@ and a breakdown table: the smallest swept value at which each detector reaches t
 A sweep's scenarios are ordinary scenarios with their own sections; this module reads across them. Which values
 are drawn comes from the metrics' metadata, as everywhere on the leaderboard: the reliance family's ``gates``
 (did the poisoning take: the hollow markers and the points the breakdown skips), the detection family's first
-label-free value present (the summary's headline, :func:`hansbench.bench.report.summary.first_present`) and, where rows
-have it, the threshold-free :data:`SCORE_VALUE`. Its section of the page is :func:`sweep_page`.
+label-free value present (the summary's headline, :func:`hansbench.bench.report.verdicts.detection.first_present`)
+and, where rows have it, the threshold-free :data:`SCORE_VALUE`. Its section of the page is :func:`sweep_page`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from hansbench.bench.report.leaderboard import (
     presentation,
 )
 from hansbench.bench.report.stats import Interval, format_number
-from hansbench.bench.report.tables import input_kinds
+from hansbench.bench.report.verdicts.common import input_kinds
 from hansbench.bench.suite.sweep import value_text
 
 NEVER = "never in the range"
@@ -103,14 +103,14 @@ class AxisData:
 
 def _first_present(seeded: pd.DataFrame, model: str, families: list[str], values: tuple[str, ...]) -> str:
     """The summary's rule (first value of the group that has rows) over all the axis' scenarios at once."""
-    from hansbench.bench.report.summary import first_present
+    from hansbench.bench.report.verdicts.detection import first_present
 
     return first_present(seeded.assign(scenario="axis"), "axis", model, families, values)
 
 
 def axis_data(rows: pd.DataFrame, axis: Any) -> AxisData | None:
     """The axis' rows (normalised, per seed); None when none of its scenarios has rows yet."""
-    from hansbench.bench.report.summary import detection_values
+    from hansbench.bench.report.verdicts.detection import detection_values
 
     scenarios = [str(name) for _, name in axis.points]
     rows = normalise(rows)

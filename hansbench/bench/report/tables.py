@@ -3,9 +3,11 @@
 :mod:`hansbench.bench.report.ranking_tables`, the controls :mod:`hansbench.bench.report.controls`.
 
 Each shape is two steps: one scenario's per-seed rows (:func:`hansbench.bench.report.leaderboard.per_seed`) ->
-a :class:`~hansbench.bench.report.results.Grid` (the numbers, :mod:`hansbench.bench.report.results`), then the
-grid -> a :class:`~hansbench.bench.report.leaderboard.Table` (display strings, sort numbers, the tidy CSV: the
-grid's cells written out, caption, note). Rendering reads the grid and computes nothing.
+a :class:`~hansbench.bench.report.results.Grid` (the numbers: the verdicts step,
+:mod:`hansbench.bench.report.verdicts`, here :func:`~hansbench.bench.report.verdicts.stages.stages_grid` and
+:func:`~hansbench.bench.report.verdicts.stages.model_grid`), then the grid -> a
+:class:`~hansbench.bench.report.leaderboard.Table` (display strings, sort numbers, the tidy CSV: the grid's cells
+written out, caption, note). Rendering reads the grid and computes nothing.
 """
 
 from __future__ import annotations
@@ -17,10 +19,24 @@ import numpy as np
 import pandas as pd
 
 from hansbench.bench.report import cells, run_facts
-from hansbench.bench.report.leaderboard import FALLBACK_MARK, GATE_MARK, SECTIONS, Presentation, Table
-from hansbench.bench.report.results import Cell, Column, Grid, cells_by, seeds_of
-
-MINUS = " − "  # column names of values shown relative to the reference (display only; the CSV says relative_to)
+from hansbench.bench.report.leaderboard import (
+    FALLBACK_MARK,
+    GATE_MARK,
+    SECTIONS,
+    Presentation,
+    Table,
+    model_status,
+    reliance_axis,
+)
+from hansbench.bench.report.results import Cell, Column, Grid
+from hansbench.bench.report.verdicts.common import (  # noqa: F401  (re-exported: the names importers find here)
+    MINUS,
+    column_name,
+    columns_of,
+    headline,
+    input_kinds,
+)
+from hansbench.bench.report.verdicts.stages import model_grid, stages_grid
 
 
 @dataclass
@@ -48,31 +64,7 @@ class Context:
         return [f"{s} {notes[s][0]}." for s in notes if s in used]
 
 
-def input_kinds() -> tuple[set[str], set[str]]:
-    """(every non-explanation input kind, those that use no model: the raw-input controls), from the
-    ``clusterer_inputs`` registry; {"activations", "pixels"} / {"pixels"} where it is absent."""
-    try:
-        from hansbench.registry import clusterer_inputs
-    except ImportError:
-        return {"activations", "pixels"}, {"pixels"}
-    names = set(clusterer_inputs.names())
-    raw = {n for n in names if not getattr(clusterer_inputs.get(n), "uses_model", True)}
-    return names, raw
-
-
 # -- shared pieces ---------------------------------------------------------------------------------------------
-def headline(d: pd.DataFrame, p: Presentation) -> pd.DataFrame:
-    """The rows of the presentation's headline values (all rows when it names none)."""
-    return d[d.metric.isin(p.headline)] if p.headline else d
-
-
-def column_name(r: pd.Series, relative: str = "", with_stage: bool = True) -> str:
-    """A table column's name: the value, minus the reference when relative, its split, stage and detail."""
-    name = r["metric"] + (f"{MINUS}{relative}" if relative else "")
-    parts = [name] + [x for x in (r["split"], r["stage"] if with_stage else "", r["coldetail"]) if x]
-    return " / ".join(parts)
-
-
 def header(column: str, unit: str, higher: bool, directed: bool) -> str:
     """'<column> [unit] ↑': the unit where declared (a 0/1 flag's "bool" is none), an arrow only where better
     exists."""
@@ -108,15 +100,6 @@ def head(col: Column) -> str:
     return header(col.name, col.unit, col.higher, col.directed)
 
 
-def columns_of(g: pd.DataFrame, names: list[str]) -> tuple[Column, ...]:
-    """The value columns ``names`` of ``g`` (rows with a ``column``): each column's first row says what it holds."""
-    first = g.groupby("column", sort=False).first()
-    return tuple(Column(c, str(r["metric"]), str(r["unit"]), bool(r["higher_is_better"]), bool(r["directed"]),
-                        str(r["split"]), str(r["stage"]), str(r["coldetail"]), str(r.get("relative_to", "")),
-                        str(r["family"]), bool(r.get("ranked", False)))
-                 for c, r in ((c, first.loc[c]) for c in names))
-
-
 def frames(grid: Grid, start: Callable[[tuple], dict], text: Callable[[tuple, Column, Cell], str],
            keys: Callable[[tuple, Column], dict]) -> tuple[list[dict], list[dict], list[dict]]:
     """The grid written out: per row, the display strings (``start(row)`` then each column's ``text``), the sort
@@ -141,9 +124,7 @@ def make_table(title: str, written: tuple[list, list, list], grid: Grid, ctx: Co
                extra: list[str], table_id: str, shape: str, model: str, section: str) -> Table:
     """A :class:`Table` of ``grid`` with its caption and note: how the cells were made (n, seeds) and the tests."""
     disp, sort, tidy = written
-    ns = [x.n for x in grid.cells.values()]
-    boot = any(x.method == "bootstrap" for x in grid.cells.values())
-    how = cells.interval_note(ns, grid.seeds, ctx.dev_seeds, boot)
+    how = cells.cells_note([x.n for x in grid.cells.values()], grid.seeds, ctx.dev_seeds, grid.cells.values())
     tests = cells.tests_note(list(grid.comparisons), names)
     caption = " ".join(x for x in (f"{title}.", how, tests) if x)
     note = " ".join(x for x in [how, tests, *extra] if x)
@@ -162,49 +143,6 @@ def fallback_suffix(x: Cell) -> str:
 
 
 # -- stages and model tables -------------------------------------------------------------------------------------
-def _method(r: pd.Series, stage_is_column: bool, ctx: Context) -> str:
-    parts = [ctx.label(r["explainer"], r["model"]) if r["explainer"] else "", r["clusterer"]]
-    name = " + ".join(x for x in parts if x)
-    if name:
-        return name
-    if r["stage"] and not stage_is_column:
-        return r["stage"]
-    return r["family"]
-
-
-def _stage_columns(g: pd.DataFrame, stage_cols: tuple[str, ...]) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """The stages' rows with their ``column``, the row index and the column order: declared stages as columns
-    (rows without a split repeated for every split), others by their value's name."""
-    as_col = g.stage.isin(stage_cols) if stage_cols else pd.Series(False, index=g.index)
-    if not stage_cols:
-        g = g.assign(column=[column_name(r, with_stage=False) for _, r in g.iterrows()])
-        return g, ["method"], list(dict.fromkeys(g.column))
-    g = g.assign(column=[" / ".join(x for x in (r["metric"], r["stage"] if c else "", r["coldetail"]) if x)
-                         for (_, r), c in zip(g.iterrows(), as_col)])
-    splits = sorted(s for s in g.split.unique() if s) or [""]
-    no_split = g[g.split == ""]
-    g = pd.concat([g[g.split != ""]] + [no_split.assign(split=s) for s in splits], ignore_index=True)
-    order = {s: i for i, s in enumerate(stage_cols)}
-    metric_order = list(dict.fromkeys(g.metric))
-    columns = sorted(dict.fromkeys(g.column), key=lambda c: (
-        metric_order.index(c.split(" / ")[0]), next((order[s] for s in c.split(" / ")[1:] if s in order), -1)))
-    return g, ["method", "split"], columns
-
-
-def stages_grid(d: pd.DataFrame, ps: list[Presentation], ctx: Context) -> tuple[Grid, list[str], pd.DataFrame] | None:
-    """An intervention's stages as a grid (rows: method [x split]), its row index names and its rows."""
-    stage_cols = tuple(dict.fromkeys(s for p in ps for s in p.stages))
-    parts = [x for x in (headline(d[d.family == p.family], p) for p in ps) if not x.empty]
-    if not parts:
-        return None
-    g = pd.concat(parts, ignore_index=True)
-    as_col = g.stage.isin(stage_cols) if stage_cols else pd.Series(False, index=g.index)
-    g = g.assign(method=[_method(r, bool(c), ctx) for (_, r), c in zip(g.iterrows(), as_col)])
-    g, index, columns = _stage_columns(g, stage_cols)
-    rows = tuple(dict.fromkeys(tuple(r) for r in g[index].itertuples(index=False)))
-    return Grid(rows, columns_of(g, columns), cells_by(g, index + ["column"]), seeds_of(g)), index, g
-
-
 def stages_tables(d: pd.DataFrame, ps: list[Presentation], model: str, gates: dict[str, list[str]],
                   table_id: str, ctx: Context) -> list[Table]:
     """An intervention's stages: declared stages as columns (PRP Table I), other stages as rows."""
@@ -221,17 +159,6 @@ def stages_tables(d: pd.DataFrame, ps: list[Presentation], model: str, gates: di
                        SECTIONS["stages"])]
 
 
-def model_grid(d: pd.DataFrame, ps: list[Presentation]) -> Grid | None:
-    """One row per model kind, the families' headline values as columns."""
-    parts = [headline(d[d.family == p.family], p) for p in ps]
-    g = pd.concat(parts, ignore_index=True) if parts else d.iloc[:0]
-    if g.empty:
-        return None
-    g = g.assign(column=[column_name(r) for _, r in g.iterrows()])
-    return Grid(tuple((m,) for m in dict.fromkeys(g.model)), columns_of(g, list(dict.fromkeys(g.column))),
-                cells_by(g, ["model", "column"]), seeds_of(g))
-
-
 def model_tables(d: pd.DataFrame, ps: list[Presentation], gates: dict[str, list[str]], table_id: str, ctx: Context,
                  status: bool = False) -> list[Table]:
     """One row per model kind: the headline values (reliance: with its status from the gates)."""
@@ -240,9 +167,10 @@ def model_tables(d: pd.DataFrame, ps: list[Presentation], gates: dict[str, list[
         return []
     n_max = grid.n_max
 
+    axis = reliance_axis(d, {p.family: p for p in ps}) if status else {}
+
     def start(row: tuple) -> dict:
-        return {"model": row[0], **({"status": "; ".join(gates[row[0]]) if row[0] in gates else "ranked"}
-                                    if status else {})}
+        return {"model": row[0], **({"status": model_status(row[0], gates, axis)} if status else {})}
 
     written = frames(grid, start, lambda row, col, x: cells.text(x, n_max),
                      lambda row, col: dict(model=row[0], metric=col.metric, split=col.split, stage=col.stage))

@@ -36,7 +36,7 @@ from hansbench.registry import REGISTRIES, UnknownNameError, backbones, clustere
 FILTER_KEYS = {"explainers": ("models",), "clusterers": ("models", "explainers"),
                "metrics": ("models", "explainers", "clusterers")}
 SUITE_KEYS = {"name", "description", "seeds", "dev_seeds", "device", "extends", "replace", "node_timeout_s", "threads",
-              "figures"}
+              "jobs", "figures"}
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,8 @@ class Suite:
     dev_seeds: tuple[int, ...] = ()  # the seeds its settings were tuned on (not for publishing)
     warnings: tuple[str, ...] = ()  # usable but worth a line before the run (printed by the CLI)
     figures: bool = True  # plan the nodes the session figures draw from (``hansbench run --no-figures``: False)
-    threads: int | None = None  # torch threads per node (None: torch's choice)
+    threads: int | None = 1  # torch threads per node: fixed, so the rows do not depend on the machine's cores
+    jobs: int | None = None  # nodes run side by side (worker processes; None: the cores // threads, at least 1)
     sweep_axes: tuple[SweepAxis, ...] = ()  # every sweep's axes, expanded once here
 
     def describe_seeds(self) -> str:
@@ -99,10 +100,11 @@ class Suite:
 
 
 def load_suite(ref: str | Path = "quick", overrides: dict | None = None, *, seeds: list[int] | None = None,
-               device: str | None = None, threads: int | None = None, figures: bool | None = None) -> Suite:
+               device: str | None = None, threads: int | None = None, figures: bool | None = None,
+               jobs: int | None = None) -> Suite:
     """Read, merge and validate a suite; raises :class:`SuiteError` before any work.
 
-    ``overrides``: tables merged over the suite's TOML. ``seeds``, ``device``, ``threads``, ``figures``: the
+    ``overrides``: tables merged over the suite's TOML. ``seeds``, ``device``, ``threads``, ``jobs``, ``figures``: the
     command line's values, applied before validation (so they are checked like the suite's own and recorded
     with the run); None keeps the suite's.
     """
@@ -110,8 +112,8 @@ def load_suite(ref: str | Path = "quick", overrides: dict | None = None, *, seed
     raw = load_raw(ref, origins=origins)
     if overrides:
         raw = merge_tables(raw, overrides)
-    cli = {k: v for k, v in (("seeds", seeds), ("device", device), ("threads", threads), ("figures", figures))
-           if v is not None}
+    cli = {k: v for k, v in (("seeds", seeds), ("device", device), ("threads", threads), ("figures", figures),
+                                       ("jobs", jobs)) if v is not None}
     if cli:
         raw = merge_tables(raw, {"suite": cli})
     return validate(raw, origins=origins)
@@ -206,15 +208,19 @@ def _run_settings(meta: dict) -> dict[str, Any]:
     device = meta.get("device", "auto")
     if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
         raise SuiteError(f"suite.device: {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
-    threads, figures = meta.get("threads"), meta.get("figures", True)
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+    threads, jobs, figures = meta.get("threads", 1), meta.get("jobs"), meta.get("figures", True)
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise SuiteError(f"suite.threads: {threads!r}; expected a whole number >= 1 of torch threads per node "
-                         "(leave it out for torch's choice)")
+                         "(default 1: the same rows on any number of cores)")
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise SuiteError(f"suite.jobs: {jobs!r}; expected a whole number >= 1 of nodes run side by side "
+                         "(leave it out for the cores divided by threads)")
     if not isinstance(figures, bool):
         raise SuiteError(f"suite.figures: {figures!r}; expected true (draw the session figures) or false")
     return {"seeds": tuple(check_seeds("suite.seeds", meta.get("seeds", [0]))),
             "dev_seeds": tuple(check_seeds("suite.dev_seeds", meta.get("dev_seeds", []), allow_empty=True)),
-            "node_timeout_s": float(node_timeout), "device": device, "threads": threads, "figures": figures}
+            "node_timeout_s": float(node_timeout), "device": device, "threads": threads, "jobs": jobs,
+            "figures": figures}
 
 
 def _check_models(models: dict) -> None:

@@ -18,7 +18,8 @@ from hansbench.datasets.scenarios import Scenario
 
 RECORD_VERSION = 1
 RECORD_KEY = "resolved_run_config"  # present in a stored config that is a record (absent in a stored TOML)
-_PLAIN = ("name", "device", "description", "node_timeout_s", "figures", "threads")
+_PLAIN = ("name", "device", "description", "node_timeout_s", "figures", "threads", "jobs")
+_ADDED = {"jobs": None}  # keys added to the record after version 1: absent from older records, read as their default
 
 
 def to_record(suite: Suite) -> dict[str, Any]:
@@ -62,7 +63,8 @@ def from_record(record: dict[str, Any]) -> Suite:
                            tuple(tuple(p) for p in a["points"]), a["level"]) for a in record.get("sweep_axes", []))
     named = {section: {n: Component(n, dict(e["options"]), {k: tuple(v) for k, v in e["filters"].items()})
                        for n, e in record[section].items()} for section in ("explainers", "clusterers", "metrics")}
-    return Suite(**{k: meta[k] for k in _PLAIN}, seeds=tuple(meta["seeds"]), dev_seeds=tuple(meta["dev_seeds"]),
+    plain = {k: meta.get(k, _ADDED[k]) if k in _ADDED else meta[k] for k in _PLAIN}
+    return Suite(**plain, seeds=tuple(meta["seeds"]), dev_seeds=tuple(meta["dev_seeds"]),
                  warnings=tuple(meta.get("warnings", ())), scenarios=scenarios, sweep_axes=axes,
                  models=record["models"], clustering=record["clustering"], timing=record["timing"],
                  raw=record.get("raw", {}), **named)

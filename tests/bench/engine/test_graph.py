@@ -224,7 +224,7 @@ def test_corrupt_cache_entry_is_recomputed_and_named(tiny_out, tmp_path):
     shutil.copytree(out, copy)
     model_file = next((copy / "cache" / "model").glob("*.pt"))
     model_file.write_bytes(model_file.read_bytes()[:100])  # truncated
-    suite = load_suite(p, figures=False)  # as the fixture's run (--no-figures)
+    suite = load_suite(p, figures=False, jobs=1)  # as the fixture's run (--no-figures); in process: its cache
     suite.metrics["model-accuracy"] = Component("model-accuracy")
     logs = []
     with sqlite3.connect(copy / "results.sqlite") as db:  # forget one metric that needs the model

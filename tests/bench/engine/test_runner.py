@@ -106,21 +106,21 @@ def test_crash_mid_run_loses_nothing_finished(tiny_run, tmp_path, monkeypatch):
     """A failing node is recorded with its traceback; the finished ones stay; a rerun completes it."""
     out = tmp_path / "crash"
     _failing_at(monkeypatch, "cluster-detection", RuntimeError("boom"))
-    runner = Runner(load_suite(tiny_run[0]), out, progress=False)
+    runner = Runner(load_suite(tiny_run[0], jobs=1), out, progress=False)  # in process: the patch reaches it
     summary = runner.run()
     assert len(summary.failed) == 1 and "boom" in summary.failed[0][1]
     assert summary.done == len(summary.job_keys) - 1
     with sqlite3.connect(out / "results.sqlite") as db:
         err = db.execute("SELECT error FROM jobs WHERE status='failed'").fetchone()[0]
     assert "RuntimeError: boom" in err and "Traceback" in err
-    again = Runner(load_suite(tiny_run[0]), out, progress=False).run()
+    again = Runner(load_suite(tiny_run[0], jobs=1), out, progress=False).run()
     assert again.done == 1 and not again.failed
 
 
 def test_interrupt_keeps_finished_jobs(tiny_run, tmp_path, monkeypatch):
     out = tmp_path / "interrupt"
     _failing_at(monkeypatch, "cluster-detection", KeyboardInterrupt())
-    runner = Runner(load_suite(tiny_run[0]), out, progress=False)
+    runner = Runner(load_suite(tiny_run[0], jobs=1), out, progress=False)  # in process: the patch reaches it
     summary = runner.run()
     with sqlite3.connect(out / "results.sqlite") as db:
         done = {k for (k,) in db.execute("SELECT key FROM jobs WHERE status='done'")}
@@ -138,7 +138,7 @@ def test_interrupt_keeps_finished_jobs(tiny_run, tmp_path, monkeypatch):
         return value
 
     monkeypatch.setattr(Workspace, "load", counting_load)
-    suite = load_suite(tiny_run[0], figures=False)  # the rows' resume only (the figures' inputs are new work: never computed before)
+    suite = load_suite(tiny_run[0], figures=False, jobs=1)  # the rows' resume only (the figures' inputs are new work: never computed before)
     resumed = Runner(suite, out, progress=False)
     again = resumed.run()
     assert not again.failed and again.done == len(again.job_keys) - summary.done

@@ -62,6 +62,9 @@ def test_bootstrap_over_seeds_widens_with_seed_spread_and_is_seeded():
     (Interval(-0.0001, -0.003, 0.0028, 3, "t"), "-0.0001 ± 0.0029"),
     (Interval(2.5, 2.5, 2.5, 3, "t"), "2.50 ± 0"),  # zero width: the mean's three digits
     (Interval(76.99999809265137, n=2), "77.0"),  # n = 2: no interval, no float noise
+    (Interval(0.15, 0.15 - 2.8e-17, 0.15 + 2.8e-17, 3, "t"), "0.150 ± 0"),  # float noise is zero width (issue 29)
+    (Interval(0.787878787879, 0.787878787879 - 3.3e-16, 0.787878787879 + 3.3e-16, 3, "t"), "0.788 ± 0"),
+    (Interval(0.9, 0.8, 1.0, 3, "t-clipped"), "0.90 [0.80, 1.00]"),  # cut at the range: not symmetric, no "±"
     (Interval(math.nan, n=0), "–"),
 ])
 def test_significant_figures_follow_the_interval(iv, text):
@@ -73,6 +76,13 @@ def test_significant_figures_follow_the_interval(iv, text):
                                      (100.0, "100"), (3.0, "3"), (0.9, "0.900")])
 def test_numbers_without_interval_have_three_significant_digits(x, text):
     assert format_number(x) == text
+
+
+@pytest.mark.parametrize("x, resolution, text", [(-0.0000019073486328125, 2e-4, "0"), (0.00390625, 0.01, "0"),
+                                                 (75.9, 0.01, "75.9"), (0.0544, 2e-6, "0.0544"),
+                                                 (0.0123, 0.01, "0.01")])
+def test_no_digits_below_the_values_resolution(x, resolution, text):
+    assert format_number(x, resolution=resolution) == text
 
 
 def test_exact_sign_flip_matches_scipys_permutation_test():

@@ -58,3 +58,11 @@ def test_suite_fields_and_record_cover_each_other():
     rec = to_record(load_suite("smoke"))
     stored = set(rec["suite"]) | set(rec) - {"suite", record_module.RECORD_KEY}
     assert {f.name for f in dataclasses.fields(Suite)} <= stored
+
+
+def test_a_record_written_before_jobs_existed_reads_back_with_jobs_unset():
+    """``jobs`` joined the record after version 1: an older record (without it) still reads, as 'not set'."""
+    rec = json.loads(json.dumps(to_record(load_suite("smoke", jobs=3))))
+    assert rec["suite"]["jobs"] == 3 and from_stored(rec).jobs == 3
+    del rec["suite"]["jobs"]
+    assert from_stored(rec).jobs is None

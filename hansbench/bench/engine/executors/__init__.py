@@ -1,6 +1,7 @@
 """Executors run a plan's pending nodes in dependency order and hand each result to the driver.
 
-``local`` (default) runs them in this process, one at a time, all cores to torch. ``ray``
+``local`` (default) runs them in this process, one at a time (``jobs`` 1), or side by side in ``jobs`` worker
+processes (:mod:`.pool`); every node computes with the run's fixed thread count either way. ``ray``
 submits ready nodes as Ray tasks (GPU nodes request a GPU when the run's device is CUDA);
 workers write the shared cache, only the driver writes the results store. Both call
 ``on_result(node, result)`` once per node, in the driver process.
@@ -27,9 +28,14 @@ def failed_input(node: Node, failed: dict[str, str]) -> NodeResult | None:
 
 
 def run_nodes(executor: str, nodes: list[Node], spec: EnvSpec, on_result: OnResult, *, log=print,
-              address: str | None = None, node_timeout_s: float | None = None, env=None) -> None:
-    """Run ``nodes`` with the named executor (``local`` or ``ray``), calling ``on_result`` per node."""
-    if executor == "local":  # lazy: local.py and ray.py import this module (OnResult, failed_input)
+              address: str | None = None, node_timeout_s: float | None = None, env=None, jobs: int = 1) -> None:
+    """Run ``nodes`` with the named executor (``local`` or ``ray``), calling ``on_result`` per node; ``jobs``:
+    the local executor's worker processes (1: in this process, sharing its memo and map banks)."""
+    if executor == "local" and jobs > 1:  # lazy: the executors import this module (OnResult, failed_input)
+        from hansbench.bench.engine.executors.pool import run_pool
+
+        run_pool(nodes, spec, on_result, jobs=jobs, log=log, node_timeout_s=node_timeout_s, env=env)
+    elif executor == "local":
         from hansbench.bench.engine.executors.local import run_local
 
         run_local(nodes, spec, on_result, log=log, node_timeout_s=node_timeout_s, env=env)

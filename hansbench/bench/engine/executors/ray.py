@@ -3,7 +3,8 @@
 The driver plans, submits a node once all its pending inputs have finished, and writes
 every result to the store; workers only compute and write the cache, which lives in the
 results directory (on a cluster: a filesystem every node mounts at the same path). A node
-asks for one GPU when the run's device is CUDA and its type uses the accelerator; a type that
+asks for one GPU when the run's device is CUDA and its type uses the accelerator, and as many CPUs as the
+run's threads (each worker's :class:`NodeEnv` applies that thread count before a node computes); a type that
 ``runs_on_driver`` (data) is computed in the driver process, into the cache the workers read.
 """
 
@@ -74,7 +75,7 @@ def run_ray(nodes: list[Node], spec: EnvSpec, on_result: OnResult, *, log=print,
                         finish(node, skipped or run_limited(driver_env(), node, node_timeout_s))
                         progressed = True
                         continue
-                    opts = {"num_cpus": 1, "num_gpus": 1 if gpu and kind.gpu else 0}
+                    opts = {"num_cpus": spec.threads or 1, "num_gpus": 1 if gpu and kind.gpu else 0}
                     running[remote.options(**opts).remote(node, spec, node_timeout_s)] = node
 
         submit_ready()

@@ -1,5 +1,7 @@
 """Critical-difference diagrams (Demšar 2006, Fig. 1): average ranks on an axis, the methods that the Nemenyi
-test cannot tell apart joined by a bar. Written as PNG (300 dpi) and SVG by :func:`draw_cd`.
+test cannot tell apart joined by a bar. Written as PNG (300 dpi) and SVG by :func:`draw_cd`, only for a ranking
+whose Friedman test rejects (:attr:`hansbench.bench.report.rankings.Ranking.rejects`; Demšar 2006 Sec. 3.2.2:
+the post-hoc test follows a rejected null only).
 """
 
 from __future__ import annotations
@@ -25,8 +27,13 @@ def cliques(avg_ranks, cd: float) -> list[tuple[int, int]]:
     return runs
 
 
-def draw_cd(names: list[str], avg_ranks, cd: float, path_png: Path | str, title: str = "") -> tuple[Path, Path]:
-    """Draw the diagram; returns (png, svg) paths (the SVG beside the PNG)."""
+def draw_cd(names: list[str], avg_ranks, cd: float, path_png: Path | str, title: str = "",
+            friedman_p: float | None = None, alpha: float = 0.05) -> tuple[Path, Path]:
+    """Draw the diagram; returns (png, svg) paths (the SVG beside the PNG). ``friedman_p``: where given, a p not
+    below ``alpha`` is refused (the ranks are not told apart: there is no order to draw)."""
+    if friedman_p is not None and not friedman_p < alpha:
+        raise ValueError(f"no critical-difference diagram where the Friedman test does not reject (p = {friedman_p:.2g} "
+                         f">= alpha = {alpha}): report the ranks without a diagram")
     import matplotlib
 
     matplotlib.use("Agg", force=False)

@@ -20,7 +20,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from hansbench.bench.report.figures.base import Figure, seed_text  # noqa: E402
 from hansbench.bench.report.figures.styles import PAGE_WIDTH, method_style, page_style, save, vector_twin  # noqa: E402
 from hansbench.bench.report.stats import t_interval  # noqa: E402
-from hansbench.bench.report.tables import input_kinds  # noqa: E402
+from hansbench.bench.report.verdicts.common import input_kinds  # noqa: E402
 from hansbench.bench.suite.sweep import value_text  # noqa: E402
 
 GATE_THRESHOLD = 0.5  # the side of 0.5 a gate value is on decides it (leaderboard.gate_notes)

@@ -1,0 +1,114 @@
+"""The detection verdict that opens the page, per scenario and model kind, by the first label-free value present:
+the best explanation detector and the best baseline, the paired tests of the best against every other
+explanation detector and against the baseline (Holm-corrected together), the detectors not told apart from the
+best, the margin over the reference with the same clusterer, the cells on the label-flip and clean controls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from hansbench.bench.report import cells as cell_text
+from hansbench.bench.report.leaderboard import Presentation
+from hansbench.bench.report.results import Cell, Comparison, compare, correct, oriented, seed_cell, value_range
+from hansbench.bench.report.verdicts.common import input_kinds
+from hansbench.bench.report.verdicts.detection import detector_rows
+
+Detector = tuple[str, str]  # (explainer or input kind, clusterer)
+
+
+@dataclass(frozen=True)
+class DetectionVerdict:
+    """One scenario and model kind's detection verdict by ``value``: the best explanation detector and the best
+    baseline with their cells (by seed), the paired tests of the best against every other explanation detector
+    (``ties``) and against the baseline, Holm-corrected together; the detectors not told apart from the best
+    (``tied``, the best first); the paired difference to the reference with the same clusterer (``margin``); the
+    best's and the baseline's cells on the label-flip and the clean controls; the paired differences best - other
+    with their intervals (``differences``); why no verdict can be given (``withheld``, "" when one can)."""
+
+    value: str
+    n: int  # the most seeds any detector has
+    best: Detector | None = None
+    baseline: Detector | None = None
+    cells: dict[Detector, Cell] = field(default_factory=dict)
+    ties: tuple[Comparison, ...] = ()
+    versus_baseline: Comparison | None = None
+    tied: tuple[Detector, ...] = ()
+    margin: Cell | None = None
+    reference: Detector | None = None
+    label_flip: dict[Detector, Cell] = field(default_factory=dict)
+    clean: dict[Detector, Cell] = field(default_factory=dict)
+    differences: dict[Detector, Cell] = field(default_factory=dict)
+    withheld: str = ""
+
+    @property
+    def ahead(self) -> bool:
+        """Whether the best explanation detector's mean is ahead of the best baseline's."""
+        v = self.versus_baseline
+        return v is not None and oriented(self.cells[self.best].mean, v.higher) < \
+            oriented(self.cells[self.baseline].mean, v.higher)
+
+
+def _by_seed(d: pd.DataFrame) -> dict[Detector, pd.Series]:
+    return {k: g.groupby("seed")["value"].mean() for k, g in d.groupby(["explainer", "clusterer"], sort=False)}
+
+
+def _control_cells(seeded: pd.DataFrame, scenario: str | None, model: str, families: list[str], value: str,
+                   keys: tuple) -> dict[Detector, Cell]:
+    """The cells (by seed) of ``keys`` on a control scenario ({} without one), inside the value's range."""
+    if scenario is None or not value:
+        return {}
+    d = detector_rows(seeded, scenario, model, families, value)
+    bounds = value_range(value, str(d.unit.iloc[0]) if len(d) else "")
+    by = _by_seed(d)
+    return {k: seed_cell(by[k], bounds, bool(d.higher_is_better.iloc[0])) for k in (*keys, *by) if k in by}
+
+
+def _paired_cell(a: pd.Series, b: pd.Series, bounds, higher: bool) -> Cell:
+    """The cell of a - b on their common seeds (a difference of two values of range r spans -|r| to |r|)."""
+    idx = a.index.intersection(b.index)
+    return seed_cell(a.loc[idx] - b.loc[idx], bounds, higher)
+
+
+def detection_verdict(seeded: pd.DataFrame, scenario: str, model: str, ps: list[Presentation], value: str,
+                      controls: dict[str, str], control_value: str) -> DetectionVerdict:
+    """The verdict of one model kind (see :class:`DetectionVerdict`)."""
+    kinds, _ = input_kinds()
+    refs = {p.reference_explainer for p in ps if p.reference_explainer}
+    fams = [p.family for p in ps]
+    d = detector_rows(seeded, scenario, model, fams, value) if value else seeded.iloc[:0]
+    by = _by_seed(d[d.value.notna()])
+    if not by:
+        return DetectionVerdict(value, 0)
+    higher = bool(d[d.value.notna()].higher_is_better.iloc[0])
+    unit = str(d.unit.iloc[0])
+    bounds, diff_bounds = value_range(value, unit), value_range(value, unit, relative=True)
+    explained = sorted((k for k in by if k[0] not in kinds and k[0] not in refs),
+                       key=lambda k: oriented(by[k].mean(), higher))
+    baselines = sorted((k for k in by if k[0] in kinds), key=lambda k: oriented(by[k].mean(), higher))
+    best = explained[0] if explained else None
+    base = baselines[0] if baselines else None
+    comps = [compare(by[best], by[k], who=best, column=value, against=" × ".join(k), mark="tie", higher=higher)
+             for k in explained[1:]]
+    if best and base:
+        comps.append(compare(by[best], by[base], who=best, column=value, against=" × ".join(base), mark="baseline",
+                             higher=higher))
+    comps = correct(comps)
+    ties = comps[:len(explained[1:])]
+    tied = []
+    if best:  # the ties come first in comps: zip stops before the baseline's test
+        tied = [best] + [k for k, c in zip(explained[1:], comps) if not c.significant]
+    ref = next(((r, best[1]) for r in refs if (r, best[1]) in by), None) if best else None
+    margin = _paired_cell(by[best], by[ref], diff_bounds, higher) if ref else None
+    keys = tuple(k for k in (best, base) if k)
+    diffs = {k: _paired_cell(by[best], by[k], diff_bounds, higher) for k in (*explained[1:], base) if best and k}
+    return DetectionVerdict(
+        value, max((len(s) for s in by.values()), default=0), best, base,
+        {k: seed_cell(s, bounds, higher) for k, s in by.items()},
+        ties, comps[-1] if best and base else None, tuple(tied), margin, ref,
+        _control_cells(seeded, controls.get("label-flip"), model, fams, value, keys),
+        _control_cells(seeded, controls.get("clean"), model, fams, control_value, keys), diffs,
+        cell_text.withheld(max((c.n for c in comps), default=0), len(comps)))
+
