@@ -62,12 +62,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"hansbench: {exc}", file=sys.stderr)
         return 2
     problem = check_device(args.device, "--device") if args.device else None
+    for flag, value in (("--threads", args.threads), ("--jobs", args.jobs), ("--node-timeout", args.node_timeout)):
+        if problem is None and value is not None and value <= 0:
+            problem = f"{flag} {value:g}: expected a number > 0 (leave it out for the suite's value)"
     if problem:
         print(f"hansbench: {problem}", file=sys.stderr)
         return 2
     try:  # the command line's values go in before validation: the suite is never changed after it
         suite = load_suite(args.suite, seeds=seeds, device=args.device or None, threads=args.threads,
-                           figures=False if args.no_figures else None, jobs=args.jobs)
+                           figures=False if args.no_figures else None, jobs=args.jobs, node_timeout_s=args.node_timeout)
     except SuiteError as exc:
         print(f"hansbench: invalid suite: {exc}", file=sys.stderr)
         return 2
@@ -80,7 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr)
     try:
         runner = Runner(suite, out, progress=not args.no_progress, executor=args.executor, address=args.address,
-                        node_timeout_s=args.node_timeout, wait_for_lock=args.wait, allow_mixed=args.allow_mixed)
+                        wait_for_lock=args.wait, allow_mixed=args.allow_mixed)
     except RuntimeError as exc:
         print(f"hansbench: {exc}", file=sys.stderr)
         return 2

@@ -123,7 +123,7 @@ class _StopAtRun:
     seen: dict = {}
 
     def __init__(self, suite, out, **kw):
-        _StopAtRun.seen.update(seeds=list(suite.seeds), config=suite.raw)
+        _StopAtRun.seen.update(seeds=list(suite.seeds), config=suite.raw, node_timeout_s=suite.node_timeout_s)
 
     def log(self, msg):
         print(f"[hansbench] {msg}")
@@ -158,3 +158,19 @@ def test_seed_runs_the_given_seeds_says_so_and_refuses_duplicates(tmp_path, caps
     lines = _err_lines(capsys)
     assert len(lines) == 1 and "--seed: seed(s) 5 given more than once" in lines[0]
     assert _StopAtRun.seen == {} and not out.exists()
+
+
+@pytest.mark.parametrize("flag", ["--threads", "--jobs", "--node-timeout"])
+def test_a_non_positive_run_setting_is_named_as_the_user_wrote_it(flag, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["run", "--suite", "smoke", "--out", str(out), flag, "0"]) == 2
+    lines = _err_lines(capsys)
+    assert len(lines) == 1 and lines[0].startswith(f"hansbench: {flag} 0:") and not out.exists()
+
+
+def test_the_node_timeout_flag_is_what_the_run_records(tmp_path, monkeypatch):
+    from hansbench.bench.engine import runner
+
+    monkeypatch.setattr(runner, "Runner", _StopAtRun)
+    assert main(["run", "--suite", "smoke", "--out", str(tmp_path / "o"), "--node-timeout", "7"]) == 2
+    assert _StopAtRun.seen["node_timeout_s"] == 7.0

@@ -124,7 +124,7 @@ class Runner:
 
     def __init__(self, suite: Suite, out: str | Path, *, progress: bool = True,
                  log: Callable[[str], None] | None = None, executor: str = "local", address: str | None = None,
-                 node_timeout_s: float | None = None, wait_for_lock: bool = False, allow_mixed: bool = False):
+                 wait_for_lock: bool = False, allow_mixed: bool = False):
         if executor == "ray":
             if importlib.util.find_spec("ray") is None:  # before anything is written
                 raise RuntimeError(RAY_MISSING)
@@ -135,7 +135,7 @@ class Runner:
         self.executor, self.address, self.threads = executor, address, suite.threads
         self.jobs = suite.jobs or default_jobs(suite.threads)  # the local executor's (Ray places tasks itself)
         self.allow_mixed = allow_mixed
-        self.node_timeout_s = node_timeout_s if node_timeout_s is not None else suite.node_timeout_s
+        self.node_timeout_s = suite.node_timeout_s  # the record's (``--node-timeout`` goes into load_suite)
         self.wait_for_lock = wait_for_lock
         self._log = log or (lambda msg: tqdm.write(msg))
         self.out.mkdir(parents=True, exist_ok=True)
@@ -157,7 +157,7 @@ class Runner:
 
     @property
     def ws(self):
-        """The run's cache (:class:`hansbench.bench.engine.cache.Workspace`)."""
+        """The run's cache (:class:`hansbench.bench.engine.workspace.Workspace`)."""
         return self.env.ws
 
     def env_spec(self):

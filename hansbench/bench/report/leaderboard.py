@@ -1,10 +1,11 @@
-"""Leaderboard: views over the tidy metric rows (tables in :mod:`hansbench.bench.report.tables`, the summary and
-rankings in :mod:`hansbench.bench.report.summary`, written by :mod:`hansbench.bench.report.writers`).
+"""Leaderboard: the per-scenario sections built from the tidy metric rows (verdicts computed by
+:mod:`hansbench.bench.report.verdicts`, tables formatted by the table modules, the page built by
+:mod:`hansbench.bench.report.page`).
 
-Every table is built from the metrics' own presentation (:class:`hansbench.metrics.presentation.Presentation`,
-declared as class attributes of ``hansbench.metrics.base.Metric`` and validated when the metric registers)
-looked up by the rows' ``family``; no metric or method is named here. A family nobody registered (rows of an uninstalled plugin) gets a table of its own from the
-defaults. The runner's timer (family :data:`TIMING_FAMILY`) is described by :data:`TIMING`.
+Every table is built from the metrics' own presentation (:class:`hansbench.metrics.presentation.Presentation`:
+a metric's one ``presentation = Shows(...)``, validated when the metric registers) looked up by the rows'
+``family``; no metric or method is named here. A family nobody registered (rows of an uninstalled plugin) gets a
+table of its own from the defaults. The runner's timer (family :data:`TIMING_FAMILY`) is described by :data:`TIMING`.
 
 Per scenario, in reading order: reliance (did the poisoning take? it gates the ranks), detection (label-free
 first, then PRP Table II's label-matched ACC/F1, then the controls), faithfulness and localisation (one

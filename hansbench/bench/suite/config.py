@@ -101,10 +101,11 @@ class Suite:
 
 def load_suite(ref: str | Path = "quick", overrides: dict | None = None, *, seeds: list[int] | None = None,
                device: str | None = None, threads: int | None = None, figures: bool | None = None,
-               jobs: int | None = None) -> Suite:
+               jobs: int | None = None, node_timeout_s: float | None = None) -> Suite:
     """Read, merge and validate a suite; raises :class:`SuiteError` before any work.
 
-    ``overrides``: tables merged over the suite's TOML. ``seeds``, ``device``, ``threads``, ``jobs``, ``figures``: the
+    ``overrides``: tables merged over the suite's TOML. ``seeds``, ``device``, ``threads``, ``jobs``, ``figures``,
+    ``node_timeout_s``: the
     command line's values, applied before validation (so they are checked like the suite's own and recorded
     with the run); None keeps the suite's.
     """
@@ -113,7 +114,7 @@ def load_suite(ref: str | Path = "quick", overrides: dict | None = None, *, seed
     if overrides:
         raw = merge_tables(raw, overrides)
     cli = {k: v for k, v in (("seeds", seeds), ("device", device), ("threads", threads), ("figures", figures),
-                                       ("jobs", jobs)) if v is not None}
+                             ("jobs", jobs), ("node_timeout_s", node_timeout_s)) if v is not None}
     if cli:
         raw = merge_tables(raw, {"suite": cli})
     return validate(raw, origins=origins)

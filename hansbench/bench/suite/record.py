@@ -18,8 +18,12 @@ from hansbench.datasets.scenarios import Scenario
 
 RECORD_VERSION = 1
 RECORD_KEY = "resolved_run_config"  # present in a stored config that is a record (absent in a stored TOML)
-_PLAIN = ("name", "device", "description", "node_timeout_s", "figures", "threads", "jobs")
-_ADDED = {"jobs": None}  # keys added to the record after version 1: absent from older records, read as their default
+# Suite fields with a layout of their own in the record; every other field is a plain value of ``suite``, found from
+# the dataclass (a field added to Suite is stored without editing this module, and read back as its default from
+# records written before it existed).
+_STRUCTURED = {"seeds", "dev_seeds", "warnings", "scenarios", "sweep_axes", "models", "explainers", "clusterers",
+               "metrics", "clustering", "timing", "raw"}
+_PLAIN = tuple(f.name for f in dataclasses.fields(Suite) if f.name not in _STRUCTURED)
 
 
 def to_record(suite: Suite) -> dict[str, Any]:
@@ -63,7 +67,8 @@ def from_record(record: dict[str, Any]) -> Suite:
                            tuple(tuple(p) for p in a["points"]), a["level"]) for a in record.get("sweep_axes", []))
     named = {section: {n: Component(n, dict(e["options"]), {k: tuple(v) for k, v in e["filters"].items()})
                        for n, e in record[section].items()} for section in ("explainers", "clusterers", "metrics")}
-    plain = {k: meta.get(k, _ADDED[k]) if k in _ADDED else meta[k] for k in _PLAIN}
+    plain = {f.name: meta[f.name] if f.name in meta or f.default is dataclasses.MISSING else f.default
+             for f in dataclasses.fields(Suite) if f.name in _PLAIN}
     return Suite(**plain, seeds=tuple(meta["seeds"]), dev_seeds=tuple(meta["dev_seeds"]),
                  warnings=tuple(meta.get("warnings", ())), scenarios=scenarios, sweep_axes=axes,
                  models=record["models"], clustering=record["clustering"], timing=record["timing"],

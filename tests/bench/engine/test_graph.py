@@ -299,7 +299,7 @@ def test_a_hanging_node_is_failed_after_its_time_limit(tiny_out, tmp_path, bad_p
     raw["clusterers"] = {}
     raw["metrics"] = {"model-accuracy": {}}
     t0 = time.perf_counter()
-    summary = Runner(validate(raw), copy, progress=False, node_timeout_s=1.0).run()
+    summary = Runner(validate({**raw, "suite": {**raw.get("suite", {}), "node_timeout_s": 1.0}}), copy, progress=False).run()
     assert time.perf_counter() - t0 < 20
     assert summary.failed and all("time limit of 1 s" in err for _, err in summary.failed)
 
