@@ -459,6 +459,10 @@ MUTANTS = [
            "(Convolution, __import__(\"zennit.rules\", fromlist=[\"Gamma\"]).Gamma(self.gamma))",
            ("tests/methods/test_lrp.py", "-k find_the_planted_square"),
            "lrp-epsilon-gamma-box back on zennit 0.4's Gamma: denominators cross zero on residual branches, maps scatter"),
+    Mutant("winners-curse-unsaid", "hansbench/bench/report/page.py",
+           '" ".join(x for x in (SUMMARY_NOTE, selection) if x))', "SUMMARY_NOTE)",
+           ("tests/bench/report/test_selection_note.py::test_the_summary_carries_the_selection_note_in_every_format",),
+           "the summary does not say its best detectors were chosen on the seeds they are reported on"),
 ]
 
 

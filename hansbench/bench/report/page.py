@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from hansbench.bench.report import run_facts
 from hansbench.bench.report.csv_files import csv_name, has_tidy
 from hansbench.bench.report.document import (
     Banner,
@@ -26,6 +27,7 @@ from hansbench.bench.report.document import (
 )
 from hansbench.bench.report.escape import slug
 from hansbench.bench.report.leaderboard import Table, normalise, per_seed, presentation
+from hansbench.bench.suite.seeds import seed_list
 
 SUMMARY_TITLE = "Summary: which detector finds the poisoned samples"
 RANKINGS_TITLE = "Rankings across scenarios and seeds"
@@ -46,7 +48,7 @@ def build_page(rows: pd.DataFrame, sections: list, out: Path, *, suite: str, fig
     if not sections:
         page.blocks.append(Paragraph(NO_RESULTS))
     else:
-        page.blocks += _summary(sections, suite)
+        page.blocks += _summary(sections, suite, selection_note(rows, config))
         page.blocks.append(Contents(tuple((s.scenario, _scenario_anchor(s.scenario)) for s in sections)))
         page.blocks += _rankings(rows, sections, Path(out))
     page.blocks += sweep_page(rows, config, Path(out))  # the sweeps: after the rankings
@@ -73,14 +75,31 @@ def _scenario_anchor(scenario: str) -> str:
     return f"sc-{slug(scenario)}"
 
 
-def _summary(sections: list, suite: str) -> list[Block]:
+def selection_note(rows: pd.DataFrame, config: Any) -> str:
+    """Where the summary's "best" detectors were chosen (issue 29: the winner's curse). They are chosen on the
+    seeds they are reported on, so their means are biased upwards; the page says so in words, naming the seeds,
+    and the suite's development seeds when it has any (its settings were tuned there, not its winners chosen)."""
+    seeds = sorted({int(s) for s in rows["seed"].dropna()}) if "seed" in rows else []
+    if not seeds:
+        return ""
+    dev = run_facts.dev_seeds(config)
+    text = (f"Selection: the best detectors are chosen on the seeds they are reported on ({seed_list(seeds)}), so "
+            "their means are biased upwards (the winner's curse); read a best detector's interval against its "
+            "runner-up's, not as an unbiased estimate.")
+    if dev:
+        text += (f" The suite's settings were tuned on development seeds {seed_list(dev)}; no detector was chosen "
+                 "there.")
+    return text
+
+
+def _summary(sections: list, suite: str, selection: str = "") -> list[Block]:
     """Which detector finds the poisoned samples, per scenario and model (its cells are sentences)."""
     from hansbench.bench.report.summary import SUMMARY_NOTE
 
     summary = [{"scenario": s.scenario, **r} for s in sections for r in s.summary]
     if not summary:
         return []
-    table = Table("Summary", pd.DataFrame(summary).fillna(""), SUMMARY_NOTE)
+    table = Table("Summary", pd.DataFrame(summary).fillna(""), " ".join(x for x in (SUMMARY_NOTE, selection) if x))
     block = TableBlock(table, "summary-table", f"{suite}: summary, detection first (label-free)", heading=False,
                        prose=True)
     return [Section(SUMMARY_TITLE, 2, [block], anchor="summary")]
