@@ -463,6 +463,11 @@ MUTANTS = [
            '" ".join(x for x in (SUMMARY_NOTE, selection) if x))', "SUMMARY_NOTE)",
            ("tests/bench/report/test_selection_note.py::test_the_summary_carries_the_selection_note_in_every_format",),
            "the summary does not say its best detectors were chosen on the seeds they are reported on"),
+    Mutant("rankings-read-status-text", "hansbench/bench/report/page.py",
+           "    ranked = {s.scenario: set(s.ranked) for s in sections}",
+           "    ranked = {s.scenario: {r['model'] for r in s.summary if r.get('status') == 'ranked'} for s in sections}",
+           ("tests/bench/report/test_leaderboard.py::test_rankings_take_the_ranked_models_from_the_gates_not_from_the_status_text",),
+           "a ranked model whose status carries its reliance evidence drops out of the CD diagrams"),
 ]
 
 

@@ -101,6 +101,7 @@ class Section:
     summary: list[dict]  # per model: which detector is best (label-free), the baselines, the verdict
     omitted: list[str]
     figures: list[Any] = field(default_factory=list)
+    ranked: frozenset[str] = frozenset()  # the model kinds whose gates passed here (ranked; the status text says why)
 
 
 # -- numbers --------------------------------------------------------------------------------------------
@@ -140,6 +141,16 @@ def _concat(lists: pd.Series) -> list | None:
     if not items or any(x is None for x in items):
         return None
     return [v for x in items for v in x]
+
+
+def seeded_rows(rows: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Presentation], pd.DataFrame]:
+    """(the rows normalised, each family's presentation, one value per seed and combination): the one way every
+    view of the rows starts."""
+    rows = normalise(rows)
+    pres = {f: presentation(f, rows[rows.family == f]) for f in dict.fromkeys(rows.family)}
+    seeded = per_seed(rows, pres) if not rows.empty else rows.assign(
+        coldetail="", fallback=False, per_image=None, directed=True)
+    return rows, pres, seeded
 
 
 def per_seed(df: pd.DataFrame, pres: dict[str, Presentation]) -> pd.DataFrame:
@@ -279,13 +290,10 @@ def build_sections(rows: pd.DataFrame, omitted: pd.DataFrame | None = None,
 
     if rows.empty:
         rows = pd.DataFrame(columns=[*STR_COLUMNS, "seed", "value", "higher_is_better"])
-    rows = normalise(rows)
-    pres = {f: presentation(f, rows[rows.family == f]) for f in dict.fromkeys(rows.family)}
+    rows, pres, seeded_all = seeded_rows(rows)
     scenarios = list(dict.fromkeys(rows.scenario))
     if omitted is not None and not omitted.empty:
         scenarios += [s for s in dict.fromkeys(omitted.scenario.astype(str)) if s not in scenarios]
-    seeded_all = per_seed(rows, pres) if not rows.empty else rows.assign(
-        coldetail="", fallback=False, per_image=None, directed=True)
     ctx = tb.Context(config=config or {}, marks=explainer_marks(seeded_all, pres))
     controls = run_facts.scenario_controls(config, scenarios)
     out = []
@@ -320,7 +328,7 @@ def build_sections(rows: pd.DataFrame, omitted: pd.DataFrame | None = None,
         out.append(Section(scenario, tables,
                            summ.detection_summary(seeded_all, scenario, _models(seeded), gates, pres,
                                                   controls.get(scenario, {})),
-                           _omitted(omitted, scenario)))
+                           _omitted(omitted, scenario), ranked=frozenset(m for m in _models(seeded) if m not in gates)))
     return out
 
 

@@ -26,7 +26,7 @@ from hansbench.bench.report.document import (
     TableBlock,
 )
 from hansbench.bench.report.escape import slug
-from hansbench.bench.report.leaderboard import Table, normalise, per_seed, presentation
+from hansbench.bench.report.leaderboard import Table, seeded_rows
 from hansbench.bench.suite.seeds import seed_list
 
 SUMMARY_TITLE = "Summary: which detector finds the poisoned samples"
@@ -136,10 +136,8 @@ def write_rankings(rows: pd.DataFrame, sections: list, out: Path) -> list[tuple[
 
     if rows.empty:
         return []
-    rows = normalise(rows)
-    pres = {f: presentation(f, rows[rows.family == f]) for f in dict.fromkeys(rows.family)}
-    ranked = {s.scenario: {r["model"] for r in s.summary if r.get("status") == "ranked"} for s in sections}
-    seeded = per_seed(rows, pres)
+    _, pres, seeded = seeded_rows(rows)
+    ranked = {s.scenario: set(s.ranked) for s in sections}  # decided by the gates, never read back from a status text
     written = []
     for r in rankings(seeded, pres, ranked):
         stem = f"cd-{slug(r.model)}-{'detection' if r.what.startswith('Detection') else 'explainers'}"

@@ -30,9 +30,7 @@ from hansbench.bench.report.leaderboard import (
     Presentation,
     Table,
     gate_notes,
-    normalise,
-    per_seed,
-    presentation,
+    seeded_rows,
 )
 from hansbench.bench.report.stats import Interval, format_number
 from hansbench.bench.report.verdicts.common import input_kinds
@@ -113,12 +111,10 @@ def axis_data(rows: pd.DataFrame, axis: Any) -> AxisData | None:
     from hansbench.bench.report.verdicts.detection import detection_values
 
     scenarios = [str(name) for _, name in axis.points]
-    rows = normalise(rows)
-    rows = rows[rows.scenario.isin(scenarios)]
+    rows = rows[rows.scenario.astype(str).isin(scenarios)]
     if rows.empty:
         return None
-    pres = {f: presentation(f, rows[rows.family == f]) for f in dict.fromkeys(rows.family)}
-    seeded = per_seed(rows, pres)
+    _, pres, seeded = seeded_rows(rows)
     models = list(dict.fromkeys(seeded.model))
     failed: dict[tuple[str, str], list[str]] = {}
     for sc in scenarios:

@@ -23,7 +23,7 @@ from hansbench.bench.report.render.columns import HTML_BUDGET, LATEX_BUDGET, spl
 from hansbench.bench.report.render.latex import latex_overfull, to_latex
 from hansbench.bench.report.render.markdown import to_markdown
 
-__all__ = ["write_leaderboard", "run_config", "WRITERS", "csv_name", "tidy_csv", "to_latex", "to_markdown",
+__all__ = ["write_leaderboard", "stored_config", "WRITERS", "csv_name", "tidy_csv", "to_latex", "to_markdown",
            "latex_overfull", "split_columns", "LATEX_BUDGET", "HTML_BUDGET"]
 
 # The page's files and the writer of each: every one renders the same document.
@@ -31,8 +31,9 @@ WRITERS: dict[str, Callable[[Document], str]] = {
     "leaderboard.md": markdown.render, "leaderboard.tex": latex.render, "leaderboard.html": html.render}
 
 
-def run_config(out: Path) -> dict:
-    """The suite configuration of the latest run in ``out/results.sqlite`` ({} when there is none); read only."""
+def stored_config(out: Path) -> dict:
+    """The stored run configuration of the latest run in ``out/results.sqlite`` (its record, or an old run's TOML; {}
+    when there is none); read only."""
     from hansbench.bench.engine.store import StoreVersionError, read_latest_run
 
     try:
@@ -55,7 +56,7 @@ def write_leaderboard(rows: pd.DataFrame, out: Path, *, suite: str, figures: lis
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    config = run_config(out) if config is None else config
+    config = stored_config(out) if config is None else config
     sections = build_sections(rows, omitted, config)
     page = build_page(rows, sections, out, suite=suite, figures=figures, partial=partial, config=config)
     paths = {name: out / name for name in page.attachments()}

@@ -537,3 +537,19 @@ def test_an_undefined_cell_is_decided_on_its_numbers_not_its_text():
     t = table(build_tables(gated)["CH-50"], "Explainers")
     texts = t.frame.set_index("explainer").iloc[:, 0]
     assert (texts["a"], texts["b"]) == ("–", f"2 {leaderboard.GATE_MARK}")
+
+
+def test_rankings_take_the_ranked_models_from_the_gates_not_from_the_status_text(tmp_path):
+    """A ranked model's status carries its reliance evidence ("ranked; reliance seed 0: ..."): which models enter the
+    CD diagrams is the sections' own fact, so a longer status text can never drop them."""
+    from hansbench.bench.report.page import write_rankings
+
+    recs = [dict(scenario=sc, explainer=e, metric="relevance-mass-acc", split="artifact_test", value=v + 0.01 * s,
+                 seed=s) for sc in ("CH-50", "BD-30") for s in range(3)
+            for e, v in (("a", 0.5), ("b", 0.4), ("c", 0.3), ("random", 0.1))]
+    sections = build_sections(rows(recs))
+    assert all(s.ranked == {"classifier"} for s in sections)
+    for s in sections:
+        for r in s.summary:
+            r["status"] = "ranked; reliance seed 0: acc-gap +40.0 pp [+30.0, +50.0], took-p 1e-09"
+    assert [png for _, png, _ in write_rankings(rows(recs), sections, tmp_path)] == ["cd-classifier-explainers.png"]
