@@ -233,6 +233,8 @@ artifacts = Registry("artifact")
 poisonings = Registry("poisoning", pattern=UPPER_NAME_PATTERN, rule=UPPER_NAME_RULE)
 model_kinds = Registry("model kind")
 backbones = Registry("backbone")
+# How a detector's split becomes a flagged set without labels (smaller cluster, relative size, score budgets, ...)
+flagging_rules = Registry("flagging rule")
 
 # The key is the name in ``hansbench list <key>``; where a suite has a section or filter key of that
 # name (``[explainers]``, ``[models.<kind>]``, ``models = [...]``) it is this registry's.
@@ -246,6 +248,7 @@ REGISTRIES = {
     "poisonings": poisonings,
     "models": model_kinds,
     "backbones": backbones,
+    "flagging": flagging_rules,
 }
 
 _BUILTIN_MODULES = (
@@ -255,6 +258,7 @@ _BUILTIN_MODULES = (
     "hansbench.methods.explainers",
     "hansbench.methods.inputs",
     "hansbench.methods.clusterers",
+    "hansbench.methods.flagging",
     "hansbench.metrics",
 )
 _loaded = False

@@ -132,7 +132,7 @@ def test_every_pluggable_kind_is_a_registry_listed_by_the_cli(capsys):
 
     expected = {"explainers": "prp", "clusterers": "spray", "metrics": "cluster-detection", "datasets": "signs",
                 "artifacts": "postit", "poisonings": "BD", "models": "protopnet", "backbones": "small-resnet",
-                "inputs": "pixels"}
+                "inputs": "pixels", "flagging": "relative-size"}
     assert set(registry.REGISTRIES) == set(expected)
     assert all(isinstance(r, Registry) for r in registry.REGISTRIES.values())
     for key, builtin in expected.items():

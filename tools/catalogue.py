@@ -39,11 +39,12 @@ TITLES = {
     "poisonings": "Poisonings",
     "models": "Model kinds",
     "backbones": "Backbones",
+    "flagging": "Flagging rules",
 }
 # Class attributes shown per registry (after the options); metrics get their values table as well.
 FACTS = {
     "explainers": ("model_kinds", "multiview", "views", "version"),
-    "clusterers": ("input", "multiview", "pixels_control", "version"),
+    "clusterers": ("input", "detects_by", "multiview", "pixels_control", "version"),
     "inputs": ("uses_model", "needs_explainer", "uses_settings", "version"),
     "metrics": ("level", "model_kinds", "requires", "needs_retraining", "version"),
     "datasets": ("version",),
@@ -51,6 +52,7 @@ FACTS = {
     "poisonings": ("needs_target", "all_to_one", "stamps", "is_control", "control_of", "version"),
     "models": ("options",),
     "backbones": (),
+    "flagging": ("applies_to", "needs_retraining"),
 }
 # ``code`` spans and Sphinx roles (:class:`X`) in docstrings; everything else is escaped text.
 CODE = re.compile(r"(?::[a-z]+:)?``?([^`]+)``?")

@@ -247,6 +247,13 @@ class Clusterer(ClusterMixin, BaseEstimator):
     input, multiview, pixels_control, version
         Class attributes: the input kind, whether the views are clustered jointly, whether the
         raw-pixel control also runs it, and the version that enters cache keys.
+    detects_by : {"clusters", "scores", "set"}
+        Class attribute: what the result is, so the flagging rules that apply to it are chosen
+        (:mod:`hansbench.methods.flagging`, PAPERS.md §9). ``"clusters"`` (default): a partition, read
+        by the cluster rules (smaller cluster, relative size, silhouette, exclusionary reclassification);
+        ``"scores"``: a score detector whose ``result_.scores`` rank suspicion, read by the budget rules;
+        ``"set"``: the labels already are the detector's verdict (label ``result_.flagged`` = flagged, possibly
+        no sample), read by ``own-flag``.
 
     Examples
     --------
@@ -271,6 +278,9 @@ class Clusterer(ClusterMixin, BaseEstimator):
     # A single-view maps clusterer also runs on "pixels" (the raw-image control); False where the
     # method's distance needs heatmaps (e.g. Wasserstein SpRAy's mass distributions on a square grid).
     pixels_control: ClassVar[bool] = True
+    # What the result is, for the flagging rules: "clusters" (a partition), "scores" (a score detector's ranking)
+    # or "set" (the labels are the detector's own flagged set); see the class docstring.
+    detects_by: ClassVar[str] = "clusters"
 
     def __init__(self, n_clusters: int = 2, random_state: int = 0, flag_rule: str = "smaller"):
         self.n_clusters = n_clusters

@@ -22,7 +22,7 @@ TEST_SPLITS = ("artifact_test", "clean_test")
 # Values shared by the intervention metrics: value -> (unit, higher_is_better).
 CLASS_ACC = {"class-acc": ("%", True)}
 OVERALL_ACC = {"acc": ("%", True)}
-ASR = {"asr": ("%", False)}  # backdoors: share of affected-class artifact-test images predicted as the target
+ASR = {"asr": ("%", False)}  # backdoors: attack success (:func:`attack_success`), lower is better after an intervention
 
 
 def predict_logits(model: nn.Module, split: Split, device: torch.device, batch_size: int = 256) -> torch.Tensor:
@@ -34,11 +34,34 @@ def predict_logits(model: nn.Module, split: Split, device: torch.device, batch_s
                       lambda: predict(model, split.images, device=device, batch_size=batch_size)).clone()
 
 
+def triggered_sources(split: Split, data: ScenarioData) -> torch.Tensor:
+    """``[N]`` bool: the images of ``split`` that attack success is measured on.
+
+    A source class of the poisoning (``data.source_classes``: the affected class; all-to-one: every class but
+    the target) by true class, and really carrying the artifact (``split.poisoned``). The one selection of
+    attack success in the code base: ``reliance`` (its ``asr`` and paired gap) and :func:`attack_success` (every
+    intervention metric's and ``model-accuracy``'s ``asr``) both use it.
+    """
+    wanted = torch.as_tensor(data.source_classes, dtype=split.true_labels.dtype)
+    return torch.isin(split.true_labels, wanted) & split.poisoned.bool()
+
+
+def attack_success(pred: torch.Tensor, split: Split, data: ScenarioData) -> float | None:
+    """Attack success in %: the share of :func:`triggered_sources` predicted as ``data.target_class``, from the
+    counts in float64 (as ``reliance``'s); ``None`` without a target class or without such an image."""
+    on = triggered_sources(split, data)
+    n = int(on.sum())
+    if data.target_class is None or n == 0:
+        return None
+    return 100.0 * int((pred[on] == data.target_class).sum()) / n
+
+
 def stage_values(logits: torch.Tensor, split: Split, data: ScenarioData) -> dict[str, float]:
     """class-acc (affected class, by true class), acc (all samples, by true class), asr (backdoors) in %.
 
     Accuracies compare with ``true_labels``: a relabelled backdoor image counts as correct only
     when the model recognises what it really shows (PRP Table IV's "stop-sign accuracy").
+    ``asr`` is :func:`attack_success` (only where the split holds triggered source images).
     """
     pred = logits.argmax(dim=1)
     truth = split.true_labels
@@ -48,8 +71,9 @@ def stage_values(logits: torch.Tensor, split: Split, data: ScenarioData) -> dict
     affected = truth == data.affected_class
     if affected.any():
         out["class-acc"] = 100.0 * (pred[affected] == data.affected_class).float().mean().item()
-        if data.target_class is not None:
-            out["asr"] = 100.0 * (pred[affected] == data.target_class).float().mean().item()
+    asr = attack_success(pred, split, data)
+    if asr is not None:
+        out["asr"] = asr
     return out
 
 

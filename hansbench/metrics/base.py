@@ -10,13 +10,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
 from hansbench.datasets.base import ScenarioData, Split
 from hansbench.metrics.presentation import Shows, register
+
+
+@runtime_checkable
+class FlagOutcome(Protocol):
+    """What a metric reads of a flagging rule's verdict (``hansbench.methods.flagging.base.Flagging``; metrics do not
+    import methods, so it is described here): ``flagged`` ``[N]`` bool over the clustered samples
+    (``ctx.cluster_index``), all False when ``abstained``; ``reason`` one sentence with the numbers; ``info``
+    JSON-safe diagnostics of the rule."""
+
+    flagged: Any
+    abstained: bool
+    reason: str
+    info: dict
 
 
 @dataclass
@@ -34,6 +47,9 @@ class EvalContext:
     ``explain_model(model, x, target) -> [B, V, H, W]``: the current explainer, built fresh (its
     ``setup`` run on ``model``), explaining another model (``x`` normalised, on ``device``);
     uncached, for checks that change the model (model randomisation).
+    ``flagging``/``rule`` (level ``"flagging"`` only; ``None`` / "" elsewhere): the verdict of flagging rule
+    ``rule`` on ``clustering`` (a :class:`FlagOutcome`, i.e. ``hansbench.methods.flagging.base.Flagging``):
+    which of the clustered samples the rule flags, without labels, or that it abstained.
     """
 
     data: ScenarioData
@@ -47,6 +63,8 @@ class EvalContext:
     cluster_index: torch.Tensor | None = None
     train_model: Callable[[Split, str], nn.Module] | None = None
     explain_model: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    flagging: Any = None  # a FlagOutcome (hansbench.methods.flagging.base.Flagging) at level "flagging"
+    rule: str = ""  # the flagging rule's registered name at level "flagging"
     extras: dict = field(default_factory=dict)  # e.g. concept scores published by an explainer
 
     def generator(self, salt: int = 0) -> torch.Generator:
@@ -58,7 +76,9 @@ class Metric:
     """Scores one (model, explainer[, clusterer]) combination.
 
     ``level``: ``"explainer"`` (once per model x explainer), ``"clustering"`` (once per
-    model x explainer x clusterer) or ``"model"`` (once per model; explainer-free).
+    model x explainer x clusterer), ``"flagging"`` (once per model x explainer x clusterer x flagging rule
+    that applies to the clusterer: ``ctx.clustering``, ``ctx.cluster_index``, ``ctx.flagging`` and ``ctx.rule``)
+    or ``"model"`` (once per model; explainer-free).
     ``values``: value name -> (unit, higher_is_better); rows name one of them.
     ``needs_retraining``: the metric trains models (the suite may restrict its pairs).
 
@@ -247,7 +267,8 @@ class Metric:
         ctx : EvalContext
             The data, model, seed and device, plus what the level provides: ``explain`` and
             ``explain_model`` (explainer and clustering levels), ``clustering`` and
-            ``cluster_index`` (clustering level), ``train_model`` (always; retraining metrics use
+            ``cluster_index`` (clustering and flagging levels), ``flagging`` and ``rule`` (flagging level: the
+            rule's verdict on that clustering), ``train_model`` (always; retraining metrics use
             it). Draw randomness from ``ctx.generator(salt)``.
 
         Returns

@@ -1,4 +1,8 @@
-"""Cluster detection: how well a clustering of one class's maps separates poisoned samples.
+"""Cluster detection: how well a clustering of one class's maps separates poisoned samples (separability only).
+
+Separability and flagging are two questions (PAPERS.md §9): this metric answers the first, with values
+that do not depend on which part of the split a rule flags; ``flag-detection`` scores what each
+flagging rule flags (and its false alarms on the clean control).
 
 PRP Table II scores a 2-cluster assignment against the true ``poisoned`` flag under the
 best matching of clusters to {clean, poisoned}. We use the Hungarian one-to-one matching
@@ -10,9 +14,7 @@ only two clusters can be matched, the samples of every unmatched cluster count a
 Threshold-free: ``auroc`` / ``auprc`` rank the samples by the clusterer's per-sample suspicion
 score (``ClusteringResult.scores``, higher = more suspicious) against the poisoned flag
 (``sklearn.metrics.roc_auc_score`` / ``average_precision_score``; AUPRC's chance level is the
-poisoned share). ``flagged-fraction`` (share of clustered samples in the flagged cluster) needs
-no ground truth, so it is also reported on the clean control (poisoning ``none``), where every
-flagged sample is a false alarm.
+poisoned share). ARI and NMI compare partitions: renaming or swapping clusters leaves them unchanged.
 """
 
 from __future__ import annotations
@@ -32,6 +34,18 @@ from hansbench.metrics.base import EvalContext, Metric
 from hansbench.metrics.detail import FALLBACK, UNDEFINED
 from hansbench.metrics.presentation import Shows
 from hansbench.registry import metrics
+
+
+def no_clean_images(name: str, scenario: dict) -> str | None:
+    """Why a detection metric cannot run on ``scenario``: its inspected class holds no clean image to tell the
+    poisoned ones from (the poisoning says, at its fraction); None where it holds some (clean controls too)."""
+    sc = {**SCENARIO_DEFAULTS, **scenario}
+    poisoning, fraction = sc["poisoning"], float(sc["fraction"])
+    _, clean = get_poisoning(poisoning).inspected_class_holds(fraction)
+    if clean:
+        return None
+    return (f"{name} needs clean images in the inspected class to tell poisoned and clean apart ({poisoning} at "
+            f"fraction {fraction:g} has no clean ones)")
 
 
 def json_safe(value: Any) -> Any:
@@ -90,8 +104,11 @@ def match_clusters(labels: np.ndarray, truth: np.ndarray) -> tuple[int | None, i
     return matched.get(0), matched.get(1)
 
 
-def detection_scores(labels: np.ndarray, truth: np.ndarray, flagged: int | None = None) -> dict[str, float]:
-    """ACC (%), F1, ARI, NMI of a clustering vs the poisoned flag, plus the flagged cluster's ACC/F1."""
+def detection_scores(labels: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """ACC (%), F1 (label-matched: the Hungarian-matched cluster), ARI, NMI of a clustering vs the poisoned flag.
+
+    Every value is invariant to renaming the clusters; which cluster a rule would flag plays no part.
+    """
     labels = np.asarray(labels).ravel()
     truth = np.asarray(truth, dtype=bool).ravel()
     if labels.shape != truth.shape:
@@ -104,17 +121,12 @@ def detection_scores(labels: np.ndarray, truth: np.ndarray, flagged: int | None 
     clean_c, art_c = match_clusters(labels, truth)
     pred = labels == art_c if art_c is not None else np.zeros_like(truth)
     correct = np.sum(pred & truth) + (np.sum((labels == clean_c) & ~truth) if clean_c is not None else 0)
-    out = {
+    return {
         "cluster-acc": 100.0 * correct / truth.size,
         "cluster-f1": _f1(pred, truth),
         "cluster-ari": float(adjusted_rand_score(truth, labels)),
         "cluster-nmi": float(normalized_mutual_info_score(truth, labels)),
     }
-    if flagged is not None:
-        flag_pred = labels == flagged
-        out["cluster-acc-unsup"] = 100.0 * float(np.mean(flag_pred == truth))
-        out["cluster-f1-unsup"] = _f1(flag_pred, truth)
-    return out
 
 
 def ranking_scores(scores: np.ndarray | None, truth: np.ndarray) -> tuple[dict[str, float], str | None]:
@@ -134,19 +146,24 @@ def ranking_scores(scores: np.ndarray | None, truth: np.ndarray) -> tuple[dict[s
 
 @metrics.register("cluster-detection")
 class ClusterDetection(Metric):
-    """Cluster ACC/F1 (Hungarian matching), ARI, NMI vs the poisoned flag, and the unsupervised flagged cluster.
+    """Does the detector separate the poison? ARI, NMI of the split and AUROC/AUPRC of its own scores; label-matched
+    ACC/F1: the score an analyst gets who picks the right cluster.
 
-    ``cluster-acc-unsup``/``cluster-f1-unsup`` score the cluster the clusterer flagged
-    without labels (e.g. the smaller one): what an auditor without ground truth gets.
-    ``auroc``/``auprc`` score the clusterer's per-sample suspicion scores (missing, with the
-    reason in ``detail["auc_undefined"]``, when it has none). ``flagged-fraction`` is the
-    share of the clustered samples flagged: defined on every scenario, so the metric also runs
-    on the clean control (an inspected class without poisoned images), where it is the false
-    alarm rate; it is left out only where the inspected class holds no clean image.
-    If the clustered set holds no poisoned sample (a clean scenario) or only poisoned
-    ones, detection is undefined: every other value is emitted as missing (``None``, what the
-    row check accepts; NaN would fail the node) with the reason in ``detail``, so tables keep
-    their shape and means skip it.
+    Label-free separability (the first headline): ``cluster-ari`` and ``cluster-nmi`` compare the split with the
+    poisoned flags as partitions, so they do not depend on which cluster is called poisoned (a perfect 50/50
+    split scores 1 whichever half a rule would flag); ``auroc``/``auprc`` rank the samples by the detector's
+    own suspicion scores (missing, with the reason in ``detail["auc_undefined"]``, when it has none).
+    ``cluster-acc``/``cluster-f1`` (PRP Table II) match clusters to {clean, poisoned} with the ground truth
+    (Hungarian): the score an analyst gets who picks the right cluster, never what a detector gets unaided.
+    What a rule flags without labels, its abstentions and its false alarms on the clean control are
+    ``flag-detection``'s (level "flagging").
+
+    It runs wherever ``flag-detection`` runs, the clean control included (poisoning ``none``), so the two
+    headlines have rows for the same detectors and the clusterer's diagnostics are kept there too; on
+    a clustered set with no poisoned sample (the clean control) or only poisoned ones separability is
+    undefined: every value is emitted as missing (``None``, what the row check accepts; NaN would fail
+    the node) with the reason in ``detail``, so tables keep their shape and means skip it. It is left
+    out only where the inspected class holds no clean image.
 
     ``detail`` (JSON) also carries the clusterer's own diagnostics (``ClusteringResult.info``,
     e.g. SpRAy's eigengap estimate, WMSC's view weights, MCGC's label source) under ``"info"``
@@ -156,22 +173,21 @@ class ClusterDetection(Metric):
 
     level = "clustering"
     presentation = Shows(
-        table="cluster-detection", shape="detection", headline=("cluster-acc", "cluster-f1"),
-        label_free=("cluster-f1-unsup", "cluster-ari", "auroc", "auprc"),  # the summary's headline: no labels used
-        label_matched=("cluster-acc", "cluster-f1"),  # PRP Table II: the cluster picked with the ground truth
-        control=("flagged-fraction",))  # what the clean control reports
-    version = "3"  # auroc / auprc from scores, flagged-fraction, runs on clean controls
-    requires = frozenset()  # not "poisoned-and-clean": flagged-fraction is defined on a clean class (see not_applicable)
+        table="cluster-detection", shape="detection", headline=("cluster-ari", "auroc", "cluster-f1"),
+        label_free=("cluster-ari", "auroc", "auprc"),  # separability: no labels pick a cluster
+        label_matched=("cluster-acc", "cluster-f1"),  # PRP Table II: the analyst who picks the right cluster
+        meaning=("does the detector separate the poison (ARI, NMI of the split, whichever part is flagged; "
+                 "AUROC/AUPRC of its own scores); cluster-acc/cluster-f1 are label-matched: the score an analyst "
+                 "gets who picks the right cluster"))
+    version = "4"  # separability only: the flagged cluster's values moved to flag-detection (per flagging rule)
+    requires = frozenset()  # not "poisoned-and-clean": it runs on the clean control too (see not_applicable)
     values = {
-        "cluster-acc": ("%", True),
-        "cluster-f1": ("", True),
+        "cluster-acc": ("%", True),  # label-matched
+        "cluster-f1": ("", True),  # label-matched
         "cluster-ari": ("", True),
         "cluster-nmi": ("", True),
-        "cluster-acc-unsup": ("%", True),
-        "cluster-f1-unsup": ("", True),
         "auroc": ("", True),
         "auprc": ("", True),
-        "flagged-fraction": ("", False),  # on the clean control every flagged sample is a false alarm
     }
 
     def not_applicable(self, *, model_kind: str, scenario: dict, explainer: Any = None, explainer_name: str = "",
@@ -181,44 +197,34 @@ class ClusterDetection(Metric):
                                         explainer_name=explainer_name, clusterer_name=clusterer_name)
         if reason:
             return reason
-
-        sc = {**SCENARIO_DEFAULTS, **scenario}
-        poisoning, fraction = sc["poisoning"], float(sc["fraction"])
-        _, clean = get_poisoning(poisoning).inspected_class_holds(fraction)  # the poisoning says
-        if not clean:
-            return (f"{self.name} needs clean images in the inspected class to tell poisoned and clean apart "
-                    f"({poisoning} at fraction {fraction:g} has no clean ones)")
-        return None
+        return no_clean_images(self.name, scenario)
 
     def evaluate(self, ctx: EvalContext) -> list[dict]:
-        """Scores of ``ctx.clustering`` against the inspected class's poisoned flags."""
+        """Separability of ``ctx.clustering`` against the inspected class's poisoned flags."""
         if ctx.clustering is None or ctx.cluster_index is None:
             raise ValueError("cluster-detection needs ctx.clustering and ctx.cluster_index")
         labels = np.asarray(ctx.clustering.labels).ravel()
         index = ctx.cluster_index.detach().cpu()
         truth = ctx.data.train.poisoned[index].cpu().numpy().astype(bool)
-        flagged = getattr(ctx.clustering, "flagged", None)
         n_pos = int(truth.sum())
         diagnostics = json_safe(dict(getattr(ctx.clustering, "info", None) or {}))
         info = {"n": int(truth.size), "n_poisoned": n_pos, "n_clusters": int(np.unique(labels).size),
                 FALLBACK: fell_back(diagnostics), "info": diagnostics}
         if labels.shape != truth.shape:
             raise ValueError(f"clustering has {labels.shape[0]} labels but the ground truth has {truth.shape[0]}")
-        fraction = {"flagged-fraction": float(np.mean(labels == int(flagged))) if flagged is not None and labels.size
-                    else math.nan}
         if n_pos == 0 or n_pos == truth.size:
             why = "no poisoned sample" if n_pos == 0 else "only poisoned samples"
-            detail = json.dumps({**info, UNDEFINED: f"{why} in the clustered set"})
-            return [self._row(name, fraction.get(name, math.nan), detail) for name in self.values]
-        values = detection_scores(labels, truth, None if flagged is None else int(flagged))
+            detail = json.dumps({**info, UNDEFINED: f"{why} in the clustered set: separability is undefined "
+                                                    "(flag-detection reports what each rule flags here)"})
+            return [undefined_as_none(self.row(name, math.nan, detail=detail)) for name in self.values]
+        values = detection_scores(labels, truth)
         ranked, why_not = ranking_scores(getattr(ctx.clustering, "scores", None), truth)
         detail = json.dumps({**info, **({"auc_undefined": why_not} if why_not else {})})
-        values = {**values, **ranked, **fraction}
-        return [self._row(name, value, detail) for name, value in values.items()]
+        return [undefined_as_none(self.row(name, value, detail=detail)) for name, value in {**values, **ranked}.items()]
 
-    def _row(self, name: str, value: float, detail: str) -> dict:
-        """A row; an undefined (NaN) value is stored as explicitly missing (``None``), the reason in ``detail``."""
-        row = self.row(name, value, detail=detail)
-        if not math.isfinite(row["value"]):
-            row["value"] = None
-        return row
+
+def undefined_as_none(row: dict) -> dict:
+    """A row whose undefined (NaN) value is stored as explicitly missing (``None``), the reason in ``detail``."""
+    if row["value"] is not None and not math.isfinite(row["value"]):
+        row["value"] = None
+    return row

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 SHAPES = ("reliance", "explainer", "detection", "stages", "model")
-LEVELS = ("explainer", "clustering", "model")
-LEVEL_SHAPE = {"model": "model", "explainer": "explainer", "clustering": "detection"}  # shape "" by level
+LEVELS = ("explainer", "clustering", "flagging", "model")
+# shape "" by level; a flagging rule's rows are detections too (one cell per explainer x clusterer, per rule)
+LEVEL_SHAPE = {"model": "model", "explainer": "explainer", "clustering": "detection", "flagging": "detection"}
 # declared names that must be keys of ``values``
 VALUE_NAMES = ("headline", "undirected", "label_free", "label_matched", "control", "effect")
 VALUE_NOTES = ("gates", "marks")  # value name -> note
@@ -45,7 +46,8 @@ class Shows:
         "explainer" (explainers x value columns, ranked, one table per model kind), "detection" (explainer x
         clusterer cells, PRP Table II), "stages" (an intervention's stages as columns, PRP Table I), "model" (one
         row per model kind), "reliance" (the per-model summary that opens a scenario and gates its ranks).
-        "" = from the metric's ``level`` (model -> model, explainer -> explainer, clustering -> detection).
+        "" = from the metric's ``level`` (model -> model, explainer -> explainer, clustering and flagging ->
+        detection).
     headline : tuple of str
         The values shown by default (the CSV keeps every value); () = every declared value.
     relative_to_random : bool

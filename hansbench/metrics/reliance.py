@@ -52,7 +52,7 @@ from dataclasses import dataclass, replace
 import torch
 from scipy import stats
 
-from hansbench.metrics._retraining import predict_logits
+from hansbench.metrics._retraining import predict_logits, triggered_sources
 from hansbench.metrics.artifact_insertion import flip_rate, insertion_logits
 from hansbench.metrics.base import EvalContext, Metric
 from hansbench.metrics.presentation import RELIANCE
@@ -226,7 +226,7 @@ class Reliance(Metric):
         data = ctx.data
         clean, art = data.clean_test, data.artifact_test
         wanted = torch.as_tensor(data.source_classes, dtype=clean.true_labels.dtype)
-        on_art = torch.isin(art.true_labels, wanted) & art.poisoned  # only images that really carry the artifact
+        on_art = triggered_sources(art, data)  # the one selection of attack success: really carrying the artifact
         if can_pair(ctx):
             return (paired_outcome(pred_art[on_art] == hit_class, pred_clean[on_art] == hit_class),
                     "McNemar exact, one-sided, on the same images with / without the artifact")

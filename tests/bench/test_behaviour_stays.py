@@ -5,6 +5,12 @@ Float results are identical on a machine they were recorded on (same CPU model, 
 per CPU model, each from the 9d92ee8 code); on another machine the kernels may round differently, so there the
 same rows must exist and agree to a loose tolerance.
 
+Issue 28 split detection into separability and flagging: ``cluster-detection`` (version 4) no longer emits the
+smaller cluster's values (``cluster-acc-unsup``, ``cluster-f1-unsup``, ``flagged-fraction``), and the new
+``flag-detection`` family gives each flagging rule's flag; the smaller-cluster rule's F1 must equal the recorded
+``cluster-f1-unsup`` wherever that rule does not abstain (it flags the same cluster), and every other
+cluster-detection value stays exact.
+
 One family changed on purpose since the recording: ``reliance`` (version 3, issue 29) decides ``took`` by McNemar's
 exact paired test instead of a float threshold, computes its percentages from counts in float64 (the recording's are
 float32 shares: 66.666668653 for 8 of 12) and adds the test's counts, p and the gap's interval. Every other family is
@@ -29,6 +35,8 @@ from hansbench.bench.engine.store import ResultsStore
 DATA = Path(__file__).parent / "data"
 KEY = ["scenario", "seed", "model", "explainer", "clusterer", "family", "metric", "split", "stage"]
 CHANGED = "reliance"  # re-defined after the recording (version 3, issue 29): checked by _check_reliance
+RETIRED = ("cluster-acc-unsup", "cluster-f1-unsup", "flagged-fraction")  # cluster-detection's flag values (issue 28)
+FLAGS = "flag-detection"  # new with issue 28: checked by _check_flags against the recorded smaller-cluster F1
 KEPT_RELIANCE = ("artifact-class-acc", "clean-class-acc", "acc-gap", "flip-rate", "asr", "clean-to-target", "clean-acc",
                  "near-chance", "control")  # recorded values whose meaning stayed (float32 shares then, float64 now)
 
@@ -51,11 +59,15 @@ def _frame(df: pd.DataFrame) -> pd.DataFrame:
 def test_the_smoke_suite_gives_the_rows_recorded_before_the_refactor(tmp_path):
     assert main(["run", "--suite", "smoke", "--out", str(tmp_path / "out"), "--no-progress", "--no-figures",
                  "--threads", "1"]) == 0
-    now = _frame(ResultsStore(tmp_path / "out" / "results.sqlite").rows())
+    rows = ResultsStore(tmp_path / "out" / "results.sqlite").rows()
+    now = _frame(rows[rows.family != FLAGS])
     recordings = json.loads((DATA / "smoke_rows.json").read_text())["recordings"]  # one per CPU model it was run on
     here = [r for r in recordings if r["cpu"] == _cpu() and r["torch"] == torch.__version__]
     recorded = here[0] if here else recordings[0]
     then = _frame(pd.read_csv(DATA / recorded["file"]))
+    _check_flags(rows[rows.family == FLAGS], then, exact=bool(here))
+    then = then[~(then.index.get_level_values("metric").isin(RETIRED)
+                  & (then.index.get_level_values("family") == "cluster-detection"))]
     _check_reliance(now.xs(CHANGED, level="family"), then.xs(CHANGED, level="family"), exact=bool(here))
     now, then = (f[f.index.get_level_values("family") != CHANGED] for f in (now, then))
     assert list(now.index) == list(then.index)  # the same rows, nothing lost or added
@@ -93,3 +105,24 @@ def _check_reliance(now: pd.DataFrame, then: pd.DataFrame, exact: bool) -> None:
         assert v[f"{gap}-low"] <= v[gap] <= v[f"{gap}-high"], (scenario, model)
         if not np.isnan(v["took"]):
             assert v["took"] == float(v["took-p"] < 0.05), (scenario, model)  # the test decides, on counts
+
+
+def _check_flags(flags: pd.DataFrame, then: pd.DataFrame, exact: bool) -> None:
+    """The smaller-cluster rule flags the cluster the recording's ``cluster-f1-unsup`` scored: the same F1 wherever
+    it does not abstain (a tie for the smallest abstains now; the recording flagged one of the halves)."""
+    keys = ["scenario", "seed", "model", "explainer", "clusterer"]
+    smaller = flags[flags.rule == "smaller-cluster"].copy()
+    assert not smaller.empty and set(flags.rule) >= {"smaller-cluster", "relative-size"}
+    for c in keys:
+        smaller[c] = smaller[c].fillna("").astype(str)
+    wide = smaller.pivot_table(index=keys, columns="metric", values="value", aggfunc="first")
+    old = then.xs(("cluster-detection", "cluster-f1-unsup"), level=("family", "metric")).reset_index()
+    old = old.assign(seed=old.seed.astype(int)).set_index(keys).value.astype(float)
+    wide.index = wide.index.set_levels(wide.index.levels[1].astype(int), level=1)
+    compared = 0
+    for key, r in wide.iterrows():
+        if r["abstained"] == 0.0 and key in old.index:
+            tol = 1e-9 if exact else 0.05
+            assert abs(r["flag-f1"] - old.loc[key]) <= tol, key
+            compared += 1
+    assert compared >= 3  # enough clusterings did not tie

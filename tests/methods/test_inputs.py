@@ -203,17 +203,24 @@ def test_a_clusterer_without_scores_loads_none(tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------------------------- clean control
-def test_cluster_detection_runs_on_the_clean_control(tmp_path):
+def test_the_clean_control_gives_each_rules_false_alarms_and_no_separability(tmp_path):
+    """Issue 28: the clean control's false alarms are each flagging rule's (flag-detection); separability
+    (cluster-detection, version 4) runs there too, every value missing with the reason."""
     text = SUITE.replace('name = "CH-50"\npoisoning = "CH"\nfraction = 0.5', 'name = "clean"\npoisoning = "none"')
-    plan = Planner(_suite(tmp_path, text)).plan()
-    assert not [o for o in plan.omitted if o.ids["family"] == "cluster-detection"]
-    metric = _node(plan, "pixels", "spray", "metric")
-    res = NodeEnv(EnvSpec(out=str(tmp_path / "out"))).run(metric)
-    assert res.status == "done", res.error
-    values = {r["metric"]: r["value"] for r in res.rows}
-    assert 0 < values.pop("flagged-fraction") < 1  # 2-means always flags someone: the false-alarm rate
-    assert all(v is None for v in values.values())  # undefined without poisoned images: missing, not NaN
-    assert all("no poisoned sample" in r["detail"] for r in res.rows)
+    plan = Planner(_suite(tmp_path, text.replace("cluster-detection = {}", "cluster-detection = {}\nflag-detection = {}"))
+                   ).plan()
+    assert not [o for o in plan.omitted if o.ids["family"] in ("cluster-detection", "flag-detection")]
+    nodes = [n for n in plan.all_nodes() if n.type == "metric" and n.ids.get("explainer") == "pixels"
+             and n.ids.get("clusterer") == "spray"]
+    assert {n.ids["family"] for n in nodes} == {"cluster-detection", "flag-detection"}
+    for metric in nodes:
+        res = NodeEnv(EnvSpec(out=str(tmp_path / "out"))).run(metric)
+        assert res.status == "done", res.error
+        values = {r["metric"]: r["value"] for r in res.rows}
+        if metric.ids["family"] == "flag-detection":  # the false-alarm rate and the abstention are defined
+            assert 0 <= values.pop("flagged-fraction") < 1 and values.pop("abstained") in (0.0, 1.0)
+        assert all(v is None for v in values.values())  # undefined without poisoned images: missing, not NaN
+        assert all("no poisoned sample" in r["detail"] for r in res.rows)
 
 
 # ------------------------------------------------------------------------------------- plugin kind

@@ -121,10 +121,18 @@ def test_prediction_mismatch_when_the_model_agrees_everywhere_or_nowhere():
     agree = np.stack([loss, -np.linspace(1.0, 2.0, 10)], axis=1)[:, None, :]  # every deficit < 0
     est = clusterers.get("prediction-mismatch")()
     labels = est.fit_predict(agree)
-    assert labels.tolist() == [1] + [0] * 9 and "none_disagree" in est.result_.info  # the closest to disagreeing
-    assert est.result_.info["n_disagree"] == 0
+    assert labels.tolist() == [0] * 10 and "none_disagree" in est.result_.info  # it flags nothing
+    assert est.result_.info["n_disagree"] == 0 and est.result_.flagged == 1 and not est.result_.flagged_mask.any()
+    assert est.detects_by == "set"  # its labels are its verdict: the own-flag rule reads them (and abstains here)
     everywhere = est.fit_predict(-agree)
     assert everywhere.all() and est.result_.flagged == 1
+
+
+def test_prediction_mismatch_on_identical_rows_still_reads_the_deficit():
+    """Identical (loss, deficit) rows skip the clustering (the degenerate shortcut); the verdict is still the deficit."""
+    est = clusterers.get("prediction-mismatch")()
+    assert est.fit_predict(np.tile([[[0.5, 1.0]]], (6, 1, 1))).tolist() == [1] * 6  # every image disagrees
+    assert est.fit_predict(np.tile([[[0.5, -1.0]]], (6, 1, 1))).tolist() == [0] * 6 and est.result_.flagged == 1
 
 
 # -- training loss ------------------------------------------------------------------------------------------
@@ -194,7 +202,7 @@ def test_floors_are_registered_on_their_inputs():
 
 @pytest.mark.parametrize("suite", ["quick", "seeds", "controls"])
 def test_every_detection_table_gets_the_floors_rows(suite):
-    """Each (scenario, model kind) with cluster-detection rows has one per floor, the input kind in the
+    """Each (scenario, model kind) with detection rows has one per floor, the input kind in the
     explainer column: the label-flip controls and the clean control included."""
     from hansbench.bench.engine.planner import Planner
     from hansbench.bench.suite.config import load_suite
@@ -202,7 +210,7 @@ def test_every_detection_table_gets_the_floors_rows(suite):
     plan = Planner(load_suite(suite)).plan()
     rows: dict[tuple, set] = {}
     for node in plan.nodes:
-        if node.ids.get("family") == "cluster-detection":
+        if node.ids.get("family") in ("cluster-detection", "flag-detection"):  # the clean control: flags only
             rows.setdefault((node.ids["scenario"], node.ids["model"]), set()).add(
                 (node.ids["explainer"], node.ids["clusterer"]))
     assert rows

@@ -1,4 +1,5 @@
-"""cluster-detection: hand-computed ACC/F1, sklearn ARI/NMI, permutation invariance, K = 3, clean sets."""
+"""cluster-detection (separability only): hand-computed ACC/F1, sklearn ARI/NMI, permutation and swap invariance,
+K = 3, clean sets."""
 
 from __future__ import annotations
 
@@ -49,15 +50,12 @@ def _brute_acc(labels, truth) -> float:
 def test_hand_computed_two_clusters():
     labels = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
     truth = np.array([1, 1, 1, 0, 0, 0, 0, 0, 0, 1], dtype=bool)
-    s = detection_scores(labels, truth, flagged=0)
+    s = detection_scores(labels, truth)
     assert s["cluster-acc"] == pytest.approx(80.0)  # cluster 0 -> poisoned: 3 TP, 1 FP, 1 FN
     assert s["cluster-f1"] == pytest.approx(0.75)
     assert s["cluster-ari"] == pytest.approx(adjusted_rand_score(truth, labels))
     assert s["cluster-nmi"] == pytest.approx(normalized_mutual_info_score(truth, labels))
-    assert s["cluster-acc-unsup"] == pytest.approx(80.0)
-    s1 = detection_scores(labels, truth, flagged=1)  # the wrong cluster flagged
-    assert s1["cluster-acc-unsup"] == pytest.approx(20.0)
-    assert s1["cluster-f1-unsup"] == pytest.approx(2 * 1 / (6 + 4))
+    assert set(s) == {"cluster-acc", "cluster-f1", "cluster-ari", "cluster-nmi"}
 
 
 def test_permuted_ids_give_same_numbers():
@@ -82,7 +80,7 @@ def test_three_clusters_unmatched_cluster_counts_as_error():
         assert detection_scores(lab, tr)["cluster-acc"] == pytest.approx(_brute_acc(lab, tr))
 
 
-def test_metric_uses_cluster_index_and_flagged():
+def test_metric_uses_cluster_index_and_ignores_the_flagged_cluster():
     poisoned = [False] * 5 + [True, True, False, True, False]
     index = [5, 6, 7, 8, 9, 0]  # truth: 1 1 0 1 0 0
     labels = [4, 4, 9, 4, 9, 9]
@@ -90,18 +88,54 @@ def test_metric_uses_cluster_index_and_flagged():
     rows = metric.evaluate(_ctx(labels, poisoned, index, flagged=4))
     v = _values(rows)
     assert v["cluster-acc"] == pytest.approx(100.0) and v["cluster-f1"] == pytest.approx(1.0)
-    assert v["cluster-ari"] == pytest.approx(1.0) and v["cluster-f1-unsup"] == pytest.approx(1.0)
+    assert v["cluster-ari"] == pytest.approx(1.0)
     assert all(r["unit"] == ("%" if r["metric"].startswith("cluster-acc") else "") for r in rows)
     assert metrics.get("cluster-detection").level == "clustering"
+    assert _values(metric.evaluate(_ctx(labels, poisoned, index, flagged=9))) == v  # the wrong cluster flagged
 
 
-def test_clean_clustered_set_gives_nan_with_reason_and_the_flagged_fraction():
+def test_separability_only_no_flag_values():
+    """Version 4: the flagged cluster's values moved to flag-detection (one per flagging rule)."""
+    cls = metrics.get("cluster-detection")
+    assert set(cls.values) == {"cluster-acc", "cluster-f1", "cluster-ari", "cluster-nmi", "auroc", "auprc"}
+    shows = cls.presentation
+    assert shows.label_free == ("cluster-ari", "auroc", "auprc")
+    assert shows.label_matched == ("cluster-acc", "cluster-f1")
+    assert "picks the right cluster" in shows.meaning and "picks the right cluster" in cls.__doc__
+    rows = cls().evaluate(_ctx([0, 0, 1, 1], [True, True, False, False], [0, 1, 2, 3], flagged=0))
+    assert {r["metric"] for r in rows} == set(cls.values)
+
+
+def test_ari_and_label_matched_f1_are_invariant_to_swapping_the_two_clusters():
+    """The point of separability: a 50/50 split scores the same whichever half is called poisoned (or flagged)."""
+    rng = np.random.default_rng(5)
+    metric = metrics.get("cluster-detection")()
+    for n_poisoned in (20, 13):  # a symmetric split and an asymmetric one
+        truth = np.r_[np.ones(n_poisoned, bool), np.zeros(40 - n_poisoned, bool)]
+        labels = np.where(truth, rng.random(40) < 0.9, rng.random(40) < 0.15).astype(int)  # imperfect split
+        scores = truth + rng.normal(0, 0.7, 40)
+        a = _values(metric.evaluate(_ctx_with(_scored(labels, scores, flagged=0), truth.tolist())))
+        b = _values(metric.evaluate(_ctx_with(_scored(1 - labels, scores, flagged=0), truth.tolist())))
+        assert 0.2 < a["cluster-ari"] < 1.0 and 0.5 < a["cluster-f1"] < 1.0  # neither chance nor perfect
+        assert a["cluster-ari"] == b["cluster-ari"] and a["cluster-f1"] == b["cluster-f1"]
+        assert a == pytest.approx(b)
+
+
+def test_clean_clustered_set_gives_missing_values_with_reason():
     rows = metrics.get("cluster-detection")().evaluate(_ctx([0, 1, 1, 1], [False] * 4, [0, 1, 2, 3], flagged=0))
     assert {r["metric"] for r in rows} == set(metrics.get("cluster-detection").values)
     assert all("no poisoned sample" in r["detail"] for r in rows)
-    v = _values(rows)
-    assert v.pop("flagged-fraction") == pytest.approx(0.25)  # the clean control's false-alarm rate
-    assert all(x is None for x in v.values())  # missing (None): the row check refuses NaN
+    assert all(r["value"] is None for r in rows)  # missing (None): the row check refuses NaN
+
+
+def test_runs_where_flag_detection_runs():
+    """The clean control (all values missing there) included; left out only without clean images."""
+    for name in ("cluster-detection", "flag-detection"):
+        metric = metrics.get(name)()
+        assert metric.not_applicable(model_kind="classifier", scenario={"poisoning": "none", "fraction": 0.0}) is None
+        assert metric.not_applicable(model_kind="classifier", scenario={"poisoning": "CH", "fraction": 0.5}) is None
+        assert "no clean ones" in metric.not_applicable(model_kind="classifier",
+                                                        scenario={"poisoning": "CH", "fraction": 1.0})
 
 
 def test_length_mismatch_is_an_error():
@@ -173,7 +207,6 @@ def test_auroc_auprc_equal_sklearn_and_a_perfect_score_gives_one():
     assert v["auroc"] == pytest.approx(roc_auc_score(truth, scores))
     assert v["auprc"] == pytest.approx(average_precision_score(truth, scores))
     assert 0.5 < v["auroc"] < 1.0  # the constructed case is neither chance nor perfect
-    assert v["flagged-fraction"] == pytest.approx(labels.mean())
     perfect = truth * 2.0 - 1.0 + rng.normal(0, 0.01, 40)
     v = _values(metrics.get("cluster-detection")().evaluate(_ctx_with(_scored(labels, perfect), truth.tolist())))
     assert v["auroc"] == pytest.approx(1.0) and v["auprc"] == pytest.approx(1.0)

@@ -3,7 +3,8 @@
 Cases come from ``metrics.names()`` at collection time: each metric x each model kind in its
 ``model_kinds`` that has a tiny model here, so a new plugin is covered without editing this file.
 Each case builds the context the runner builds (``EvalContext`` with ``explain``, ``train_model``,
-``explain_model`` and, for clustering metrics, an activation clustering of the inspected class) on
+``explain_model`` and, for clustering metrics, an activation clustering of the inspected class; for flagging
+metrics also its flagged cluster as the verdict of rule ``smaller-cluster``) on
 one tiny backdoor scenario (16 px, 60 training images, models trained for one epoch per stage) and
 checks the rows against the metric's declarations: every ``metric`` is a declared value, ``unit``
 and ``higher_is_better`` are the declared ones, values are finite or ``None`` (what the runner's
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -22,6 +24,7 @@ from hansbench.bench.engine.checks import check_rows
 from hansbench.bench.engine.device import resolve_device
 from hansbench.bench.engine.seeding import seed_everything
 from hansbench.datasets.scenarios import make_scenario
+from hansbench.methods.flagging.base import Flagging
 from hansbench.metrics.base import EvalContext, Metric
 from hansbench.metrics.presentation import declare
 from hansbench.models.kinds import train_model
@@ -55,6 +58,7 @@ TEST_OPTIONS: dict[str, dict] = {
     "reliance": {"n_images": 20},
     "roar": {"fractions": [0.3]},
 }
+CLUSTERED = ("clustering", "flagging")  # the levels whose context holds a clustering
 ROW_KEYS = {"metric", "value", "unit", "higher_is_better", "split", "stage", "detail"}
 
 
@@ -122,20 +126,23 @@ def _context(metric: Metric, kind: str, data, model, device) -> EvalContext:
         return train_model(kind, train, num_classes=data.num_classes, mean=data.mean, std=data.std,
                            config=MODEL_CONFIGS[kind], seed=SEED, device=device, progress=False)
 
-    clustering = cluster_index = None
-    if metric.level == "clustering":
+    clustering = cluster_index = flagging = None
+    if metric.level in ("clustering", "flagging"):
         cluster_index = data.train.of_class(data.inspect_class)
         est = clusterers.get(CLUSTERER)(n_components=2)
         views = clusterer_inputs.get(est.input)().views(model=model, data=data.without_ground_truth(),
                                                        index=cluster_index, device=device, settings={})
         est.fit_predict(views)
         clustering = est.result_
+    if metric.level == "flagging":
+        flagging = Flagging.of(np.asarray(clustering.flagged_mask, dtype=bool), "the clusterer's flagged cluster")
     return EvalContext(data=data, model=model, seed=SEED, device=device,
                        explainer=explainer_name or ("activations" if clustering is not None else ""),
                        clusterer=CLUSTERER if clustering is not None else "",
                        explain=explain if explainer_name else None, clustering=clustering,
                        cluster_index=cluster_index, train_model=retrain,
-                       explain_model=explain_model if explainer_name else None)
+                       explain_model=explain_model if explainer_name else None, flagging=flagging,
+                       rule="smaller-cluster" if flagging is not None else "")
 
 
 @pytest.mark.parametrize("name", metrics.names())
@@ -155,8 +162,8 @@ def test_rows_match_declarations(name, kind, data, trained, device):
     explainer_name = EXPLAINERS[kind] if cls.level == "explainer" else ""
     reason = metric.not_applicable(model_kind=kind, scenario=SCENARIO,
                                    explainer=explainers.get(explainer_name) if explainer_name else None,
-                                   explainer_name=explainer_name or ("activations" if cls.level == "clustering" else ""),
-                                   clusterer_name=CLUSTERER if cls.level == "clustering" else "")
+                                   explainer_name=explainer_name or ("activations" if cls.level in CLUSTERED else ""),
+                                   clusterer_name=CLUSTERER if cls.level in CLUSTERED else "")
     if reason:
         pytest.skip(f"not applicable: {reason}")
     model = trained[kind]

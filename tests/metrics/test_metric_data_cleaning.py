@@ -1,4 +1,5 @@
-"""data-cleaning / data-cleaning-baselines on tiny linear scenarios where a 2x2 patch is the artifact.
+"""data-cleaning / data-cleaning-baselines on tiny linear scenarios where a 2x2 patch is the artifact: a rule's
+flags against a random filter of the same size and the perfect filter.
 
 The model is a linear classifier on normalised pixels trained full-batch (milliseconds), so the
 retraining these metrics do is real but cheap. In the backdoor scenario the trigger is learnt as
@@ -14,7 +15,10 @@ from torch import nn
 
 from hansbench.datasets.base import ScenarioData, Split
 from hansbench.methods.base import ClusteringResult
+from hansbench.methods.flagging.base import Flagging
+from hansbench.metrics._retraining import indices_tag
 from hansbench.metrics.base import EvalContext
+from hansbench.metrics.data_cleaning import random_filter, restores
 from hansbench.registry import metrics
 from tests._seeds import mean, per_seed
 
@@ -94,10 +98,14 @@ class Trainer:
         return train_linear(train, seed=self.seed)
 
 
-def ctx_for(data, clustering=None, cluster_index=None, explainer="lrp", clusterer="spray", seed: int = 0):
+def ctx_for(data, clustering=None, cluster_index=None, explainer="lrp", clusterer="spray", seed: int = 0,
+            flagging=None, rule: str = ""):
+    if clustering is not None and flagging is None:  # the rule flags what the clusterer flagged
+        flagging = Flagging.of(np.asarray(clustering.flagged_mask, dtype=bool), "the smaller cluster")
+        rule = rule or "smaller-cluster"
     return EvalContext(data=data, model=train_linear(data.train, seed=seed), seed=seed, device=torch.device("cpu"),
                        explainer=explainer, clusterer=clusterer, clustering=clustering,
-                       cluster_index=cluster_index, train_model=Trainer(seed))
+                       cluster_index=cluster_index, train_model=Trainer(seed), flagging=flagging, rule=rule)
 
 
 def by_key(rows):
@@ -146,9 +154,50 @@ def test_perfect_clustering_equals_oracle_cleaning():
         cleaned = {(m, s): x for (m, s, st), x in by_key(metrics.get("data-cleaning")().evaluate(ctx)).items()
                    if st == "cleaned"}
         oracle = {(m, s): x for (m, s, st), x in by_key(metrics.get("data-cleaning-baselines")().evaluate(ctx)).items()
-                  if st == "oracle"}
+                  if st == "oracle" and m != "oracle-restores"}
         assert cleaned == oracle and len(cleaned) >= 7
-        assert ctx.train_model.tags[0] == ctx.train_model.tags[1]  # same removed set -> same (cached) retraining
+        tags = ctx.train_model.tags  # cleaned, random, oracle
+        assert tags[0] == tags[2]  # same removed set -> same (cached) retraining
+        assert tags[0] == indices_tag("data-cleaning", torch.nonzero(data.train.poisoned).flatten())  # = poisoned
+
+
+def test_the_random_filter_draws_as_many_seeded_by_the_seed_and_the_count():
+    data = scenario("ch")
+    clustering, index = perfect_clustering(data)
+    ctx = ctx_for(data, clustering, index)
+    k = int(data.train.poisoned.sum())
+    drawn = random_filter(ctx, index, k)
+    assert drawn.numel() == k == drawn.unique().numel() and bool(torch.isin(drawn, index).all())
+    assert torch.equal(drawn, random_filter(ctx, index, k))  # same seed, same count: the same set
+    other = ctx_for(data, clustering, index, seed=1)
+    assert not torch.equal(drawn.sort().values, random_filter(other, index, k).sort().values)  # another seed
+    assert not torch.equal(drawn[: k - 1].sort().values, random_filter(ctx, index, k - 1).sort().values)
+    v = by_key(metrics.get("data-cleaning")().evaluate(ctx))
+    assert v[("n-removed", "", "random")] == v[("n-removed", "", "cleaned")] == k
+    assert ctx.train_model.tags == [indices_tag("data-cleaning", index[torch.as_tensor(clustering.flagged_mask)]),
+                                    indices_tag("data-cleaning", drawn)]  # what was retrained on: these two sets
+    share = 100 * k / index.numel()  # a random filter's expected precision is the poisoned share
+    assert abs(v[("precision-removed", "", "random")] - share) < 25 and v[("precision-removed", "", "cleaned")] == 100
+
+
+def test_an_abstaining_rule_removes_nothing_and_retrains_nothing():
+    """The clusterer flagged a cluster, the rule abstained: no intervention, the model as is at both stages."""
+    import json
+
+    data = scenario("bd")
+    clustering, index = perfect_clustering(data)
+    abstained = Flagging.abstain(index.numel(), "no cluster holds less than 35 % of the class")
+    ctx = ctx_for(data, clustering, index, flagging=abstained, rule="relative-size")
+    rows = metrics.get("data-cleaning")().evaluate(ctx)
+    assert ctx.train_model.tags == []
+    v = by_key(rows)
+    none = by_key(metrics.get("data-cleaning-baselines")().evaluate(ctx))
+    for stage in ("cleaned", "random"):
+        assert v[("n-removed", "", stage)] == 0
+        assert v[("asr", "artifact_test", stage)] == none[("asr", "artifact_test", "none")]
+    detail = json.loads(rows[0]["detail"])
+    assert detail["abstained"] is True and detail["rule"] == "relative-size"
+    assert "abstained" in detail["intervention"] and "35 %" in detail["reason"]
 
 
 def test_imperfect_clustering_precision_and_recall():
@@ -161,6 +210,7 @@ def test_imperfect_clustering_precision_and_recall():
     ctx = ctx_for(data, ClusteringResult(labels=labels, flagged=1), index)
     v = by_key(metrics.get("data-cleaning")().evaluate(ctx))
     assert v[("n-removed", "", "cleaned")] == n_poisoned + 2
+    assert ("acc-gap", "", "cleaned") in v and ("acc-gap", "", "random") in v  # Clever Hans: the reliance gap
     assert v[("precision-removed", "", "cleaned")] == pytest.approx(100 * (n_poisoned - 4) / (n_poisoned + 2))
     assert v[("recall-removed", "", "cleaned")] == pytest.approx(100 * (n_poisoned - 4) / n_poisoned)
     assert not any(k[0] == "asr" for k in v)  # Clever Hans: no attack success rate
@@ -186,12 +236,14 @@ def test_which_pairs_are_retrained_is_the_suites_filters(tmp_path):
 
 def test_clear_errors():
     data = scenario("ch")
-    with pytest.raises(ValueError, match="needs ctx.clustering"):
+    with pytest.raises(ValueError, match="needs ctx.flagging"):
         metrics.get("data-cleaning")().evaluate(ctx_for(data))
     index = data.train.of_class(0)
     bad = ClusteringResult(labels=np.zeros(len(index) - 1, dtype=int), flagged=0)
-    with pytest.raises(ValueError, match="labels for"):
+    with pytest.raises(ValueError, match="clustered samples"):
         metrics.get("data-cleaning")().evaluate(ctx_for(data, bad, index))
+    with pytest.raises(ValueError, match="draws 0..3"):
+        random_filter(ctx_for(data), torch.arange(3), 4)
 
 
 def test_model_accuracy_reports_the_poisoned_models_accuracies():
@@ -265,3 +317,74 @@ def test_cleaning_runs_on_a_clean_control_but_not_without_clean_images():
     shows = m.presentation
     assert "n-removed" in shows.undirected
     assert {"precision-removed", "recall-removed", "clean-acc-cost"} <= set(shows.headline)
+
+
+def test_whether_the_perfect_filter_restores_the_model():
+    ok, why = restores(1.7, 95.0, "stop")
+    assert not ok and why.startswith("the perfect filter leaves 1.7 % clean stop accuracy") and "cannot be judged" in why
+    assert restores(93.0, 95.0)[0]  # within 5 points
+    assert not restores(89.0, 95.0)[0]  # more than 5 points lost
+    assert not restores(45.0, 46.0)[0]  # under 50 %
+    assert restores(60.0, 40.0)[0]  # a gain
+
+
+def test_the_baselines_say_whether_the_oracle_restores_the_model():
+    """A backdoor relabelling 40 % of the stop images: the oracle restores stop accuracy (the linear model really
+    retrained). A retraining that loses the stop class (a model that answers "other" to everything, as a
+    backdoor relabelling most stop images leaves behind: issue 28's 1.7 %): the row says the oracle does not restore."""
+    import json
+
+    class Answers(nn.Module):  # predicts class 1 for every image
+        def normalize(self, x):
+            return x
+
+        def forward(self, x):
+            return torch.tensor([0.0, 1.0]).expand(len(x), 2)
+
+    data = scenario("bd", fraction=0.4)
+    lost = ctx_for(data)
+    lost.train_model = lambda train, tag: Answers()
+    for ctx, expected in ((ctx_for(data), 1.0), (lost, 0.0)):
+        rows = metrics.get("data-cleaning-baselines")().evaluate(ctx)
+        v = by_key(rows)
+        oracle, none = v[("class-acc", "clean_test", "oracle")], v[("class-acc", "clean_test", "none")]
+        assert v[("oracle-restores", "clean_test", "oracle")] == float(restores(oracle, none)[0]) == expected, (
+            oracle, none)
+        why = json.loads(next(r["detail"] for r in rows if r["metric"] == "oracle-restores"))["restores"]
+        assert f"{oracle:.1f} % clean stop accuracy" in why
+    assert "leaves 0.0 % clean stop accuracy" in why and "cannot be judged" in why
+
+
+def test_attack_success_has_one_definition():
+    """All-to-one: every class but the target is a source; an unstamped source image does not count. model-accuracy
+    (the intervention metrics' stage rows) and reliance give the same attack success."""
+    from hansbench.metrics._retraining import attack_success
+
+    class Rule(torch.nn.Module):
+        kind = "classifier"
+
+        def normalize(self, x):
+            return x
+
+        def forward(self, x):  # the true class (channel 0) unless the trigger pixel is lit: then the target 1
+            logits = torch.nn.functional.one_hot(x[:, 0, 1, 1].round().long(), 3).float()
+            logits[x[:, 1, 0, 0] > 0.5] = torch.tensor([0.0, 1.0, 0.0])
+            return logits
+
+    def split(stamp: bool) -> Split:
+        labels = torch.tensor([0, 0, 1, 2, 2, 2])
+        images = torch.zeros(6, 3, 4, 4)
+        images[:, 0, 1, 1] = labels.float()
+        poisoned = torch.tensor([True, True, False, True, True, False]) & stamp  # the last stop image unstamped
+        images[poisoned, 1, 0, 0] = 1.0
+        masks = torch.zeros(6, 4, 4, dtype=torch.bool)
+        masks[poisoned, 0, 0] = True
+        return Split(images, labels, labels, poisoned, masks)
+
+    data = ScenarioData("BD-A2O", split(True), split(True), split(False), ["a", "b", "c"], affected_class=2,
+                        target_class=1, poisoning="BD-A2O")
+    ctx = EvalContext(data=data, model=Rule(), seed=0, device=torch.device("cpu"))
+    acc = {(r["metric"], r["split"]): r["value"] for r in metrics.get("model-accuracy")().evaluate(ctx)}
+    rel = {r["metric"]: r["value"] for r in metrics.get("reliance")().evaluate(ctx)}
+    assert acc[("asr", "artifact_test")] == rel["asr"] == 100.0  # 4 of the 4 stamped source images
+    assert attack_success(Rule()(data.artifact_test.images).argmax(1), data.artifact_test, data) == 100.0

@@ -55,8 +55,10 @@ def check_maps(maps: torch.Tensor, *, n: int, height: int, width: int, views: in
         raise NodeOutputError(f"explainer {explainer!r} returned non-finite values (NaN or inf) in {bad} of {n} maps")
 
 
-def check_clustering(labels, flagged, *, n: int, n_clusters: int | None, clusterer: str) -> None:
-    """One integer label per sample in ``0..n_clusters-1``, and a flagged cluster that exists."""
+def check_clustering(labels, flagged, *, n: int, n_clusters: int | None, clusterer: str,
+                     detects_by: str = "clusters") -> None:
+    """One integer label per sample in ``0..n_clusters-1``, and a flagged cluster that exists (a detector whose
+    labels are its flagged set, ``detects_by == "set"``, may flag nothing: its flagged label then holds no sample)."""
     labels = np.asarray(labels)
     if labels.shape != (n,):
         raise NodeOutputError(f"clusterer {clusterer!r} returned labels of shape {labels.shape}, expected ({n},): "
@@ -65,7 +67,8 @@ def check_clustering(labels, flagged, *, n: int, n_clusters: int | None, cluster
                         or (n_clusters is not None and labels.max() >= n_clusters)):
         raise NodeOutputError(f"clusterer {clusterer!r} returned labels outside 0..{(n_clusters or 0) - 1} "
                               f"(got {labels.min()}..{labels.max()}, dtype {labels.dtype})")
-    if labels.size and int(flagged) not in set(labels.tolist()):
+    empty_set = detects_by == "set" and 0 <= int(flagged) < (n_clusters if n_clusters is not None else int(flagged) + 1)
+    if labels.size and int(flagged) not in set(labels.tolist()) and not empty_set:
         raise NodeOutputError(f"clusterer {clusterer!r} flagged cluster {flagged}, which no sample belongs to")
 
 

@@ -2,6 +2,7 @@
 
     data (scenario, seed) -> model (kind, recipe) -> maps (explainer, split, selection)
         -> clustering (input kind, clusterer, view settings) -> metric rows
+        clustering -> flagging (rule) -> metric rows (flag-detection, data-cleaning)
     model -> explainer -> timing rows
 
 A clustering's source is a registered input kind (:mod:`hansbench.methods.inputs`): an

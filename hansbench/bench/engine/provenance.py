@@ -59,10 +59,15 @@ def accelerator(device: str) -> str:
         return ""
 
 
-def setting(device: str, gpu: str, threads: int | None) -> str:
-    """The words for what a store must not mix: ``cpu, 1 thread`` / ``cuda (NVIDIA H100), 2 threads``."""
+def setting(device: str, gpu: str, threads: int | None, cpu: str = "") -> str:
+    """The words for what a store must not mix: ``cpu (Xeon ...), 1 thread`` / ``cuda (NVIDIA H100), 2 threads``.
+
+    On the CPU the CPU model is part of it: another CPU kind runs other kernels (AVX-512 or not, oneDNN's
+    choices), which round differently in the last bits; on an accelerator its name decides.
+    """
     kind = str(device or "unknown device").split(":")[0]
-    where = f"{kind} ({gpu})" if gpu else kind
+    chip = gpu or (cpu if kind == "cpu" else "")
+    where = f"{kind} ({chip})" if chip else kind
     if threads is None:
         return f"{where}, threads not recorded"
     return f"{where}, {threads} thread{'s' if threads != 1 else ''}"

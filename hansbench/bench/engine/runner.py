@@ -258,9 +258,9 @@ class Runner:
         (their rows would sit beside this run's in one table, and their cached models would be reused)."""
         other = None if self.allow_mixed else self.store.mixed_with(str(self.device), self.threads)
         if other:
-            from hansbench.bench.engine.provenance import accelerator, setting
+            from hansbench.bench.engine.provenance import accelerator, cpu_model, setting
 
-            here = setting(str(self.device), accelerator(str(self.device)), self.threads)
+            here = setting(str(self.device), accelerator(str(self.device)), self.threads, cpu_model())
             raise MixedSettings(f"{self.out} holds results computed on {other}, this run is {here}: use another "
                                 "--out, or pass --allow-mixed to add this run's rows to them")
 

@@ -31,7 +31,7 @@ from hansbench.bench.engine import provenance
 # ``family``: the registered metric that emitted the row (``timing`` for the harness's timer);
 # ``metric``: the value's name (one family emits several).
 ROW_COLUMNS = [
-    "scenario", "seed", "model", "explainer", "clusterer", "family", "metric", "split", "stage", "detail",
+    "scenario", "seed", "model", "explainer", "clusterer", "rule", "family", "metric", "split", "stage", "detail",
     "value", "unit", "higher_is_better",
 ]
 
@@ -43,17 +43,18 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE TABLE IF NOT EXISTS jobs (
     key TEXT PRIMARY KEY, run_id INTEGER, node_type TEXT, scenario TEXT, seed INTEGER, model TEXT,
-    explainer TEXT, clusterer TEXT, family TEXT, status TEXT, error TEXT, seconds REAL, finished REAL, reason TEXT
+    explainer TEXT, clusterer TEXT, family TEXT, status TEXT, error TEXT, seconds REAL, finished REAL, reason TEXT,
+    rule TEXT DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS rows (
     id INTEGER PRIMARY KEY AUTOINCREMENT, job_key TEXT REFERENCES jobs(key), scenario TEXT, seed INTEGER,
     model TEXT, explainer TEXT, clusterer TEXT, family TEXT, metric TEXT, split TEXT, stage TEXT, detail TEXT,
-    value REAL, unit TEXT, higher_is_better INTEGER
+    value REAL, unit TEXT, higher_is_better INTEGER, rule TEXT DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS rows_job ON rows(job_key);
 """
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # version -> statements that bring a store of that version to the next one
 _MIGRATIONS = {
     # v1 (hansbench <= 0.2 stores, user_version 0): jobs.kind held the node type and jobs.metric the
@@ -66,6 +67,8 @@ _MIGRATIONS = {
     # older runs keep NULL there (not recorded)
     3: [f"ALTER TABLE runs ADD COLUMN {c}" for c in ("cpu TEXT", "gpu TEXT", "threads INTEGER", "jobs INTEGER",
                                                      "executor TEXT", "wall_s REAL")],
+    # v4: a detection's flagging rule is an id like the clusterer (rows and jobs); older rows had none ('')
+    4: ["ALTER TABLE rows ADD COLUMN rule TEXT DEFAULT ''", "ALTER TABLE jobs ADD COLUMN rule TEXT DEFAULT ''"],
 }
 NOT_APPLICABLE = "not-applicable"  # the status of a combination the planner left out (``jobs.reason`` says why)
 
@@ -135,7 +138,7 @@ class RunRecord:
     @property
     def setting(self) -> str:
         """What a store must not mix, in words: ``cpu, 1 thread``."""
-        return provenance.setting(self.device, self.gpu, self.threads)
+        return provenance.setting(self.device, self.gpu, self.threads, self.cpu)
 
     @property
     def seeds(self) -> list[int]:
@@ -255,14 +258,14 @@ class ResultsStore:
                               (now, now, status, run_id))
 
     def mixed_with(self, device: str, threads: int | None) -> str | None:
-        """The setting (device, accelerator, threads) of finished jobs in this store that differ from ``device``
+        """The setting (device, CPU model or accelerator, threads) of finished jobs in this store that differ from ``device``
         at ``threads``, in words (None when every finished job ran as this run will): their rows and cached
         outputs would mix with this run's, and another thread count or device rounds differently."""
-        want = provenance.setting(device, provenance.accelerator(device), threads)
+        want = provenance.setting(device, provenance.accelerator(device), threads, provenance.cpu_model())
         found = self.conn.execute(
-            "SELECT DISTINCT runs.device, runs.gpu, runs.threads FROM jobs JOIN runs ON jobs.run_id = runs.id"
+            "SELECT DISTINCT runs.device, runs.gpu, runs.threads, runs.cpu FROM jobs JOIN runs ON jobs.run_id = runs.id"
             " WHERE jobs.status = 'done'").fetchall()
-        other = sorted({provenance.setting(d, g or "", t) for d, g, t in found} - {want})
+        other = sorted({provenance.setting(d, g or "", t, c or "") for d, g, t, c in found} - {want})
         return "; ".join(other) or None
 
     def mark_stale_runs(self) -> int:
@@ -284,13 +287,14 @@ class ResultsStore:
         return {k for (k,) in self.conn.execute("SELECT key FROM jobs WHERE status='done'")}
 
     _UPSERT_JOB = ("INSERT OR REPLACE INTO jobs (key, run_id, node_type, scenario, seed, model, explainer, clusterer,"
-                   " family, status, error, reason, seconds, finished) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+                   " rule, family, status, error, reason, seconds, finished) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 
     @staticmethod
     def _job_row(key: str, run_id: int, node_type: str, ids: dict, status: str, error: str | None, seconds: float,
                  reason: str | None = None) -> tuple:
         return (key, run_id, node_type, ids.get("scenario", ""), ids.get("seed", 0), ids.get("model", ""),
-                ids.get("explainer", ""), ids.get("clusterer", ""), family_of(ids), status, error, reason, seconds,
+                ids.get("explainer", ""), ids.get("clusterer", ""), ids.get("rule", ""), family_of(ids), status, error,
+                reason, seconds,
                 time.time())
 
     def record_job(
@@ -332,8 +336,8 @@ class ResultsStore:
 
     def jobs(self) -> pd.DataFrame:
         """The jobs table as a DataFrame (without ``finished``)."""
-        return pd.read_sql_query("SELECT key, run_id, node_type, scenario, seed, model, explainer, clusterer, family,"
-                                 " status, error, reason, seconds FROM jobs", self.conn)
+        return pd.read_sql_query("SELECT key, run_id, node_type, scenario, seed, model, explainer, clusterer, rule,"
+                                 " family, status, error, reason, seconds FROM jobs", self.conn)
 
     def time_report(self, run_id: int | None = None, top: int = 10) -> str:
         """Where the time went: seconds and share per node type, and the costliest nodes (of one run, or all)."""
@@ -351,7 +355,8 @@ class ResultsStore:
                          f"({int(r['count'])} nodes)")
         lines.append(f"costliest {min(top, len(jobs))} nodes:")
         for _, r in jobs.nlargest(top, "seconds").iterrows():
-            what = " ".join(str(v) for v in (r.scenario, f"seed {r.seed}", r.model, r.explainer, r.clusterer, r.family)
+            what = " ".join(str(v) for v in (r.scenario, f"seed {r.seed}", r.model, r.explainer, r.clusterer, r.rule,
+                                             r.family)
                             if v not in ("", None))
             lines.append(f"  {r.seconds:8.1f} s  {r.node_type:<10} {what}")
         return "\n".join(lines)

@@ -1,61 +1,68 @@
-"""Detection tables (PRP Table II): explainer (or a non-explanation input, or the reference) x clusterer, each cell
-the values of one group (label-free, label-matched) joined by ' / '.
+"""The detection matrix (PRP Table II, issue 29): one table per scenario and model kind, rows detector (explainer
+or input kind x clusterer) x flagging rule, a column with its own header per value.
 
-:func:`~hansbench.bench.report.verdicts.detection.detection_grid` (the verdicts step) computes the table's
-results (cells, the paired tests against the reference and the raw-input control with the same clusterer and of
-the best against the runner-up, Holm-corrected); :func:`detection_tables` renders them.
+Rule "–" rows hold the values of the split itself (ARI, NMI, AUROC/AUPRC of the detector's own score, and the
+label-matched ACC/F1: an analyst who picks the right cluster); a rule's rows hold what that rule flags (flag F1,
+precision, recall, the share flagged, on how many seeds it abstained). The trivial floors and the baselines (an
+input that is no explanation) are rows of every table, marked so.
+
+:func:`~hansbench.bench.report.verdicts.detection.detection_grid` (the verdicts step) computes the matrix's
+results (cells, the paired tests on the split's first value); :func:`detection_tables` renders them.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import math
+
 import pandas as pd
 
 from hansbench.bench.report import cells, tables
 from hansbench.bench.report.leaderboard import FALLBACK_MARK, SECTIONS, Presentation, Table
-from hansbench.bench.report.results import Grid
-from hansbench.bench.report.tables import (
-    Context,
-    fallback_note,
-    gate_extra,
-    gate_suffix,
-    head,
-    meanings,
-    title_of,
-)
-from hansbench.bench.report.verdicts.detection import detection_grid, value_groups
+from hansbench.bench.report.results import Cell, Column, Grid
+from hansbench.bench.report.tables import Context, fallback_note, gate_extra, gate_suffix, head, meanings
+from hansbench.bench.report.verdicts.detection import detection_grid
+from hansbench.bench.report.verdicts.protocol import ABSTAINED, ANALYST_NAME, OLD_NOTE, OLD_RULE
 
 NAMES = {cells.SIG_MARK: "the reference explainer with the same clusterer",
          cells.CONTROL_MARK: "the raw-input control with the same clusterer",
          cells.BEST_MARK: "the runner-up of the table"}
+KIND_LABEL = {"baseline": "baseline: no explanation", "floor": "floor: no explanation, no clustering",
+              "reference": "reference", "explanation": "explanation detector"}
+NO_RULE = "–"  # the rule column of the split's own values
 
 
-def _frames(grid: Grid, model: str, label: str, suffix: str, ctx: Context) -> tuple[list, list, list]:
-    """The grid written out: per explainer, per clusterer the group's values joined by ' / ' with the first
-    value's marks, the gate and fallback marks; the first value's mean to sort by; a tidy record per value."""
+def abstained_text(x: Cell) -> str:
+    """An ``abstained`` cell (1.0 on a seed whose rule abstained): "abstained on k of n seeds"."""
+    k = sum(1 for v in x.values if math.isfinite(v) and v >= 0.5)
+    return f"abstained on {k} of {x.n} seed{'s' if x.n != 1 else ''}"
+
+
+def header_of(col: Column, matched: set[str]) -> str:
+    """A value's header (:func:`~.tables.head`), a label-matched value named for what it is."""
+    return head(col) + (f" (label-matched: {ANALYST_NAME})" if col.name in matched else "")
+
+
+def _frames(grid: Grid, model: str, suffix: str, ctx: Context) -> tuple[list, list, list]:
+    """The matrix written out: per row the detector, its kind, the rule, then one cell per value (with the first
+    value's marks, the gate and fallback marks); the means to sort by; a tidy record per cell."""
     marks = cells.marks_of(list(grid.comparisons))
-    first, n_max = grid.columns[0].name, grid.n_max
-    kinds, refs = grid.extra["kinds"], grid.extra["refs"]
+    n_max, matched, tested_on = grid.n_max, grid.extra["matched"], grid.extra["tested_on"]
     disp, sort, tidy = [], [], []
-    for (e,) in grid.rows:
-        lab = ctx.label(e, model) + (" (no explanation)" if e in kinds else " (reference)" if e in refs else "")
-        drow, srow = {"explainer": lab}, {"explainer": lab}
-        for c in grid.extra["clusterers"]:
-            parts, fb, any_shown = [], False, False
-            for col in grid.columns:
-                x = grid.cells.get((e, c, col.name))
-                if x is None:
-                    parts += ["–"] if parts else []
-                    continue
-                parts.append(cells.text(x, n_max))
-                any_shown, fb = any_shown or cells.shown(x), fb or x.fallback
-                tidy.append(cells.tidy(x, col.unit, col.direction, model=model, explainer=e, clusterer=c,
-                                       metric=col.name, group=label))
-            text = " / ".join(parts) if any_shown else ""
-            mk = marks.get((e, c, first), "")
-            drow[c] = text + (f" {mk}" if mk and text else "") + (suffix if text else "") + \
-                (f" {FALLBACK_MARK}" if fb and text else "")
-            srow[c] = grid.cells[(e, c, first)].mean if (e, c, first) in grid.cells else np.nan
+    for e, c, r in grid.rows:
+        start = {"explainer": ctx.label(e, model), "clusterer": c, "kind": KIND_LABEL[grid.extra["kind"][(e, c)]],
+                 "rule": r or NO_RULE}
+        drow, srow = dict(start), dict(start)
+        for col in grid.columns:
+            h, x = header_of(col, matched), grid.cells.get((e, c, r, col.name))
+            if x is None or not cells.shown(x):
+                drow[h], srow[h] = ("–" if x is not None else ""), math.nan
+                continue
+            text = abstained_text(x) if col.name == ABSTAINED else cells.text(x, n_max)
+            mk = marks.get((e, c, r, col.name), "") if col.name == tested_on else ""
+            drow[h] = text + (f" {mk}" if mk else "") + suffix + (f" {FALLBACK_MARK}" if x.fallback else "")
+            srow[h] = x.mean
+            tidy.append(cells.tidy(x, col.unit, col.direction, model=model, explainer=e, clusterer=c, rule=r,
+                                   metric=col.name))
         disp.append(drow)
         sort.append(srow)
     return disp, sort, tidy
@@ -63,24 +70,22 @@ def _frames(grid: Grid, model: str, label: str, suffix: str, ctx: Context) -> tu
 
 def detection_tables(d: pd.DataFrame, ps: list[Presentation], model: str, gates: dict[str, list[str]],
                      table_id: str, ctx: Context) -> list[Table]:
-    """Explainer (or a non-explanation input) x clusterer, each cell the group's values joined by ' / '."""
-    out = []
-    for label, values in value_groups(ps):
-        grid = detection_grid(d, ps, values, model not in gates)
-        if grid is None:
-            continue
-        written = _frames(grid, model, label, gate_suffix(model, gates), ctx)
-        what = " / ".join(head(col) for col in grid.columns)
-        extra = [f"Cells: {what}; rows: explainer, a non-explanation input ('no explanation') or the reference; "
-                 "columns: clusterer.", meanings(ps)]
-        if label.startswith("label-matched"):
-            extra.append("Label-matched: the cluster is matched to the poisoned flag with the ground truth (Hungarian), "
-                         "which an auditor does not have; the label-free table is the headline.")
-        extra += gate_extra(model, gates)
-        extra += fallback_note(grid.extra["fallback"])
-        extra += ctx.mark_notes(model, [e for (e,) in grid.rows])
-        title = f"{title_of(table_id)}{', ' + label if label else ''}: {model}"
-        tid = table_id if not label or label == "label-free" else f"{table_id}-label-matched"
-        out.append(tables.make_table(title, written, grid, ctx, NAMES, extra, tid, "detection", model,
-                                     SECTIONS["detection"]))
-    return out
+    """The detection matrix of one scenario and model kind (one table, a header per value)."""
+    grid = detection_grid(d, ps, model not in gates)
+    if grid is None:
+        return []
+    written = _frames(grid, model, gate_suffix(model, gates), ctx)
+    extra = [f"Rows: detector (explainer or input kind x clusterer) x flagging rule; rule '{NO_RULE}': the split's "
+             "own values, which no rule decides (ARI, AUROC of the detector's own score); a rule's rows: what it "
+             "flags without labels (an abstaining rule flags nothing: flag F1 0). 'kind': floors (prediction ≠ "
+             "label, training loss, random filter) and baselines (activations, raw input) set what an explanation "
+             "must beat. Label-matched values pick the cluster with the ground truth, which an auditor does not "
+             f"have ({ANALYST_NAME}). Marks and tests on {grid.extra['tested_on'] or 'no value'} only.", meanings(ps)]
+    if any(r == OLD_RULE for _, _, r in grid.rows):
+        extra.append(OLD_NOTE)
+    extra += gate_extra(model, gates)
+    extra += fallback_note(grid.extra["fallback"])
+    extra += ctx.mark_notes(model, [e for e, _, _ in grid.rows])
+    title = f"Detection matrix: {model}"
+    return [tables.make_table(title, written, grid, ctx, NAMES, extra, table_id, "detection", model,
+                              SECTIONS["detection"])]

@@ -31,7 +31,7 @@ _TEX = {
     "±": r"$\pm$", "−": "$-$", "†": r"\textdagger{}", "‡": r"\textdaggerdbl{}", "≥": r"$\geq$", "≤": r"$\leq$",
     "·": r"$\cdot$", "§": r"\S{}", "¶": r"\P{}", "♯": r"$\sharp$", "◊": r"$\diamond$", "τ": r"$\tau$",
     "α": r"$\alpha$", "χ": r"$\chi$", "²": r"\textsuperscript{2}", "…": r"\ldots{}", "°": r"\textdegree{}",
-    "ε": r"$\varepsilon$", "μ": r"$\mu$", "š": r"\v{s}", "≈": r"$\approx$", "→": r"$\rightarrow$",
+    "ε": r"$\varepsilon$", "μ": r"$\mu$", "š": r"\v{s}", "≈": r"$\approx$", "≠": r"$\neq$", "→": r"$\rightarrow$",
 }
 
 

@@ -33,7 +33,7 @@ from hansbench.metrics.detail import parse as parse_detail
 from hansbench.metrics.presentation import SHAPES, Presentation, presentation_of  # noqa: F401, I001
 
 TIMING_FAMILY = "timing"  # the family the runner gives its timing rows (graph.Planner.timing)
-STR_COLUMNS = ("scenario", "model", "explainer", "clusterer", "family", "metric", "split", "stage", "detail", "unit")
+STR_COLUMNS = ("scenario", "model", "explainer", "clusterer", "rule", "family", "metric", "split", "stage", "detail", "unit")
 FALLBACK_MARK = "†"
 GATE_MARK = "‡"
 MARK_SYMBOLS = ("§", "¶", "♯", "◊")  # the metrics' ``marks``, in the order the notes are first seen
@@ -126,8 +126,11 @@ def _fell_back(detail: str) -> bool:
 
 
 def normalise(rows: pd.DataFrame) -> pd.DataFrame:
-    """Rows from the store or a CSV: strings for the name columns, bool directions."""
-    df = rows.copy()
+    """Rows from the store or a CSV: strings for the name columns, bool directions; a ``rule`` ("" where the frame
+    has none), old-protocol detection rows read as their rule's (:func:`~.verdicts.protocol.translate`)."""
+    from hansbench.bench.report.verdicts.protocol import translate
+
+    df = translate(rows.copy())
     for c in STR_COLUMNS:
         if c in df:
             df[c] = df[c].fillna("").astype(str)
@@ -160,7 +163,7 @@ def per_seed(df: pd.DataFrame, pres: dict[str, Presentation]) -> pd.DataFrame:
                               for f, d in zip(df.family, df.detail)],
                    fallback=[_fell_back(d) for d in df.detail],
                    per_image=[per_image(d) for d in df.detail])  # a column of the frame, from detail[PER_IMAGE]
-    keys = ["scenario", "seed", "model", "explainer", "clusterer", "family", "metric", "split", "stage", "coldetail"]
+    keys = ["scenario", "seed", "model", "explainer", "clusterer", "rule", "family", "metric", "split", "stage", "coldetail"]
     out = df.groupby(keys, sort=False, dropna=False).agg(
         value=("value", "mean"), higher_is_better=("higher_is_better", "first"), unit=("unit", "first"),
         fallback=("fallback", "any"), per_image=("per_image", _concat)).reset_index()
@@ -303,10 +306,11 @@ def build_sections(rows: pd.DataFrame, omitted: pd.DataFrame | None = None,
         gates = gate_notes(seeded, fams)
         superseded = {s for p in fams.values() if p.shape == "reliance" for s in p.supersedes if s in fams}
         groups: dict[tuple[str, str], list[Presentation]] = {}
+        matrix = next((p.table for p in fams.values() if p.shape == "detection"), "")  # one detection matrix
         for f, p in fams.items():
             if f in superseded:
                 p = replace(p, table=p.family, shape="model")
-            groups.setdefault((p.shape, p.table), []).append(p)
+            groups.setdefault((p.shape, matrix if p.shape == "detection" else p.table), []).append(p)
         order = {"reliance": 0, "detection": 1, "explainer": 2, "stages": 3, "model": 4}
         ordered = sorted(groups.items(), key=lambda kv: order[kv[0][0]] + (5 if not any(p.ranked for p in kv[1])
                                                                           else 0))

@@ -1,7 +1,9 @@
 """The leaderboard page built once, as a document (:mod:`hansbench.bench.report.document`), from the scenario
-sections (:func:`hansbench.bench.report.leaderboard.build_sections`): the partial banner, the summary, the
-critical-difference diagrams of the rankings, the sweeps, per scenario its tables (grouped under their
-section), what was not computed and why, and its figures; then the figures of no scenario. The Markdown, LaTeX
+sections (:func:`hansbench.bench.report.leaderboard.build_sections`): the partial banner, the summary (first in
+every format: the answer before the evidence), the definitions of the names the tables share (one place for
+each, e.g. attack success), the critical-difference diagrams of the rankings, the sweeps, per scenario its
+tables (grouped under their section), what was not computed and why, and its figures; then the figures of no
+scenario, and last how the run was made (commit, versions, device, CPU, threads, jobs, executor, wall time). The Markdown, LaTeX
 and HTML writers (:mod:`hansbench.bench.report.render`) render this one tree, so the formats cannot drift.
 """
 
@@ -33,13 +35,27 @@ SUMMARY_TITLE = "Summary: which detector finds the poisoned samples"
 RANKINGS_TITLE = "Rankings across scenarios and seeds"
 NOT_COMPUTED = "Not computed, and why"
 NO_RESULTS = "No finished results yet."
+DEFINITIONS_TITLE = "Definitions"
+PROVENANCE_TITLE = "How this run was made"
+FILES_NOTE = ("Every number of this page is in results.csv (one schema: scenario, model, detector, rule, metric, mean, "
+              "ci_low, ci_high, n, k, unit, higher_is_better), every paired comparison with its p-values in "
+              "verdicts.csv, each table's numbers in the CSV linked under it, and the whole run (page, CSVs, "
+              "figures, the run's record and, where small, its results store) in run.zip beside this page.")
+# The names the tables share, each defined once here: a table's column uses exactly this name (a test checks).
+DEFINITIONS = {
+    "asr": ("attack success: the percentage of the test images of the backdoor's source classes, stamped with its "
+            "trigger, that the model predicts as the target class (the same count in every table; marked up (↑) "
+            "where it says the poisoning took, in reliance, and down (↓) where an intervention should remove it, "
+            "in accuracy, cleaning and pruning)."),
+}
 
 
 def build_page(rows: pd.DataFrame, sections: list, out: Path, *, suite: str, figures: list | None = None,
-               partial: str = "", config: dict | None = None) -> Document:
+               partial: str = "", config: dict | None = None, runs: list | None = None) -> Document:
     """The page of ``sections``; draws the CD diagrams and the sweeps' figures (and writes the sweeps' CSVs) into
     ``out``. ``figures``: file names (shown at the end) or objects with ``scenario``, ``file``, ``caption`` and
-    optionally ``vector`` (shown in their scenario's section). ``partial``: why the run is incomplete."""
+    optionally ``vector`` (shown in their scenario's section). ``partial``: why the run is incomplete. ``runs``:
+    the store's run records (:class:`hansbench.bench.engine.store.RunRecord`), shown last."""
     from hansbench.bench.report.sweep_report import sweep_page
 
     page = Document(f"hansbench leaderboard: suite {suite}")
@@ -49,6 +65,7 @@ def build_page(rows: pd.DataFrame, sections: list, out: Path, *, suite: str, fig
         page.blocks.append(Paragraph(NO_RESULTS))
     else:
         page.blocks += _summary(sections, suite, selection_note(rows, config))
+        page.blocks += _definitions(sections)
         page.blocks.append(Contents(tuple((s.scenario, _scenario_anchor(s.scenario)) for s in sections)))
         page.blocks += _rankings(rows, sections, Path(out))
     page.blocks += sweep_page(rows, config, Path(out))  # the sweeps: after the rankings
@@ -60,7 +77,50 @@ def build_page(rows: pd.DataFrame, sections: list, out: Path, *, suite: str, fig
     rest = [b for blocks in given.values() for b in blocks]
     if rest:
         page.blocks.append(Section("Figures", 2, rest))
+    if runs:
+        page.blocks.append(Section(PROVENANCE_TITLE, 2, [Paragraph(FILES_NOTE), BulletList(provenance_lines(runs))],
+                                   anchor="provenance"))
     return page
+
+
+def _definitions(sections: list) -> list[Block]:
+    """The definitions of the names the page's tables use (only those it uses)."""
+    used = [name for name in DEFINITIONS if any(_names(t.frame.columns, name) for s in sections for t in s.tables)]
+    items = tuple(f"{name}: {DEFINITIONS[name]}" for name in used)
+    return [Section(DEFINITIONS_TITLE, 2, [BulletList(items)], anchor="definitions")] if items else []
+
+
+def _names(columns, name: str) -> bool:
+    """Whether a column header names ``name`` (its first word, before " / ", " [" or an arrow)."""
+    return any(str(c).split(" ")[0] == name for c in columns)
+
+
+def _duration(seconds) -> str:
+    if seconds is None:
+        return "not recorded"
+    m, s = divmod(round(float(seconds)), 60)
+    return f"{m} min {s} s" if m else f"{s} s"
+
+
+def provenance_lines(runs: list) -> tuple[str, ...]:
+    """One line per recorded run (latest last): its commit, where it ran (device, CPU, threads, jobs, executor),
+    its wall time; then the package versions of the latest run. A field the run did not record says so."""
+    def said(v) -> str:
+        return "not recorded" if v in (None, "") else str(v)
+
+    lines = [f"run {r.id} ({r.suite}, {r.status or 'status not recorded'}): commit {said(r.git_commit[:12])}; "
+             f"device {said(r.device)}{f' ({r.gpu})' if r.gpu else ''}; CPU {said(r.cpu)}; threads per node "
+             f"{said(r.threads)}; jobs side by side {said(r.jobs)}; executor {said(r.executor)}; wall time "
+             f"{_duration(r.wall_s)}" for r in runs if r is not None]
+    latest = next((r for r in reversed(runs) if r is not None), None)
+    if latest is not None:
+        versions = ", ".join(f"{k} {v}" for k, v in sorted(latest.versions.items())) or "not recorded"
+        lines.append(f"package versions (run {latest.id}): {versions}")
+    commits = {r.git_commit for r in runs if r is not None and r.git_commit}
+    if len(commits) > 1:
+        lines.append(f"the store's rows come from {len(commits)} commits: each node's rows are those of the run that "
+                     "computed it")
+    return tuple(lines)
 
 
 def given_figure(fig: Any) -> tuple[str, FigureBlock]:

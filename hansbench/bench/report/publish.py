@@ -1,4 +1,5 @@
-"""One publish step for ``hansbench run`` and ``hansbench report``: rows -> metrics.csv -> curves -> leaderboard.
+"""One publish step for ``hansbench run`` and ``hansbench report``: rows -> metrics.csv -> curves -> leaderboard ->
+the archive of the run (``run.zip``: :mod:`hansbench.bench.report.archive`).
 
 It only reads: the rows, the jobs and the run's configuration through the store's typed API, figures given
 by the caller (drawn files, or a callable that draws them). A digest manifest (``outputs.json``) records
@@ -52,6 +53,11 @@ def _unchanged(out: Path, digest: str) -> dict[str, Path] | None:
     return {k: out / v for k, v in previous.get("paths", {}).items()}
 
 
+def paths_names(paths: dict[str, Path], out: Path) -> list[str]:
+    """The written paths as names relative to ``out``."""
+    return [str(Path(p).relative_to(out)) for p in paths.values() if Path(p).is_relative_to(out)]
+
+
 def publish(out: str | Path, *, store, suite_name: str, job_keys: Collection[str] | None = None,
             omitted_keys: Collection[str] | None = None, curves: bool = True,
             figures: Sequence[Any] | Callable[[], Sequence[Any]] = (), partial: str = "",
@@ -85,9 +91,13 @@ def publish(out: str | Path, *, store, suite_name: str, job_keys: Collection[str
     figs += list(figures() if callable(figures) else figures)
     names = [name for f in figs for name in ((f, "") if isinstance(f, str) else (f.file, getattr(f, "vector", "")))
              if name]
+    from hansbench.bench.report.archive import ARCHIVE, pack
+
     run = store.latest_run()
+    runs = store.runs()
     paths = write_leaderboard(rows, out, suite=suite_name, figures=figs, omitted=omitted, partial=partial,
-                              config=run.config if run is not None else {})
+                              config=run.config if run is not None else {}, runs=runs)
+    paths[ARCHIVE] = pack(out, runs, [*paths_names(paths, out), *names])
     manifest = out / MANIFEST
     if partial:
         manifest.unlink(missing_ok=True)

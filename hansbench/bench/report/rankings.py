@@ -88,6 +88,7 @@ def _all_rankings(rows_seeded: pd.DataFrame, pres: dict[str, Presentation], rank
     value = values[0] if values else ""
     if value:
         d = s[s.family.isin([p.family for p in ps]) & (s.metric == value) & (s.clusterer != "")]
+        d = d[d.rule == ""] if "rule" in d else d  # the split's own value: no flagging rule decides it
         for m, g in d.groupby("model", sort=False):
             higher = bool(g.higher_is_better.iloc[0])
             f = g.assign(method=g.explainer + " × " + g.clusterer).pivot_table(

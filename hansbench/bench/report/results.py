@@ -38,11 +38,11 @@ from hansbench.bench.report.stats import (
 
 BOOT_SEED, BOOT_N = 0, 2000
 
-_FRACTIONS = ("cluster-f1", "cluster-f1-unsup", "cluster-nmi", "auroc", "auprc", "flagged-fraction", "spearman-abs",
+_FRACTIONS = ("cluster-f1", "cluster-f1-unsup", "flag-f1", "abstained", "cluster-nmi", "auroc", "auprc", "flagged-fraction", "spearman-abs",
               *(f"{b}{v}" for b in ("relevance-mass-acc", "relevance-rank-acc", "pointing-game")
                 for v in ("", "-best-view")))
 _PERCENTAGES = ("acc-cladec", "acc-refae", "artifact-class-acc", "asr", "clean-acc", "clean-class-acc",
-                "clean-to-target", "cluster-acc", "cluster-acc-unsup", "flip-rate", "insertion-flip-rate",
+                "clean-to-target", "cluster-acc", "cluster-acc-unsup", "flag-precision", "flag-recall", "flip-rate", "insertion-flip-rate",
                 "occlusion-acc-least", "occlusion-acc-most", "roar-acc")
 _POINTS = ("acc-gap", "delta-acc", "occlusion-delta-acc", "pair-acc-drop")  # differences of two percentages
 RANGES: dict[str, tuple[float, float]] = {

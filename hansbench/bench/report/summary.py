@@ -1,6 +1,9 @@
-"""Detection first: the summary that opens the page. Per scenario and model kind it answers, by the first
-label-free value the detection metric declares (``Metric.label_free``, e.g. the F1 of the cluster flagged without
-labels): which explainer x clusterer detects the poisoned samples best, which non-explanation baseline (a
+"""Detection first: the summary that opens the page. Per scenario and model kind it answers two questions
+(issue 28). *Does the detector separate the poison?* By a label-free value that no flagging rule decides (the ARI
+of a partition, the AUROC of a score detector's own score; :func:`~.verdicts.summary.separability_groups`), with
+the label-matched F1 beside it (an analyst who picks the right cluster). *Can it flag the poison unaided?* Per
+flagging rule the best flag F1, how often the rule abstained, and the same detector and rule's false alarms on the
+clean control (:mod:`~.verdicts.flagging`). For the first: which explainer x clusterer separates best, which non-explanation baseline (a
 clusterer on an input kind such as activations or the raw pixels) does, by how much the best beats the reference
 explainer with the same clusterer, and whether the paired tests tell them apart ("no explanation method beats
 <baseline>", "not told apart from the best: B (difference d [low, high])"; no verdict where n seeds cannot reach
@@ -26,9 +29,19 @@ from hansbench.bench.report.verdicts.detection import (  # noqa: F401  (re-expor
     detector_rows,
     first_present,
 )
-from hansbench.bench.report.verdicts.summary import DetectionVerdict, Detector, detection_verdict  # noqa: F401
+from hansbench.bench.report.verdicts.flagging import FlagVerdict, flag_verdicts
+from hansbench.bench.report.verdicts.protocol import ANALYST, ANALYST_NAME, FALSE_ALARM, FLAG_F1, OLD_NOTE, is_old
+from hansbench.bench.report.verdicts.summary import (  # noqa: F401  (Detector re-exported)
+    DetectionVerdict,
+    Detector,
+    detection_verdict,
+    separability_groups,
+)
 
 MAX_TIE_NAMES = 5
+ANALYST_COLUMN = ANALYST_NAME  # the label-matched F1 beside the separability headline
+BY_COLUMN = "separates the poison? (by)"
+FLAG_COLUMN = "flags it unaided? (per rule)"
 
 
 # -- the summary ----------------------------------------------------------------------------------------------------
@@ -67,58 +80,114 @@ def _verdict_text(v: DetectionVerdict) -> str:
 
 
 def _controls_text(v: DetectionVerdict, controls: dict[str, str], control_value: str) -> dict[str, str]:
-    """The summary's control columns: the best's and the baseline's cells on each control."""
+    """The summary's control columns: the best's and the baseline's cells on each control (the clean control only
+    where the split's own rows have a control value there: the rules' false alarms are the flagging headline's)."""
     out = {}
     keys = [k for k in (v.best, v.baseline) if k]
     if "label-flip" in controls:
         lf = v.label_flip
         out["label-flip control"] = f"{controls['label-flip']}: " + ", ".join(
             f"{k[0]} × {k[1]} {_cell(lf[k])}" for k in keys if k in lf) if lf else "–"
-    if "clean" in controls and control_value:
-        cl = v.clean
+    if "clean" in controls and control_value and v.clean:
         out["clean control"] = f"{controls['clean']} {control_value}: " + ", ".join(
-            f"{k[0]} × {k[1]} {_cell(cl[k])}" for k in keys if k in cl) if cl else "–"
+            f"{k[0]} × {k[1]} {_cell(v.clean[k])}" for k in keys if k in v.clean)
     return out
+
+
+def _flag_text(f: FlagVerdict) -> str:
+    """One rule's answer: "relative-size: lrp × spray flag-f1 0.90 ± 0.05, abstained on 1 of 5 seeds; false
+    alarms on clean 0.02 ± 0.01"."""
+    ab = (f"abstained on {f.abstained} of {f.n_abstain} seed{'s' if f.n_abstain != 1 else ''}"
+          if f.abstained is not None else "abstentions not recorded")
+    fa = (f"false alarms on {f.clean_scenario} ({FALSE_ALARM}, lower is better) {_cell(f.clean)}" if f.clean
+          else f"no {FALSE_ALARM} rows on the clean control {f.clean_scenario}" if f.clean_scenario
+          else "no clean control in this run")
+    return f"{f.rule}: {f.best[0]} × {f.best[1]} {FLAG_F1} {_cell(f.f1)}, {ab}; {fa}"
+
+
+def _joined(parts: list[tuple[str, str]], several: bool) -> str:
+    """One cell of per-value texts: the text alone where one value ranks, "by value: text" joined by " | "
+    where several do."""
+    parts = [(v, t) for v, t in parts if t]
+    if not several:
+        return parts[0][1] if parts else "–"
+    return " | ".join(f"by {v}: {t}" for v, t in parts) or "–"
+
+
+def _separability(seeded: pd.DataFrame, scenario: str, m: str, ps: list, values: tuple[str, ...],
+                  controls: dict[str, str], control_value: str) -> tuple[dict[str, str], bool]:
+    """The first question's columns for one model: per separability value (:func:`separability_groups`) the
+    best explanation detector, the best baseline, the margin over the reference, the verdict, the label-matched
+    F1 beside them (the analyst who picks the right cluster), the controls; whether any detector has rows."""
+    fams = [p.family for p in ps]
+    parts: dict[str, list[tuple[str, str]]] = {}
+    for value, only in separability_groups(seeded, scenario, m, fams, values):
+        v = detection_verdict(seeded, scenario, m, ps, value, controls, control_value, only)
+        if not v.cells:
+            continue
+        analyst = detection_verdict(seeded, scenario, m, ps, ANALYST, {}, "", only).cells if v.best else {}
+        texts = {BY_COLUMN: value,
+                 "best explanation detector": f"{v.best[0]} × {v.best[1]}: {_cell(v.cells[v.best])}" if v.best
+                 else "–",
+                 "best baseline": f"{v.baseline[0]} × {v.baseline[1]}: {_cell(v.cells[v.baseline])}" if v.baseline
+                 else "–",
+                 "over reference": f"{_cell(v.margin)} over {v.reference[0]} × {v.reference[1]}" if v.margin else "–",
+                 "verdict": _verdict_text(v),
+                 ANALYST_COLUMN: ", ".join(f"{k[0]} × {k[1]} {ANALYST} {_cell(analyst[k])}"
+                                           for k in (v.best, v.baseline) if k and k in analyst) or "–",
+                 **_controls_text(v, controls, control_value)}
+        for key, t in texts.items():
+            parts.setdefault(key, []).append((value, t))
+    several = len(parts.get(BY_COLUMN, [])) > 1
+    out = {k: (" | ".join(t for _, t in p) if k == BY_COLUMN else _joined(p, several)) for k, p in parts.items()}
+    return out, bool(parts)
 
 
 def detection_summary(seeded: pd.DataFrame, scenario: str, models: list[str], gates: dict[str, list[str]],
                       pres: dict[str, Presentation], controls: dict[str, str]) -> list[dict]:
-    """Per model: the best explanation detector and the best baseline by the label-free headline, the margin
-    over the reference explainer with the same clusterer, the verdict of the paired tests, the controls."""
-    ps, values, label, control_values = detection_values(pres)
+    """Per model, two headlines: *does the detector separate the poison?* (the best explanation detector and the
+    best baseline by a value no rule decides, the margin over the reference, the paired tests' verdict, the
+    label-matched F1 beside them) and *can it flag the poison unaided?* (per rule: the best flag F1, how often
+    the rule abstained, the same detector and rule's false alarms on the clean control)."""
+    ps, values, _, control_values = detection_values(pres)
+    control_value = control_values[0] if control_values else ""
     axis = reliance_axis(seeded[seeded.scenario == scenario], pres)
+    old = is_old(seeded[seeded.scenario == scenario])
     out = []
     for m in models:
         n_seeds = int(seeded[(seeded.scenario == scenario) & (seeded.model == m)].seed.nunique())
-        # the group's first value that this scenario and model have (e.g. ARI where no clusterer flags)
-        value = first_present(seeded, scenario, m, [p.family for p in ps], values)
-        by_text = value if label == "label-free" else (f"{value} (no label-free value declared: the headline's "
-                                                        "first)" if value else "–")
-        row = {"model": m, "status": model_status(m, gates, axis), "by": by_text, "n": n_seeds}
-        v = DetectionVerdict(value, 0) if m in gates else \
-            detection_verdict(seeded, scenario, m, ps, value, controls, control_values[0] if control_values else "")
-        if m in gates or not v.cells:
-            out.append({**row, "best explanation detector": "–", "best baseline": "–", "over reference": "–",
-                        "verdict": "not ranked" if m in gates else "no detection rows"})
+        row = {"model": m, "status": model_status(m, gates, axis), "n": n_seeds}
+        sep, any_rows = ({}, False) if m in gates else \
+            _separability(seeded, scenario, m, ps, values, controls, control_value)
+        flags = [] if m in gates else flag_verdicts(seeded, scenario, m, controls.get("clean"))
+        if m in gates or not (any_rows or flags):
+            out.append({**row, BY_COLUMN: "–", "best explanation detector": "–",
+                        "best baseline": "–", "over reference": "–",
+                        "verdict": "not ranked" if m in gates else "no detection rows", FLAG_COLUMN: "–"})
             continue
-        row.update({"best explanation detector": f"{v.best[0]} × {v.best[1]}: {_cell(v.cells[v.best])}" if v.best
-                    else "–",
-                    "best baseline": f"{v.baseline[0]} × {v.baseline[1]}: {_cell(v.cells[v.baseline])}"
-                    if v.baseline else "–",
-                    "over reference": f"{_cell(v.margin)} over {v.reference[0]} × {v.reference[1]}" if v.margin
-                    else "–",
-                    "verdict": _verdict_text(v)})
-        out.append({**row, **_controls_text(v, controls, control_values[0] if control_values else "")})
+        row.update(sep or {BY_COLUMN: "–", "verdict": "no separability rows"})
+        row[FLAG_COLUMN] = "; ".join(_flag_text(f) for f in flags) if flags else "no flagging rule's rows"
+        if old:
+            row["protocol"] = OLD_NOTE
+        out.append(row)
     return out
 
 
-SUMMARY_NOTE = ("Detection first. 'by': the label-free value the detectors are ranked by (the metric's first "
-                "label-free value: no ground truth picks the cluster); best explanation detector / best baseline "
-                "(a clusterer on an input that is no explanation, e.g. activations or raw pixels): mean ± 95 % t "
-                "half-width over seeds; 'over reference': paired difference to the reference explainer with the "
-                "same clusterer; verdict: paired tests by seed (exact sign-flip for <= 10 pairs, else Wilcoxon), "
+SUMMARY_NOTE = ("Detection first, as two questions. Does the detector separate the poison? 'separates the poison? "
+                "(by)': the label-free value the detectors are ranked by, one that no flagging rule decides (ARI of "
+                "a partition detector's split; AUROC of a score or set detector's own score), so no detector is "
+                "called worse for which half of a symmetric split a rule flagged; best explanation detector / best "
+                "baseline (an input that is no explanation, e.g. activations or raw pixels, or a trivial floor): "
+                "mean ± 95 % t half-width over seeds; 'over reference': paired difference to the reference "
+                f"explainer with the same clusterer; '{ANALYST_COLUMN}': their label-matched F1 (the cluster matched "
+                "to the poison with the ground truth, which an auditor does not have); verdict: paired tests by "
+                "seed (exact sign-flip for <= 10 pairs, else Wilcoxon), "
                 f"Holm-corrected, alpha = {ALPHA}: the best vs every other explanation detector and vs the best "
                 "baseline; 'not told apart' names the detectors the tests cannot separate from the best, with the "
                 "paired difference best - it and its interval (not told apart is not equal); where n seeds cannot "
                 "reach alpha at all (the smallest p with n pairs is 2/2^n, times the tests for Holm) no verdict is "
-                "given. Intervals stay inside the value's range; bimodal seeds read 'k of n seeds' with the values.")
+                f"given. Can it flag the poison unaided? '{FLAG_COLUMN}': per flagging rule the detector whose "
+                "flagged set has the best F1 (an abstaining rule flags nothing: F1 0), on how many seeds the rule "
+                "abstained for it, and the same detector and rule's false-alarm rate (the share it flags) on the "
+                "clean control. Intervals stay inside the value's range; bimodal seeds read 'k of n seeds' with "
+                "the values.")

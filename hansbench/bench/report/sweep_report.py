@@ -95,8 +95,9 @@ class AxisData:
     def detection(self, model: str, value: str) -> pd.DataFrame:
         families = [p.family for p in self.pres.values() if p.shape == "detection"]
         d = self.seeded
-        return d[(d.model == model) & d.family.isin(families) & (d.metric == value) & (d.clusterer != "")
-                 & d.value.notna()]
+        d = d[(d.model == model) & d.family.isin(families) & (d.metric == value) & (d.clusterer != "")
+              & d.value.notna()]
+        return d[d.rule == ""] if "rule" in d else d  # the split's own value: no flagging rule decides it
 
 
 def _first_present(seeded: pd.DataFrame, model: str, families: list[str], values: tuple[str, ...]) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hansbench.bench.report.csv_files import csv_name, tidy_csv, write_tidy
+from hansbench.bench.report.csv_files import csv_name, tidy_csv, write_schema_csvs, write_tidy
 from hansbench.bench.report.document import Document
 from hansbench.bench.report.leaderboard import build_sections
 from hansbench.bench.report.page import build_page
@@ -34,18 +34,23 @@ WRITERS: dict[str, Callable[[Document], str]] = {
 def stored_config(out: Path) -> dict:
     """The stored run configuration of the latest run in ``out/results.sqlite`` (its record, or an old run's TOML; {}
     when there is none); read only."""
+    run = _latest_run(out)
+    return run.config if run is not None else {}
+
+
+def _latest_run(out: Path):
+    """The latest run's record in ``out/results.sqlite`` (None when there is none or it cannot be read); read only."""
     from hansbench.bench.engine.store import StoreVersionError, read_latest_run
 
     try:
-        run = read_latest_run(Path(out) / "results.sqlite")
+        return read_latest_run(Path(out) / "results.sqlite")
     except StoreVersionError:
-        return {}
-    return run.config if run is not None else {}
+        return None
 
 
 def write_leaderboard(rows: pd.DataFrame, out: Path, *, suite: str, figures: list | None = None,
                       omitted: pd.DataFrame | None = None, partial: str = "",
-                      config: dict | None = None) -> dict[str, Path]:
+                      config: dict | None = None, runs: list | None = None) -> dict[str, Path]:
     """Write leaderboard.md/.tex/.html, ``<scenario>.<table>.csv``, the CD diagrams and the sweeps; paths by file name.
 
     ``figures``: file names in ``out`` (shown at the end) or objects with ``scenario``, ``file``, ``caption``
@@ -57,10 +62,12 @@ def write_leaderboard(rows: pd.DataFrame, out: Path, *, suite: str, figures: lis
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     config = stored_config(out) if config is None else config
+    runs = [r for r in [_latest_run(out)] if r is not None] if runs is None else runs
     sections = build_sections(rows, omitted, config)
-    page = build_page(rows, sections, out, suite=suite, figures=figures, partial=partial, config=config)
+    page = build_page(rows, sections, out, suite=suite, figures=figures, partial=partial, config=config, runs=runs)
     paths = {name: out / name for name in page.attachments()}
     paths.update(write_tidy(sections, out))
+    paths.update(write_schema_csvs(sections, out))
     for name, render in WRITERS.items():
         (out / name).write_text(render(page), encoding="utf-8")
         paths[name] = out / name

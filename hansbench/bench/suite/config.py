@@ -34,7 +34,11 @@ from hansbench.registry import REGISTRIES, UnknownNameError, backbones, clustere
 # Keys of an explainer/clusterer/metric table that the runner reads as filters instead of
 # passing them on as options: which model kinds / explainers / clusterers it runs with.
 FILTER_KEYS = {"explainers": ("models",), "clusterers": ("models", "explainers"),
-               "metrics": ("models", "explainers", "clusterers")}
+               "flagging": ("models", "explainers", "clusterers"),
+               "metrics": ("models", "explainers", "clusterers", "rules")}
+# A suite without a [flagging] section flags by every built-in rule that needs no retraining (PAPERS.md §9).
+DEFAULT_RULES = ("smaller-cluster", "relative-size", "silhouette", "true-rate-budget", "upper-bound-budget", "own-flag")
+_FILTER_REGISTRY = {"rules": "flagging"}  # a filter key whose registry has another name
 SUITE_KEYS = {"name", "description", "seeds", "dev_seeds", "device", "extends", "replace", "node_timeout_s", "threads",
               "jobs", "figures"}
 
@@ -48,9 +52,9 @@ class Component:
     options: dict[str, Any] = field(default_factory=dict)
     filters: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
-    def allows(self, *, model: str = "", explainer: str = "", clusterer: str = "") -> bool:
-        """Whether the filters let it run with this model kind / explainer / clusterer ("" = not asked)."""
-        combo = {"models": model, "explainers": explainer, "clusterers": clusterer}
+    def allows(self, *, model: str = "", explainer: str = "", clusterer: str = "", rule: str = "") -> bool:
+        """Whether the filters let it run with this model kind / explainer / clusterer / rule ("" = not asked)."""
+        combo = {"models": model, "explainers": explainer, "clusterers": clusterer, "rules": rule}
         return all(not combo[key] or combo[key] in allowed for key, allowed in self.filters.items())
 
 
@@ -72,6 +76,7 @@ class Suite:
     explainers: dict[str, Component]
     clusterers: dict[str, Component]
     metrics: dict[str, Component]
+    flagging: dict[str, Component] = field(default_factory=dict)  # the rules that turn a split into a flag
     clustering: dict[str, Any] = field(default_factory=dict)
     timing: dict[str, Any] = field(default_factory=dict)
     description: str = ""
@@ -88,11 +93,12 @@ class Suite:
         """What tables say about the seeds: ``evaluation seeds 2-6 (settings tuned on 0, 1)``."""
         return describe_seeds(list(self.seeds), list(self.dev_seeds))
 
-    def allows(self, section: str, name: str, *, model: str = "", explainer: str = "", clusterer: str = "") -> bool:
+    def allows(self, section: str, name: str, *, model: str = "", explainer: str = "", clusterer: str = "",
+               rule: str = "") -> bool:
         """Whether the suite's filters let ``name`` (of ``section``) run with this model kind / explainer /
-        clusterer; a name the section does not hold has no filters."""
+        clusterer / rule; a name the section does not hold has no filters."""
         entry = getattr(self, section).get(name)
-        return entry is None or entry.allows(model=model, explainer=explainer, clusterer=clusterer)
+        return entry is None or entry.allows(model=model, explainer=explainer, clusterer=clusterer, rule=rule)
 
     def scenario(self, name: str) -> Scenario | None:
         """The scenario called ``name`` (None when the suite has none)."""
@@ -175,7 +181,9 @@ def validate(raw: dict, *, origins: dict[str, str] | None = None) -> Suite:
     expanded, scenarios = resolve_scenarios(raw, origins or {})
     models = _table(raw, "models")
     _check_models(models)
-    named = {key: _named_section(raw, key) for key in ("explainers", "clusterers", "metrics")}
+    with_rules = raw if "flagging" in raw else {"flagging": {name: {} for name in DEFAULT_RULES}}  # the defaults
+    named = {key: _named_section(with_rules if key == "flagging" else raw, key)
+             for key in ("explainers", "clusterers", "flagging", "metrics")}
     _check_inputs(named, _table(raw, "clustering"))
     _check_filters(named)
     return Suite(
@@ -189,6 +197,7 @@ def validate(raw: dict, *, origins: dict[str, str] | None = None) -> Suite:
         explainers=named["explainers"],
         clusterers=named["clusterers"],
         metrics=named["metrics"],
+        flagging=named["flagging"],
         clustering=_table(raw, "clustering"),
         timing=_table(raw, "timing"),
         raw=raw,
@@ -246,7 +255,8 @@ def _check_filters(named: dict[str, dict[str, Component]]) -> None:
     for section, entries in named.items():
         for name, entry in entries.items():
             for fkey, values in entry.filters.items():
-                known = REGISTRIES[fkey].names() + (input_kind_rows() if fkey == "explainers" else [])
+                known = (REGISTRIES[_FILTER_REGISTRY.get(fkey, fkey)].names()
+                         + (input_kind_rows() if fkey == "explainers" else []))
                 for v in values:
                     if v not in known:
                         raise SuiteError(f"{section}.{name}.{fkey}: unknown name {v!r}; use one of {known}")

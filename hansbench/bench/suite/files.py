@@ -15,8 +15,8 @@ from pathlib import Path
 from hansbench.bench.suite.errors import SuiteError
 from hansbench.datasets.scenarios import Scenario
 
-TOP_LEVEL = {"suite", "data", "scenarios", "sweep", "models", "explainers", "clusterers", "metrics", "clustering",
-             "timing"}
+TOP_LEVEL = {"suite", "data", "scenarios", "sweep", "models", "explainers", "clusterers", "flagging", "metrics",
+             "clustering", "timing"}
 
 
 def builtin_suites() -> list[str]:

@@ -22,7 +22,8 @@ RECORD_KEY = "resolved_run_config"  # present in a stored config that is a recor
 # the dataclass (a field added to Suite is stored without editing this module, and read back as its default from
 # records written before it existed).
 _STRUCTURED = {"seeds", "dev_seeds", "warnings", "scenarios", "sweep_axes", "models", "explainers", "clusterers",
-               "metrics", "clustering", "timing", "raw"}
+               "flagging", "metrics", "clustering", "timing", "raw"}
+NAMED = ("explainers", "clusterers", "flagging", "metrics")  # the sections of named components
 _PLAIN = tuple(f.name for f in dataclasses.fields(Suite) if f.name not in _STRUCTURED)
 
 
@@ -37,7 +38,7 @@ def to_record(suite: Suite) -> dict[str, Any]:
         "sweep_axes": [dataclasses.asdict(a) for a in suite.sweep_axes],
         "models": suite.models,
         **{section: {n: {"options": c.options, "filters": {k: list(v) for k, v in c.filters.items()}}
-                     for n, c in getattr(suite, section).items()} for section in ("explainers", "clusterers", "metrics")},
+                     for n, c in getattr(suite, section).items()} for section in NAMED},
         "clustering": suite.clustering,
         "timing": suite.timing,
         "raw": suite.raw,
@@ -65,8 +66,9 @@ def from_record(record: dict[str, Any]) -> Suite:
                                written=frozenset(sc.get("written", ()))) for sc in record["scenarios"])
     axes = tuple(SweepAxis(a["sweep"], a["field"], tuple(tuple(kv) for kv in a["fixed"]),
                            tuple(tuple(p) for p in a["points"]), a["level"]) for a in record.get("sweep_axes", []))
+    # a record written before flagging rules were a section has none: its detections had the smaller-cluster rule
     named = {section: {n: Component(n, dict(e["options"]), {k: tuple(v) for k, v in e["filters"].items()})
-                       for n, e in record[section].items()} for section in ("explainers", "clusterers", "metrics")}
+                       for n, e in record.get(section, {}).items()} for section in NAMED}
     plain = {f.name: meta[f.name] if f.name in meta or f.default is dataclasses.MISSING else f.default
              for f in dataclasses.fields(Suite) if f.name in _PLAIN}
     return Suite(**plain, seeds=tuple(meta["seeds"]), dev_seeds=tuple(meta["dev_seeds"]),

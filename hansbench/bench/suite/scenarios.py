@@ -15,7 +15,7 @@ from hansbench.registry import REGISTRIES
 
 SCENARIO_KEYS = {*SETTINGS, SCENARIO_FILTER, SWEEP_META}  # what a [[scenarios]] entry may write
 # ``only = { metrics = [...], ... }`` in a scenario: what runs there (e.g. a clean control that needs no ROAR).
-ONLY_SECTIONS = ("models", "explainers", "clusterers", "metrics")
+ONLY_SECTIONS = ("models", "explainers", "clusterers", "flagging", "metrics")
 
 
 def resolve_scenarios(raw: dict, origins: dict[str, str]) -> tuple[list[dict], tuple[Scenario, ...]]:

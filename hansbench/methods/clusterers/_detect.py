@@ -53,6 +53,7 @@ class ScoreDetector(BaseClusterer):
     """
 
     input = ACTIVATIONS
+    detects_by = "scores"  # the budget rules (true-rate, upper-bound) read result_.scores, not the labels
 
     def fit_predict(self, views, y=None) -> np.ndarray:
         """Split the samples into kept (0) and flagged (1) by their scores; ``n_clusters`` must be 2."""

@@ -2,7 +2,8 @@
 
 The backdoor-detection baseline of the PRP paper (its reference [3]); PAPERS.md §5 [D]:
 PCA to 10 components (capped by the number of samples and features) of the penultimate
-activations of one class, k-means with 2 clusters, the smaller cluster flagged. It clusters
+activations of one class, k-means with 2 clusters (``result_.flagged``, the smaller cluster, only orients the
+scores; which cluster is flagged is the flagging rules' decision, PAPERS.md §9). It clusters
 activations, not explanation maps: ``input = "activations"`` tells the runner to pass
 ``[N, 1, D]`` activations. Several views are concatenated. Score: the distance to the
 unflagged k-means centroid minus the distance to the flagged one, in PCA space
@@ -24,7 +25,7 @@ from hansbench.registry import clusterers
 
 @clusterers.register("activation-clustering")
 class ActivationClustering(BaseClusterer):
-    """PCA(10) of penultimate activations + 2-means; the smaller cluster is flagged (Chen et al. 2018)."""
+    """PCA(10) of penultimate activations + 2-means (Chen et al. 2018); the flagging rules decide what is flagged."""
 
     input: ClassVar[str] = ACTIVATIONS
 

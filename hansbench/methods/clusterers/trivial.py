@@ -8,7 +8,8 @@ in the row's info), so every detection table and the label-flip controls carry t
 - ``prediction-mismatch`` (input ``label-fit``): flags the images the poisoned model itself
   predicts as another class than their training label. It flags label noise and dirty-label
   poison alike (a label flip, a backdoor whose trigger did not take): an explanation detector
-  that "finds" such images may only be reading the same disagreement.
+  that "finds" such images may only be reading the same disagreement. Its labels are its verdict
+  (``detects_by = "set"``, read by the ``own-flag`` rule), and it may flag nothing.
 - ``training-loss`` (input ``label-fit``): the model's per-sample cross-entropy with the training
   label as the score; flags the ``round(1.5 * expected_fraction * n)`` highest, the budget of
   :mod:`._detect`.
@@ -31,11 +32,12 @@ from typing import ClassVar
 import numpy as np
 
 from hansbench.methods.clusterers._detect import FLAG_NOTE, ScoreDetector, n_removed, removal_info, top_scored
+from hansbench.methods.clusterers._validation import check_views
 from hansbench.methods.inputs import LABEL_FIT, SAMPLE_INDEX
 from hansbench.registry import clusterers
 
-NONE_DISAGREE = ("the model agrees with every training label: nothing to flag; the one image with the largest "
-                 "deficit is flagged, since a flag needs one sample (as the score budget's lower clip)")
+NONE_DISAGREE = ("the model agrees with every training label: nothing is flagged (every label is 0; label 1, the "
+                 "flagged one, holds no image)")
 
 
 def label_fit_columns(views: list[np.ndarray], name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -71,12 +73,25 @@ class PredictionMismatch(ScoreDetector):
     Score: the label's log-probability deficit ``max_{k != y} log p_k - log p_y``, positive exactly on
     the flagged images (so AUROC ranks by how far the label is from being predicted). It is a floor
     because it needs neither explanation nor clustering and already finds every mislabelled image the
-    model did not memorise. With no disagreement it cannot flag nothing (a flag needs one sample, as
-    the score budget's lower clip), so it flags the image closest to disagreement and says so in
-    ``info["none_disagree"]``.
+    model did not memorise. Its labels are its verdict (``detects_by = "set"``): label 1 is flagged
+    (``result_.flagged == 1`` always), and with no disagreement no image carries it: it flags nothing
+    and says so in ``info["none_disagree"]`` (the ``own-flag`` rule then abstains).
     """
 
     input: ClassVar[str] = LABEL_FIT
+    detects_by: ClassVar[str] = "set"
+
+    def fit_predict(self, views, y=None) -> np.ndarray:
+        """Label 1 = the images whose prediction differs from their label; ``result_.flagged`` is 1 even when
+        none does (then every label is 0 and nothing is flagged)."""
+        labels = super().fit_predict(views)
+        if "degenerate" in self.result_.info:  # identical rows: every image disagrees or none does
+            _, deficit = label_fit_columns(check_views(views, 2, name=self.name), self.name)
+            labels = (deficit > 0).astype(np.int64)
+            self.labels_ = self.result_.labels = labels
+            self.result_.info["n_disagree"] = int(labels.sum())
+        self.result_.flagged = 1
+        return labels
 
     def _fit(self, views: list[np.ndarray]) -> tuple[np.ndarray, dict, np.ndarray]:
         _, deficit = label_fit_columns(views, self.name)
@@ -84,7 +99,6 @@ class PredictionMismatch(ScoreDetector):
         info = {"rule": "flagged: the model's prediction differs from the training label (deficit > 0; a tie "
                         "agrees)", "flag": FLAG_NOTE, "n_disagree": int(labels.sum())}
         if not labels.any():
-            labels[int(np.argmax(deficit))] = 1
             info["none_disagree"] = NONE_DISAGREE
         return labels, info, deficit
 

@@ -42,14 +42,14 @@ def test_one_job_and_two_jobs_give_identical_rows_and_a_store_refuses_another_th
     run = ResultsStore(outs[2] / "results.sqlite").latest_run()
     assert (run.threads, run.jobs, run.executor, run.status) == (1, 2, "local", "done")
     assert run.cpu and run.git_commit is not None and "torch" in run.versions and run.wall_s > 0
-    assert run.setting == "cpu, 1 thread"
+    assert run.setting == f"cpu ({run.cpu}), 1 thread"
 
     capsys.readouterr()
     args = ["run", "--suite", str(suite), "--out", str(outs[1]), "--no-progress", "--no-figures", "--threads", "2"]
     assert main(args) == 2  # refused before any work: nothing is recorded
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert "cpu, 1 thread" in err and "cpu, 2 threads" in err and "--out" in err and "--allow-mixed" in err
+    assert "), 1 thread" in err and "), 2 threads" in err and "--out" in err and "--allow-mixed" in err
     assert len(ResultsStore(outs[1] / "results.sqlite").runs()) == 1
     assert main([*args, "--allow-mixed"]) == 0  # told: it goes on (everything is done: nothing recomputed)
     assert ResultsStore(outs[1] / "results.sqlite").latest_run().threads == 2
@@ -124,7 +124,7 @@ def test_a_v3_store_is_read_as_it_is_then_migrated_in_place_and_its_unknown_thre
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
         before = pd.read_sql_query("SELECT * FROM rows ORDER BY id", conn)
     store = ResultsStore(path)
-    assert store.migrated_from == 3 and SCHEMA_VERSION == 4
+    assert store.migrated_from == 3 and SCHEMA_VERSION == 5
     run = store.latest_run()
     assert (run.threads, run.jobs, run.setting) == (None, None, "cpu, threads not recorded")
     assert store.mixed_with("cpu", 1) == "cpu, threads not recorded"  # unknown is not the same
@@ -134,7 +134,9 @@ def test_a_v3_store_is_read_as_it_is_then_migrated_in_place_and_its_unknown_thre
     store.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-        pd.testing.assert_frame_equal(before, pd.read_sql_query("SELECT * FROM rows ORDER BY id", conn))
+        after = pd.read_sql_query("SELECT * FROM rows ORDER BY id", conn)
+        pd.testing.assert_frame_equal(before, after[before.columns])
+        assert (after["rule"] == "").all()  # v4 -> v5: rows made before rules had none
 
 
 def test_a_store_of_one_thread_count_takes_the_same_again_and_names_another(tmp_path):
@@ -144,7 +146,19 @@ def test_a_store_of_one_thread_count_takes_the_same_again_and_names_another(tmp_
     store.record_job("k", run, {"node_type": "metric", "family": "reliance"}, [{"metric": "m", "value": 1.0}],
                      seconds=0.1)
     assert store.mixed_with("cpu", 1) is None
-    assert store.mixed_with("cpu", 2) == "cpu, 1 thread"
+    assert store.mixed_with("cpu", 2) == f"cpu ({store.latest_run().cpu}), 1 thread"
     failed = store.start_run("s", {}, "cpu", threads=4)
     store.record_job("f", failed, {"node_type": "metric"}, [], seconds=0.1, error="boom")
     assert store.mixed_with("cpu", 1) is None  # a failed job left no rows to mix with
+
+
+def test_a_store_refuses_rows_of_another_cpu_kind(tmp_path):
+    """Another CPU model runs other kernels (AVX-512 or not): its rows differ in the last bits, so they do not mix."""
+    store = ResultsStore(tmp_path / "results.sqlite")
+    run = store.start_run("s", {}, "cpu", threads=1)
+    store.record_job("k", run, {"node_type": "metric", "family": "reliance"}, [{"metric": "m", "value": 1.0}],
+                     seconds=0.1)
+    assert store.mixed_with("cpu", 1) is None
+    with store.conn:
+        store.conn.execute("UPDATE runs SET cpu = 'Some Other CPU @ 2.0GHz' WHERE id = ?", (run,))
+    assert store.mixed_with("cpu", 1) == "cpu (Some Other CPU @ 2.0GHz), 1 thread"

@@ -72,7 +72,7 @@ def test_run_writes_store_csv_and_leaderboard(tiny_run):
     assert det.value.astype(float).between(0, 100).all()
     assert {"ms-per-image", "gradient-units"} <= set(df.metric)
     board = (out / "leaderboard.md").read_text()
-    assert "CH-50" in board and "Cluster detection" in board and "spray" in board
+    assert "CH-50" in board and "Detection matrix" in board and "spray" in board
     assert (out / "leaderboard.html").is_file() and (out / "leaderboard.tex").is_file()
     with sqlite3.connect(out / "results.sqlite") as db:
         assert db.execute("SELECT COUNT(*) FROM runs WHERE status='done'").fetchone()[0] == 1

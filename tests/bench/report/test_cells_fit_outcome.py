@@ -26,8 +26,8 @@ def frame(values, metric="cluster-f1", unit="", higher=True, **extra):
 
 
 def rows(records):
-    base = dict(scenario="BD-30", seed=0, model="classifier", explainer="", clusterer="", split="", stage="",
-                detail="", unit="", family="cluster-detection", metric="cluster-f1-unsup", higher_is_better=True)
+    base = dict(scenario="BD-30", seed=0, model="classifier", explainer="", clusterer="", rule="", split="", stage="",
+                detail="", unit="", family="cluster-detection", metric="cluster-ari", higher_is_better=True)
     return pd.DataFrame([{**base, **r} for r in records])[ROW_COLUMNS]
 
 
@@ -114,9 +114,9 @@ def test_no_verdict_at_three_seeds_and_the_summary_and_caption_say_why():
     verdict = sec.summary[0]["verdict"]
     assert verdict.startswith("no verdict") and "n = 3" in verdict and "0.25" in verdict
     assert "beats" not in verdict and "not told apart" not in verdict
-    t = next(t for t in sec.tables if t.title.startswith("Cluster detection, label-free"))
+    t = next(t for t in sec.tables if t.title.startswith("Detection matrix"))
     assert "No marks, no verdict" in t.caption and "0.25" in t.caption
-    assert not any(mark in str(v) for v in t.frame.spray for mark in ("*", "!", "+"))
+    assert not any(mark in str(v) for v in t.frame["cluster-ari ↑"] for mark in ("*", "!", "+"))
 
 
 def test_seven_seeds_give_a_verdict_with_the_difference():

@@ -48,7 +48,7 @@ TEX_UNESCAPE = {r"\textbackslash{}": "\\", r"\textasciitilde{}": "~", r"\textasc
                 # the metrics' marks and the statistics' symbols (captions of CD diagrams, Demšar)
                 r"\S{}": "§", r"\P{}": "¶", r"$\sharp$": "♯", r"$\diamond$": "◊", r"$\tau$": "τ", r"$\alpha$": "α",
                 r"$\chi$": "χ", r"\textsuperscript{2}": "²", r"\ldots{}": "…", r"\textdegree{}": "°",
-                r"$\varepsilon$": "ε", r"$\mu$": "μ", r"\v{s}": "š", r"$\approx$": "≈", r"$\rightarrow$": "→"}
+                r"$\varepsilon$": "ε", r"$\mu$": "μ", r"\v{s}": "š", r"$\approx$": "≈", r"$\rightarrow$": "→", r"$\neq$": "≠"}
 
 
 def tex_unescape(s: str) -> str:
@@ -100,7 +100,7 @@ def test_leaderboard_escapes_names_in_every_format(tmp_path):
     from hansbench.bench.engine.store import ROW_COLUMNS
     from hansbench.bench.report.writers import write_leaderboard
 
-    base = dict(seed=0, model="classifier", clusterer="", split="", stage="", detail="", unit="", family="fam",
+    base = dict(seed=0, model="classifier", clusterer="", rule="", split="", stage="", detail="", unit="", family="fam",
                 higher_is_better=True)
     recs = [dict(scenario=s, explainer=e, metric=m, value=v) for s in ("CH|<i>50</i>", "a&b_%#$")
             for e, m, v in ((EVIL[0], "m_1%", 1.0), ("a&b_%#$", "m_1%", 2.0), (EVIL[3], "m_1%", 3.0))]

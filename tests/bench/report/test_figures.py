@@ -21,7 +21,7 @@ from hansbench.bench.report.figures.session import embedding_figure
 
 
 def row(explainer, curve, split, seed=0):
-    return dict(scenario="BD-30", seed=seed, model="classifier", explainer=explainer, clusterer="",
+    return dict(scenario="BD-30", seed=seed, model="classifier", explainer=explainer, clusterer="", rule="",
                 family="relevance-ordering", metric="ordering-auc-class", split=split, stage="",
                 detail=json.dumps({"n_images": 2, "curve": curve}), value=1.0, unit="", higher_is_better=True)
 

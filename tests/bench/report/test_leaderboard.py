@@ -19,6 +19,7 @@ from hansbench.bench.report.leaderboard import (
     omitted_from_jobs,
     presentation,
 )
+from hansbench.bench.report.summary import BY_COLUMN
 from hansbench.bench.report.writers import csv_name, to_latex, write_leaderboard
 from hansbench.metrics.base import Metric
 from hansbench.metrics.presentation import Shows
@@ -33,7 +34,7 @@ def _registries_restored():
 
 
 def rows(records):
-    base = dict(scenario="CH-50", seed=0, model="classifier", explainer="", clusterer="", split="", stage="",
+    base = dict(scenario="CH-50", seed=0, model="classifier", explainer="", clusterer="", rule="", split="", stage="",
                 detail="", unit="", family="artifact-localisation", higher_is_better=True)
     return pd.DataFrame([{**base, **r} for r in records])[ROW_COLUMNS]
 
@@ -78,7 +79,7 @@ def test_a_plugin_metric_gets_its_table_without_changes_to_hansbench(monkeypatch
     assert list(t.frame.columns) == ["explainer", "plug ↑", "mean rank ↓"]  # headline only
     assert t.frame.explainer.tolist() == ["b", "a"]
     assert "how plugged in a map is" in t.note
-    assert table(tables, "Never installed: classifier").shape == "detection"  # unknown family: from its rows
+    assert table(tables, "Detection matrix: classifier").shape == "detection"  # unknown family: from its rows
 
 
 def test_bench_names_no_metric_or_method():
@@ -91,7 +92,8 @@ def test_bench_names_no_metric_or_method():
                    "publish.py", "figures/base.py", "page.py", "document.py", "writers.py", "render/markdown.py",
                    "render/latex.py", "render/html.py", "results.py", "ranking_tables.py", "detection_tables.py",
                    "controls.py", "rankings.py", "run_facts.py", "verdicts/common.py", "verdicts/stages.py",
-                   "verdicts/explainers.py", "verdicts/detection.py", "verdicts/controls.py", "verdicts/summary.py"):
+                   "verdicts/explainers.py", "verdicts/detection.py", "verdicts/controls.py", "verdicts/summary.py",
+                   "verdicts/flagging.py", "verdicts/protocol.py"):
         tree = ast.parse((Path(leaderboard.__file__).parent / module).read_text())
         literals = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
         assert not literals & names, f"{module} names {sorted(literals & names)}"
@@ -179,17 +181,16 @@ def test_detection_table_has_table_ii_shape_and_marks_fallbacks():
 
     df = rows(det("prp", "spray", 64.5, 0.45) + det("prp", "mcgc", 99.0, 0.99, fb=True) + det("lrp", "spray", 50, 0.1))
     sec = build_sections(df)[0]
-    t = table(sec.tables, "Cluster detection, label-matched, PRP Table II: classifier")
-    f = t.frame.set_index("explainer")
-    assert list(t.frame.columns) == ["explainer", "spray", "mcgc"]
-    assert f.loc["prp", "spray"] == "64.5 / 0.450" and f.loc["prp", "mcgc"] == "99 / 0.990 †"
-    assert f.loc["lrp", "mcgc"] == "" and "fell back" in t.note and "label-free table is the headline" in t.note
-    assert list(table(sec.tables, "Cluster detection, label-free: classifier").frame.columns) == ["explainer", "spray",
-                                                                                                  "mcgc"]
-    # the summary ranks by a label-free value (ARI here: no row has the flagged cluster's F1), never by matched ACC
+    t = table(sec.tables, "Detection matrix: classifier")  # one table per scenario and model, a header per value
+    f = t.frame.set_index(["explainer", "clusterer"])
+    acc, f1 = (f"{v} ↑ (label-matched: analyst picks the right cluster)" for v in ("cluster-acc", "cluster-f1"))
+    assert list(t.frame.columns) == ["explainer", "clusterer", "kind", "rule", "cluster-ari ↑", acc, f1]
+    assert f.loc[("prp", "spray"), acc] == "64.5" and f.loc[("prp", "mcgc"), f1] == "0.990 †"
+    assert ("lrp", "mcgc") not in f.index and "fell back" in t.note and "an auditor does not have" in t.note
+    # the summary ranks by a label-free value no rule decides (ARI), never by matched ACC
     # one seed cannot separate anything: no verdict, and the summary says why (issue 29: no "tie" at n = 1)
     verdict = sec.summary[0]["verdict"]
-    assert sec.summary[0]["by"] == "cluster-ari" and verdict.startswith("no verdict") and "n = 1" in verdict
+    assert sec.summary[0][BY_COLUMN] == "cluster-ari" and verdict.startswith("no verdict") and "n = 1" in verdict
 
 
 def test_pruning_has_table_i_shape():
@@ -259,7 +260,7 @@ def test_files_are_named_by_content_and_markdown_rows_match_the_header(tmp_path)
                dict(family="cluster-detection", explainer="a", clusterer="spray", metric="cluster-acc", value=60.0,
                     scenario="BD-30")])
     paths = write_leaderboard(df, tmp_path, suite="s")
-    assert {"CH-50.explainers.csv", "BD-30.cluster-detection-label-matched.csv"} <= set(paths)
+    assert {"CH-50.explainers.csv", "BD-30.cluster-detection.csv"} <= set(paths)
     assert csv_name("a/b", "t") == "a_b.t.csv"
     csv = pd.read_csv(paths["CH-50.explainers.csv"])
     assert {"explainer", "mean", "ci_low", "ci_high", "n", "unit", "higher_is_better"} <= set(csv.columns)
@@ -351,17 +352,18 @@ def test_a_clear_winner_is_named_and_beats_the_baseline(det_metric):
                    ("activations", "ac"): [0.3 + 0.01 * i for i in range(n)]})
     s = build_sections(df)[0].summary[0]
     assert "a × spray beats the best baseline activations × ac" in s["verdict"] and "tie" not in s["verdict"]
-    t = table(build_sections(df)[0].tables, "Det, label-free")
-    assert t.frame.set_index("explainer").loc["a", "spray"].endswith("!")  # better than the runner-up
+    t = table(build_sections(df)[0].tables, "Detection matrix")
+    assert t.frame.set_index("explainer").loc["a", "f1-unsup ↑"].endswith("!")  # better than the runner-up
     assert "exact sign-flip" in t.caption and "Holm" in t.caption and "n = 7" in t.caption
 
 
 def test_label_matched_values_get_their_own_labelled_table(det_metric):
     df = pd.concat([det_rows({("a", "k"): [0.5, 0.6, 0.7]}), det_rows({("a", "k"): [60, 70, 80]}, metric="acc")])
     tables = build_sections(df)[0].tables
-    free, matched = table(tables, "Det, label-free"), table(tables, "Det, label-matched, PRP Table II")
-    assert free.frame.loc[0, "k"] == "0.60 ± 0.25" and matched.frame.loc[0, "k"].startswith("70 ± 25")
-    assert "Label-matched" in matched.note
+    t = table(tables, "Detection matrix")  # one table: the label-matched value a column of its own, named so
+    assert t.frame.loc[0, "f1-unsup ↑"] == "0.60 ± 0.25"
+    assert t.frame.loc[0, "acc ↑ (label-matched: analyst picks the right cluster)"].startswith("70 ± 25")
+    assert "Label-matched" in t.note
 
 
 def test_cells_of_three_seeds_are_t_intervals_and_per_image_rows_bootstrap():
@@ -416,7 +418,7 @@ def test_metric_marks_follow_the_explainer_into_every_table_of_its_model(monkeyp
             dict(family="sanity-plugin", explainer="lrp", metric="survives", value=0.0),
             dict(family="cluster-detection", explainer="edge", clusterer="spray", metric="cluster-acc", value=60.0)]
     tables = build_tables(rows(recs))["CH-50"]
-    for t in (table(tables, "Explainers"), table(tables, "Cluster detection")):
+    for t in (table(tables, "Explainers"), table(tables, "Detection matrix")):
         labels = t.frame.explainer.tolist()
         assert "edge §" in labels and "§ maps survive model randomisation." in t.note
     assert "lrp" in table(tables, "Explainers").frame.explainer.tolist()  # mean 0 < 0.5: no mark
@@ -428,8 +430,9 @@ def test_undirected_values_have_no_arrow_and_headers_carry_units():
             for m, v, u, h, sp in (("n-removed", 12, "count", False, ""), ("precision-removed", 80.0, "%", True, ""),
                                    ("clean-acc-cost", 1.5, "pp", False, "clean_test"))]
     cols = list(table(build_tables(rows(recs))["CH-50"], "Cleaning").frame.columns)
-    assert "n-removed [count]" in cols and "precision-removed [%] ↑" in cols  # a count has no better side
-    assert "clean-acc-cost / clean_test [pp] ↓" in cols
+    # the declared stage "cleaned" is a column (PRP Table I); a count has no better side
+    assert "n-removed / cleaned [count]" in cols and "precision-removed / cleaned [%] ↑" in cols
+    assert "clean-acc-cost / cleaned [pp] ↓" in cols
 
 
 def test_tidy_csv_is_ascii_without_float_noise(tmp_path):
@@ -452,8 +455,9 @@ def test_latex_has_labels_captions_with_n_and_splits_wide_tables():
                                                      for i in range(12)}})
     tex = to_latex(wide, "CH-50: Explainers. mean over n = 3 seeds", "tab:x")
     parts = tex.count(r"\begin{table}")
-    assert parts > 1 and r"\label{tab:x-1}" in tex and r"\begin{adjustbox}{max width=\linewidth}" in tex
-    assert tex.count("(part 1 of") == 1 and "n = 3" in tex and LATEX_BUDGET > 0
+    assert parts > 1 and r"\label{tab:x-1}" in tex and r"\hbfit" in tex and r"\hbscale}" in tex
+    # the caption and its short form (list of tables)
+    assert tex.count("(part 1 of") == 2 and "n = 3" in tex and LATEX_BUDGET > 0
 
 
 PDFLATEX = __import__("shutil").which("pdflatex")
@@ -518,7 +522,7 @@ def test_backdoor_detection_is_shown_beside_its_label_flip_and_clean_controls(de
     assert ctl.loc["a × k", "flagged on clean (clean control)"].startswith("0.10")
     s = sec.summary[0]
     assert s["label-flip control"].startswith("LF-30: a × k 0.15") and s["clean control"].startswith("clean flagged")
-    assert "evaluation seeds 0, 1, 2 (settings tuned on 7)" in table(sec.tables, "Det, label-free").caption
+    assert "evaluation seeds 0, 1, 2 (settings tuned on 7)" in table(sec.tables, "Detection matrix").caption
 
 
 def test_an_undefined_cell_is_decided_on_its_numbers_not_its_text():

@@ -16,7 +16,7 @@ from hansbench.bench.report.writers import to_latex, write_leaderboard
 
 
 def rows(records):
-    base = dict(scenario="CH-50", seed=0, model="classifier", clusterer="", split="", stage="", detail="", unit="",
+    base = dict(scenario="CH-50", seed=0, model="classifier", clusterer="", rule="", split="", stage="", detail="", unit="",
                 family="fam")
     return pd.DataFrame([{**base, **r} for r in records])[ROW_COLUMNS]
 
@@ -58,9 +58,11 @@ def test_detection_table_has_table_ii_shape():
         dict(explainer="prp", clusterer="coreg", metric="cluster-f1", value=0.99, higher_is_better=True),
         dict(explainer="prp", clusterer="coreg", metric="cluster-ari", value=0.9, higher_is_better=True),
     ]).assign(family="cluster-detection")
-    t = [t for t in build_tables(df)["CH-50"] if t.title.startswith("Cluster detection, label-matched")][0].frame
-    assert list(t.columns) == ["explainer", "spray", "coreg"]
-    assert t.iloc[0]["spray"] == "64.5 / 0.450"
+    t = [t for t in build_tables(df)["CH-50"] if t.title.startswith("Detection matrix")][0].frame
+    f = t.set_index(["explainer", "clusterer"])  # rows: detectors; a header per value, not "ACC / F1" in one cell
+    assert list(f.index) == [("prp", "spray"), ("prp", "coreg")]
+    assert f.loc[("prp", "spray"), "cluster-acc ↑ (label-matched: analyst picks the right cluster)"] == "64.5"
+    assert f.loc[("prp", "spray"), "cluster-f1 ↑ (label-matched: analyst picks the right cluster)"] == "0.450"
 
 
 def test_writers_escape_html_and_latex(tmp_path):

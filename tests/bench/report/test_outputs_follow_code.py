@@ -113,4 +113,5 @@ def test_a_warm_rerun_rewrites_the_leaderboard_after_a_report_module_changed_and
     _warm_run(package, suite, out)
     assert json.loads((out / MANIFEST).read_text())["digest"] != digest
     assert board.stat().st_mtime_ns != stamp  # rewritten ...
-    assert board.read_text() == text  # ... with the same content: the edit changed no behaviour
+    # ... with the same content: the edit changed no behaviour (the provenance lists the new run, and only it differs)
+    assert board.read_text().split("## How this run was made")[0] == text.split("## How this run was made")[0]

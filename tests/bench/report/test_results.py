@@ -19,7 +19,7 @@ COLUMN = "ordering-auc-class − random / clean_test"
 
 
 def rows(records):
-    base = dict(scenario="CH-50", seed=0, model="classifier", explainer="", clusterer="", split="clean_test",
+    base = dict(scenario="CH-50", seed=0, model="classifier", explainer="", clusterer="", rule="", split="clean_test",
                 stage="", detail="", unit="", family="relevance-ordering", metric="ordering-auc-class",
                 higher_is_better=True)
     return pd.DataFrame([{**base, **r} for r in records])[ROW_COLUMNS]

@@ -35,7 +35,7 @@ CONFIG = to_record(validate({"suite": {"seeds": list(SEEDS)}, "models": {"classi
 
 
 def rows(records):
-    base = dict(seed=0, model="classifier", explainer="", clusterer="", split="", stage="", detail="", unit="",
+    base = dict(seed=0, model="classifier", explainer="", clusterer="", rule="", split="", stage="", detail="", unit="",
                 higher_is_better=True)
     return pd.DataFrame([{**base, **r} for r in records])[ROW_COLUMNS]
 
@@ -43,7 +43,7 @@ def rows(records):
 def sweep_rows(f1: dict[tuple[str, str], list[float]], failed: dict[str, set[int]] | None = None,
                model="classifier", auroc=True, jitter=(-0.02, 0.0, 0.02)):
     """Per point of AXIS and seed: the reliance gate ``took`` (0 on the ``failed`` seeds) and per detector its
-    cluster-f1-unsup (the point's mean + a per-seed jitter that sums to 0) and auroc."""
+    cluster-ari (the point's mean + a per-seed jitter that sums to 0) and auroc."""
     recs = []
     for i, (_, sc) in enumerate(AXIS.points):
         for s in SEEDS:
@@ -55,7 +55,7 @@ def sweep_rows(f1: dict[tuple[str, str], list[float]], failed: dict[str, set[int
                           value=10.0 * (i + 1) + 100 * jitter[s], unit="pp")]
             for (e, c), means in f1.items():
                 recs.append(dict(scenario=sc, seed=s, model=model, explainer=e, clusterer=c,
-                                 family="cluster-detection", metric="cluster-f1-unsup", value=means[i] + jitter[s]))
+                                 family="cluster-detection", metric="cluster-ari", value=means[i] + jitter[s]))
                 if auroc:
                     recs.append(dict(scenario=sc, seed=s, model=model, explainer=e, clusterer=c,
                                      family="cluster-detection", metric="auroc", value=min(1.0, means[i] + 0.05)))
@@ -101,7 +101,7 @@ def test_breakdown_table_skips_points_that_did_not_take_and_marks_baselines(tmp_
     # the cell: mean ± the 95 % t half-width over the three seeds (scipy, independently)
     v = np.array([0.9 - 0.02, 0.9, 0.9 + 0.02])
     half = stats.t.ppf(0.975, 2) * stats.sem(v)
-    assert f.loc["lrp × spray", "cluster-f1-unsup there"] == f"0.900 ± {half:.3f}"
+    assert f.loc["lrp × spray", "cluster-ari there"] == f"0.900 ± {half:.3f}"
     assert list(t.frame.method)[:2] == ["gradcam × spray", "lrp × spray"]  # breaks down first, first
     assert "n = 3" in t.caption and "CH-5 (classifier: poisoning did not take (seed 1))" in t.note
     assert "smallest swept fraction" in t.note and "0.8" in t.note
@@ -117,7 +117,7 @@ def test_breakdown_table_on_a_categorical_axis_lists_the_values_there():
     t = breakdown_table(axis_data(df[df.scenario != "CH-30"], axis))
     row = t.frame.iloc[0]
     assert row["breakdown poisoning"] == "CH, LF" and "holds above" not in t.frame
-    assert row["cluster-f1-unsup there"].startswith("CH: 0.900 ± ") and "; LF: 0.850 ± " in row["cluster-f1-unsup there"]
+    assert row["cluster-ari there"].startswith("CH: 0.900 ± ") and "; LF: 0.850 ± " in row["cluster-ari there"]
     assert "every poisoning" in t.note
 
 
@@ -146,9 +146,9 @@ def test_figure_draws_each_detector_hollow_where_the_poisoning_did_not_take(tmp_
     assert fig.file == "sweep-CH-fraction.png" and (tmp_path / fig.vector).is_file()
     assert round(Image.open(tmp_path / fig.file).info["dpi"][0]) == 200
     (mpl,) = figures
-    axes = np.array(mpl.axes).reshape(2, 3)  # a row per model kind; reliance, cluster-f1-unsup, auroc
+    axes = np.array(mpl.axes).reshape(2, 3)  # a row per model kind; reliance, cluster-ari, auroc
     det = axes[0][1]
-    assert det.get_title() == "(b) cluster-f1-unsup · classifier" and axes[0][2].get_title().startswith("(c) auroc")
+    assert det.get_title() == "(b) cluster-ari · classifier" and axes[0][2].get_title().startswith("(c) auroc")
     assert axes[1][1].get_xlabel().replace("\n", " ") == figure_module.axis_label("fraction")  # the bottom row
     marks = [ln for ln in det.get_lines() if ln.get_marker() not in ("None", "", ".") and len(ln.get_xdata()) == 1]
     hollow = {float(ln.get_xdata()[0]) for ln in marks if ln.get_markerfacecolor() == "white"}

@@ -110,7 +110,7 @@ def test_a_scenario_may_not_carry_the_sweep_entry():
 def test_builtin_sweep_suite_expands_and_validates():
     suite = load_suite("sweep")
     names = [s["name"] for s in suite.scenarios]
-    assert names == [f"CH-{p}" for p in (5, 10, 20, 30, 50)] + [f"BD-A2O-{p}" for p in (5, 10, 20, 30, 50)]
+    assert names == [f"CH-{p}" for p in (5, 10, 20, 33, 50, 60, 70)] + [f"BD-A2O-{p}" for p in (5, 10, 20, 30, 50)]
     assert len(suite.seeds) >= 3 and not set(suite.seeds) & set(suite.dev_seeds)
     assert {a.sweep for a in sweep_axes(suite.raw)} == {"CH", "BD-A2O"}
 

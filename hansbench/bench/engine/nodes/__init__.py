@@ -9,6 +9,7 @@ from hansbench.bench.engine.nodes import (  # noqa: F401  (importing registers t
     data,
     explainer,
     figure_inputs,
+    flagging,
     maps,
     metric,
     model,

@@ -34,7 +34,7 @@ class Node:
     params: dict
     inputs: dict[str, Node]
     code: str
-    ids: dict  # scenario, seed, model, explainer, clusterer, family (the metric): for the store and messages only
+    ids: dict  # scenario, seed, model, explainer, clusterer, rule, family (the metric): for the store and messages only
     key: str = ""
 
     def __post_init__(self) -> None:
@@ -64,7 +64,7 @@ class Node:
         raise LookupError(f"{self.type} node has no data node among its inputs: no seed")
 
     def label(self) -> str:
-        parts = [self.ids.get(k, "") for k in ("scenario", "model", "explainer", "clusterer", "family")]
+        parts = [self.ids.get(k, "") for k in ("scenario", "model", "explainer", "clusterer", "rule", "family")]
         seed = self.ids.get("seed")
         return f"{self.type} " + " ".join(str(p) for p in parts if p) + (f" seed {seed}" if seed is not None else "")
 

@@ -18,10 +18,12 @@ import torch
 from hansbench.bench.engine import checks, keys
 from hansbench.bench.engine.nodes.base import Node, NodeType, node_types
 from hansbench.bench.engine.nodes.explainer import ExplainerNode
+from hansbench.bench.engine.nodes.flagging import SILHOUETTE
 from hansbench.bench.engine.nodes.maps import MapsNode, cluster_index
 from hansbench.bench.engine.seeding import seed_everything
 from hansbench.bench.suite.config import input_kind_rows
 from hansbench.methods.base import MAPS, ClusteringResult
+from hansbench.methods.flagging.base import silhouette_of
 from hansbench.methods.inputs import Maps
 from hansbench.registry import clusterer_inputs, clusterers
 
@@ -106,10 +108,11 @@ class ClusteringNode(NodeType):
         res = est.result_
         labels = np.asarray(res.labels)
         checks.check_clustering(labels, res.flagged, n=x.shape[0], n_clusters=getattr(est, "n_clusters", None),
-                                clusterer=name)
+                                clusterer=name, detects_by=getattr(est, "detects_by", "clusters"))
         scores = checks.check_scores(getattr(res, "scores", None), n=x.shape[0], clusterer=name)
+        info = {**res.info, SILHOUETTE: silhouette_of(x, labels)}
         state = {"labels": torch.as_tensor(labels.astype(np.int64)), "flagged": int(res.flagged),
-                 "info": json.dumps(res.info, default=str)}
+                 "info": json.dumps(info, default=str)}
         if scores is not None:  # absent key = no scores (entries cached before scores existed load the same)
             state["scores"] = torch.as_tensor(scores, dtype=torch.float64)
         return cls.from_state(node, state, env), state

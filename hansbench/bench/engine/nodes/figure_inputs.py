@@ -40,7 +40,7 @@ class FigureInputsNode(NodeType):
 
     cached = True
     gpu = True
-    order = 7  # after the clusterings it embeds
+    order = 8  # after the clusterings it embeds
 
     @classmethod
     def plan(cls, planner: Planner, model: Node, explainer_nodes: list[Node], clustering_nodes: list[Node],

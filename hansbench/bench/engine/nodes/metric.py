@@ -17,6 +17,7 @@ from hansbench.bench.engine import checks, keys
 from hansbench.bench.engine.nodes.base import ModelPlan, Node, NodeType, Omitted, node_types
 from hansbench.bench.engine.nodes.clustering import ClusteringNode
 from hansbench.bench.engine.nodes.explainer import ExplainerNode, set_up
+from hansbench.bench.engine.nodes.flagging import FlaggingNode, rules_for
 from hansbench.bench.engine.nodes.maps import cluster_index, explain_fn
 from hansbench.bench.engine.nodes.model import ModelNode, model_from_state, train
 from hansbench.bench.engine.seeding import seed_everything
@@ -83,7 +84,7 @@ class MetricNode(NodeType):
 
     gpu = True
     produces_rows = True
-    order = 5
+    order = 6
 
     @classmethod
     def plan_for_model(cls, planner: Planner, at: ModelPlan) -> tuple[list[Node], list[Omitted]]:
@@ -97,12 +98,13 @@ class MetricNode(NodeType):
             if not suite.allows("metrics", mname, model=kind) or not scenario.runs_in("metrics", mname):
                 continue
             metric = metrics.get(mname)(**entry.options)
-            combos = {"model": [("", "")], "explainer": [(e, "") for e in at.explainers],
-                      "clustering": at.pairs}[metric.level]
-            for e, c in combos:
-                if not suite.allows("metrics", mname, explainer=e, clusterer=c):
+            combos = {"model": [("", "", "")], "explainer": [(e, "", "") for e in at.explainers],
+                      "clustering": [(e, c, "") for e, c in at.pairs],
+                      "flagging": [(e, c, r) for e, c in at.pairs for r in rules_for(planner, kind, e, c)]}[metric.level]
+            for e, c, r in combos:
+                if not suite.allows("metrics", mname, explainer=e, clusterer=c, rule=r):
                     continue
-                ids = {**at.model.ids, "explainer": e, "clusterer": c, "family": mname}
+                ids = {**at.model.ids, "explainer": e, "clusterer": c, "rule": r, "family": mname}
                 reason = metric.not_applicable(
                     model_kind=kind, scenario=scenario,
                     explainer=explainers.get(e) if e and e not in row_kinds else None,
@@ -115,6 +117,8 @@ class MetricNode(NodeType):
                     inputs["explainer"] = ExplainerNode.plan(planner, at.model, e)
                 if c:
                     inputs["clustering"] = ClusteringNode.plan(planner, at.model, e, c)
+                if r:
+                    inputs["flagging"] = FlaggingNode.plan(planner, inputs["clustering"], r)
                 rows.append(cls.plan(planner, mname, inputs, ids))
         return rows, omitted
 
@@ -131,6 +135,7 @@ class MetricNode(NodeType):
         model = env.output(model_node)
         exp_node, clu_node = node.inputs.get("explainer"), node.inputs.get("clustering")
         clustering = env.output(clu_node) if clu_node is not None else None
+        flag_node = node.inputs.get("flagging")
         metric = metrics.get(node.params["metric"])(**node.params["options"])
         seed = node.seed
         seed_everything(seed)
@@ -143,5 +148,7 @@ class MetricNode(NodeType):
             clustering=clustering, cluster_index=cluster_index(data) if clu_node is not None else None,
             train_model=retrainer(env, model_node),
             explain_model=explain_model_fn(env, exp_node) if exp_node is not None else None,
+            flagging=env.output(flag_node) if flag_node is not None else None,
+            rule=flag_node.params["rule"] if flag_node is not None else "",
         )
         return checks.check_rows(metric.evaluate(ctx), node.params["metric"])

@@ -32,7 +32,7 @@ class TimingNode(NodeType):
 
     gpu = True
     produces_rows = True
-    order = 6
+    order = 7
 
     @classmethod
     def plan_for_model(cls, planner: Planner, at: ModelPlan) -> tuple[list[Node], list]:

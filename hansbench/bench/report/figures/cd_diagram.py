@@ -27,10 +27,29 @@ def cliques(avg_ranks, cd: float) -> list[tuple[int, int]]:
     return runs
 
 
+def layout(names: list[str], avg_ranks, cd: float) -> tuple[np.ndarray, list[tuple[int, int]], float]:
+    """The diagram's geometry: the methods' order (best rank first: row i of the diagram shows method
+    ``order[i]``), the cliques as row spans and the figure's height in inches."""
+    ranks = np.asarray(avg_ranks, dtype=float)
+    if len(names) != ranks.size:
+        raise ValueError(f"draw_cd needs one average rank per name, got {len(names)} names and {ranks.size} ranks")
+    order = np.argsort(ranks, kind="stable")
+    return order, cliques(ranks, cd), ROW_IN * len(names) + HEAD_IN
+
+
+ROW_IN, HEAD_IN, WIDTH_IN = 0.2, 1.25, 6.5  # a row per method; at 6.5 in the 8 pt names stay 8 pt in a 600 px page
+
+
 def draw_cd(names: list[str], avg_ranks, cd: float, path_png: Path | str, title: str = "",
             friedman_p: float | None = None, alpha: float = 0.05) -> tuple[Path, Path]:
     """Draw the diagram; returns (png, svg) paths (the SVG beside the PNG). ``friedman_p``: where given, a p not
-    below ``alpha`` is refused (the ranks are not told apart: there is no order to draw)."""
+    below ``alpha`` is refused (the ranks are not told apart: there is no order to draw).
+
+    One row per method, best first: its name and average rank on the left, a dot at that rank on the rank axis
+    (top), and at the right a red bar joining each run of rows the Nemenyi test cannot tell apart (rank
+    difference below CD), with the CD drawn to scale under the axis. Demšar's two-sided layout spreads long
+    names over 11 in, which a page or an HTML figure shrinks until it cannot be read; this one is
+    :data:`WIDTH_IN` wide whatever the names."""
     if friedman_p is not None and not friedman_p < alpha:
         raise ValueError(f"no critical-difference diagram where the Friedman test does not reject (p = {friedman_p:.2g} "
                          f">= alpha = {alpha}): report the ranks without a diagram")
@@ -41,47 +60,39 @@ def draw_cd(names: list[str], avg_ranks, cd: float, path_png: Path | str, title:
 
     path_png = Path(path_png)
     ranks = np.asarray(avg_ranks, dtype=float)
-    order = np.argsort(ranks, kind="stable")
+    order, runs, height = layout(names, ranks, cd)
     k = len(names)
-    lo, hi = 1, max(k, 2)
-    half = (k + 1) // 2
-    height = 1.2 + 0.28 * max(half, k - half)
-    span = hi - lo
-    longest = max((len(f"{n} (0.00)") for n in names), default=10)
-    side_in = 0.075 * longest + 0.4  # inches of names on each side at 9 pt; the axis itself is 4 inches
-    fig, ax = plt.subplots(figsize=(4.0 + 2 * side_in, height))
-    margin = side_in * span / 4.0
-    ax.set_xlim(lo - margin, hi + margin)
-    ax.set_ylim(-(max(half, k - half) + 1.2) * 0.28, 0.62)
-    ax.axis("off")
-    ax.hlines(0, lo, hi, color="black", lw=1)
-    step = max(1, int(np.ceil(k / 10)))
-    for t in range(lo, hi + 1):
-        ax.vlines(t, 0, 0.06 if (t - lo) % step == 0 else 0.03, color="black", lw=1)
-        if (t - lo) % step == 0:
-            ax.text(t, 0.1, str(t), ha="center", va="bottom", fontsize=9)
-    ax.text((lo + hi) / 2, 0.34, "average rank (1 = best)", ha="center", va="bottom", fontsize=9)
-    # the CD bar, top left
-    ax.hlines(0.52, lo, lo + cd, color="black", lw=1.5)
-    ax.text(lo + cd / 2, 0.55, f"CD = {cd:.2f}", ha="center", va="bottom", fontsize=8)
-    for pos, i in enumerate(order):
-        left = pos < half
-        row = pos if left else k - 1 - pos
-        y = -(row + 1) * 0.28
-        x_end = lo - 0.05 * span - 0.2 if left else hi + 0.05 * span + 0.2
-        ax.plot([ranks[i], ranks[i], x_end], [0, y, y], color="black", lw=0.8)
-        ax.text(x_end + (-0.02 if left else 0.02) * max(span, 1), y, f"{names[i]} ({ranks[i]:.2f})", ha="right" if left else "left",
-                va="center", fontsize=9)
-    sorted_ranks = ranks[order]
-    for n, (i, j) in enumerate(cliques(ranks, cd)):
-        y = -0.1 - 0.07 * n
-        ax.hlines(y, sorted_ranks[i] - 0.01 * span, sorted_ranks[j] + 0.01 * span, color="tab:red", lw=3)
-    if title:
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    path_png.parent.mkdir(parents=True, exist_ok=True)
-    svg = path_png.with_suffix(".svg")
-    fig.savefig(path_png, dpi=DPI, bbox_inches="tight")
-    fig.savefig(svg, bbox_inches="tight")
-    plt.close(fig)
+    hi = max(k, 2)
+    bars_x = [hi + 0.35 + 0.3 * hi / 10 * n for n in range(len(runs))]  # right of the axis, one column per clique
+    with matplotlib.rc_context({"font.size": 8, "svg.hashsalt": "hansbench"}):
+        fig, ax = plt.subplots(figsize=(WIDTH_IN, height), layout="constrained")
+        rows = np.arange(k)
+        ax.set_ylim(k + 0.6, -0.6)
+        ax.set_xlim(1 - 0.03 * hi, (bars_x[-1] if bars_x else hi) + 0.2 * hi / 10 + 0.1)
+        for side, spine in ax.spines.items():
+            spine.set_visible(side == "top")
+        ax.spines["top"].set_bounds(1, hi)
+        ax.xaxis.tick_top()
+        ax.xaxis.set_label_position("top")
+        ax.set_xlabel("average rank (1 = best)", fontsize=8)
+        ax.grid(False)
+        step = max(1, int(np.ceil(k / 10)))
+        ax.set_xticks(range(1, hi + 1, step))
+        ax.tick_params(axis="x", length=3, labelsize=8)
+        ax.tick_params(axis="y", length=0, labelsize=8)
+        ax.set_yticks(rows, [f"{names[i]} ({ranks[i]:.2f})" for i in order])
+        ax.hlines(rows, 1, ranks[order], color="#cccccc", lw=0.6, zorder=1)  # a guide from rank 1 to the dot
+        ax.plot(ranks[order], rows, ls="", marker="o", ms=4, color="black", zorder=3)
+        for x, (i, j) in zip(bars_x, runs):
+            ax.vlines(x, i - 0.25, j + 0.25, color="tab:red", lw=3)
+        ax.hlines(k + 0.1, 1, 1 + cd, color="black", lw=1.5)
+        ax.text(1, k + 0.3, f"CD = {cd:.2f} (Nemenyi, alpha = {alpha:g}): rows joined by a red bar differ by less",
+                ha="left", va="top", fontsize=7)
+        if title:
+            ax.set_title(title, fontsize=9)
+        path_png.parent.mkdir(parents=True, exist_ok=True)
+        svg = path_png.with_suffix(".svg")
+        fig.savefig(path_png, dpi=DPI)
+        fig.savefig(svg, metadata={"Date": None})
+        plt.close(fig)
     return path_png, svg

@@ -113,38 +113,36 @@ def _scatter_truth(ax, emb: np.ndarray, truth: np.ndarray, colors) -> None:
 
 
 def embedding_figure(scenario: str, kind: str, panels: dict[str, tuple], out: Path, seed: int | None = None,
-                     columns: int = 4) -> str:
+                     columns: int = 5) -> str:
     """Per clusterer input (an explainer's maps, activations, ...): its 2-D embedding coloured by the true
     poisoned flag, then by each clusterer's clusters (the flagged cluster orange) with the truth as marker.
 
-    ``panels``: source -> ``(embedding, truth, {clusterer: labels or (labels, flagged)}[, note])``.
-    At most ``columns`` panels a row (page width); a source with more clusterers continues on the next row.
+    ``panels``: source -> ``(embedding, truth, {clusterer: labels or (labels, flagged)}[, note])``. The panels
+    flow in reading order, ``columns`` a row (page width), each clusterer's panel titled "source × clusterer",
+    so a figure of 12 inputs stays about a page tall; the legend is on top, where the reader starts.
     """
-    cells: list[list[tuple]] = []
+    items: list[tuple] = []
     for source, panel in panels.items():
         emb, truth, found = panel[:3]
         note = panel[3] if len(panel) > 3 else ""
-        items = [("truth", source, emb, truth, None, note)] + [("found", f"× {c}", emb, truth, f, "")
-                                                              for c, f in found.items()]
-        cells += [items[i:i + columns] for i in range(0, len(items), columns)]
-    ncols = min(columns, max(len(r) for r in cells))
+        items += [("truth", source, emb, truth, None, note)]
+        items += [("found", f"{source} × {c}", emb, truth, f, "") for c, f in found.items()]
+    ncols = max(1, min(columns, len(items)))
+    nrows = -(-len(items) // ncols)
     with page_style():
-        fig, axes = plt.subplots(len(cells), ncols, figsize=(1.75 * ncols, 1.85 * len(cells) + 0.9), squeeze=False,
-                                 layout="constrained")
-        for r, row in enumerate(cells):
-            for c, (what, title, emb, truth, found, note) in enumerate(row):
-                ax = axes[r][c]
-                if what == "truth":
-                    _scatter_truth(ax, emb, truth, [TRUTH_COLORS[bool(t)] for t in truth])
-                    ax.set_title("\n".join([title] + textwrap.wrap(f"({note})", 26)), fontsize=9,
-                                 color=method_style(title).color)
-                else:
-                    labels, flagged = found if isinstance(found, tuple) else (found, None)
-                    labels = np.asarray(labels)
-                    _scatter_truth(ax, emb, truth, _flag_colors(labels, flagged))
-                    ax.set_title(title, fontsize=9)
-            for c in range(len(row), ncols):
-                axes[r][c].axis("off")
+        fig, axes = plt.subplots(nrows, ncols, figsize=(min(PAGE_WIDTH, 1.4 * ncols), 1.55 * nrows + 0.8),
+                                 squeeze=False, layout="constrained")
+        for ax, (what, title, emb, truth, found, note) in zip(axes.flat, items):
+            if what == "truth":
+                _scatter_truth(ax, emb, truth, [TRUTH_COLORS[bool(t)] for t in truth])
+                ax.set_title("\n".join(textwrap.wrap(title, 22) + textwrap.wrap(f"({note})", 24)), fontsize=7.5,
+                             color=method_style(title).color, fontweight="bold")
+            else:
+                labels, flagged = found if isinstance(found, tuple) else (found, None)
+                _scatter_truth(ax, emb, truth, _flag_colors(np.asarray(labels), flagged))
+                ax.set_title("\n".join(textwrap.wrap(title, 22)), fontsize=7.5)
+        for ax in list(axes.flat)[len(items):]:
+            ax.axis("off")
         clear_axes(axes)
         from matplotlib.lines import Line2D
 
@@ -155,9 +153,10 @@ def embedding_figure(scenario: str, kind: str, panels: dict[str, tuple], out: Pa
                    mark(TRUTH_COLORS[True], TRUTH_MARKERS[True], "poisoned (truth)"),
                    mark(FLAGGED_COLOR, "s", "flagged cluster"),
                    mark(OTHER_CLUSTER_COLORS[0], "s", "other cluster(s)")]
-        fig.legend(handles=handles, loc="outside lower center", ncols=4, frameon=False)
-        fig.suptitle(f"{scenario} · {kind}{'' if seed is None else f' · seed {seed}'}: what the clusterers saw "
-                     "(2-D embedding)")
+        # the title heads the legend: a suptitle and a legend both "outside upper center" overlap
+        fig.legend(handles=handles, loc="outside upper center", ncols=4, frameon=False, title_fontsize=10,
+                   title=f"{scenario} · {kind}{'' if seed is None else f' · seed {seed}'}: what the clusterers "
+                         "saw (2-D embedding)")
         name = save(fig, out, f"embedding-{slug(scenario)}-{slug(kind)}.png")
     return name
 

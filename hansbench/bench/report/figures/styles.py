@@ -51,8 +51,10 @@ BUILTIN: dict[str, Style] = {
     "protopnet-lrp": Style("#332288", "<"),
     "cladec": Style("#8C564B", ">"),
     "cladec-diff": Style("#7F7F7F", "p"),
-    "activations": Style("#117733", "X"),
-    "pixels": Style("#44AA99", "d"),
+    # the clusterers' raw inputs (baselines, drawn dashed in detection figures): neutral dark grey and purple, not
+    # two more greens beside lrp's (four greens in one legend could not be told apart)
+    "activations": Style("#555555", "X"),
+    "pixels": Style("#AA4499", "d"),
 }
 
 # For names not in BUILTIN: darker shades than the built-ins' and markers they use less.

@@ -18,8 +18,10 @@ import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from hansbench.bench.report.figures.base import Figure, seed_text  # noqa: E402
+from hansbench.bench.report.figures.strip import draw_strip  # noqa: E402
 from hansbench.bench.report.figures.styles import PAGE_WIDTH, method_style, page_style, save, vector_twin  # noqa: E402
-from hansbench.bench.report.stats import t_interval  # noqa: E402
+from hansbench.bench.report.results import value_range  # noqa: E402
+from hansbench.bench.report.stats import clipped, is_split, t_interval  # noqa: E402
 from hansbench.bench.report.verdicts.common import input_kinds  # noqa: E402
 from hansbench.bench.suite.sweep import value_text  # noqa: E402
 
@@ -27,6 +29,11 @@ GATE_THRESHOLD = 0.5  # the side of 0.5 a gate value is on decides it (leaderboa
 SCORE_VALUE = "auroc"  # the threshold-free detection value of panel (c), where a detection family declares it
 AXIS_LABELS = {"fraction": "fraction poisoned (share of the class the poisoning draws from)"}
 GATE_COLORS = ("#444444", "#CC3311", "#009988", "#EE7733")
+LEVEL_COLOR = "#888888"  # the breakdown level: grey and labelled, never mistaken for the (black dotted) reference
+BAR_ALPHA = 0.6
+DODGE, STRIP_WIDTH = 0.008, 0.008  # of the x-axis' span: a detector's bars and dots sit beside its neighbours'
+SPLIT_TEXT = ("cut to the value's range; where a point's seeds are bimodal (hit or miss: two neighbouring seeds more "
+              "than half the range apart) no bar but a column of hollow dots, one per seed")
 
 
 def axis_label(field: str) -> str:
@@ -43,10 +50,11 @@ def spread_text(n_values: list[int]) -> str:
     """How a figure shows the spread over seeds, by the points' n."""
     lo, hi = (min(n_values), max(n_values)) if n_values else (0, 0)
     if lo >= 3:
-        return "band: 95 % Student-t interval of the mean over seeds"
+        return f"band: 95 % Student-t interval of the mean over seeds (a bar beside each point), {SPLIT_TEXT}"
     if hi <= 2:
         return "small points: each seed (n <= 2 seeds: no interval)"
-    return "band: 95 % Student-t interval where n >= 3 seeds; small points: each seed where n <= 2"
+    return (f"band: 95 % Student-t interval where n >= 3 seeds (a bar beside each point), {SPLIT_TEXT}; small "
+            "points: each seed where n <= 2")
 
 
 def _method_line(explainer: str, clusterer: str, kinds: set[str], refs: set[str]) -> dict:
@@ -56,9 +64,14 @@ def _method_line(explainer: str, clusterer: str, kinds: set[str], refs: set[str]
 
 
 def _draw(ax, xs: dict[str, float], by_point: dict[str, pd.Series], took: dict[str, bool], style: dict,
-          label: str, spread: bool = True) -> Line2D | None:
-    """Mean over seeds along the axis; hollow where not taken; with ``spread`` a t-band where n >= 3 and each seed
-    where n <= 2 (a 0/1 gate's mean is the share of seeds: no spread)."""
+          label: str, spread: bool = True, bounds: tuple[float, float] | None = None,
+          offset: float = 0.0) -> Line2D | None:
+    """Mean over seeds along the axis; hollow where not taken; with ``spread`` the t-interval where n >= 3, cut to the
+    value's range ``bounds`` (:func:`~hansbench.bench.report.stats.clipped`, as the tables cut their intervals),
+    each seed where n <= 2, and each seed as a strip of dots instead of the band where the seeds are bimodal
+    (:func:`~hansbench.bench.report.stats.is_split`, the tables' "k of n"); a 0/1 gate's mean is the share of
+    seeds: no spread. The interval is a vertical bar and the strip a column of dots, ``offset`` to the right of
+    the point's marker, so the detectors of one panel do not cover each other."""
     pts = sorted(((xs[sc], sc, s) for sc, s in by_point.items() if len(s)), key=lambda p: p[0])
     if not pts:
         return None
@@ -73,16 +86,32 @@ def _draw(ax, xs: dict[str, float], by_point: dict[str, pd.Series], took: dict[s
     if not spread:
         return Line2D([], [], color=style["color"], ls=style["ls"], marker=style["marker"], ms=4.5, lw=1.3,
                       label=label)
+    split = [is_split(s.to_numpy(dtype=float), bounds) for s in series]
     band = [(xi, t_interval(s.to_numpy(dtype=float))) for xi, s in zip(x, series) if len(s) >= 3]
-    if band:
-        bx = np.array([b[0] for b in band])
-        ax.fill_between(bx, [b[1].low for b in band], [b[1].high for b in band], color=style["color"], alpha=0.12,
-                        lw=0)
-    for xi, s in zip(x, series):
-        if len(s) <= 2:
+    bimodal = dict(zip(x.tolist(), split))
+    band = [(xi, None if bimodal[float(xi)] else clipped(iv, bounds)) for xi, iv in band]
+    bars = [(xi, iv) for xi, iv in band if iv is not None]
+    if bars:  # one thin bar per point beside its marker: eight overlapping n = 3 bands were a wash over 0..1
+        ax.vlines([xi + offset for xi, _ in bars], [iv.low for _, iv in bars], [iv.high for _, iv in bars],
+                  color=style["color"], lw=1.1, alpha=BAR_ALPHA, zorder=2)
+    width = STRIP_WIDTH * (max(xs.values()) - min(xs.values()) or 1.0)
+    for xi, s, cut in zip(x, series, split):
+        if cut:
+            draw_strip(ax, xi + offset, s.to_numpy(dtype=float), style["color"], width, mean=False)
+        elif len(s) <= 2:
             ax.plot([xi] * len(s), s.to_numpy(dtype=float), ls="", marker=".", ms=2.5, color=style["color"],
                     alpha=0.7)
     return Line2D([], [], color=style["color"], ls=style["ls"], marker=style["marker"], ms=4.5, lw=1.3, label=label)
+
+
+def _level_line(ax, level: float) -> None:
+    """The breakdown level: grey dotted and named on the axes (the reference detector is black dotted)."""
+    ax.axhline(level, color=LEVEL_COLOR, lw=1.2, ls=":", zorder=1)
+
+
+def _level_handle(level: float) -> Line2D:
+    """The level's legend entry (named there, not on the axes, where it covered the detectors' markers)."""
+    return Line2D([], [], color=LEVEL_COLOR, lw=1.2, ls=":", label=f"breakdown level {level:g}")
 
 
 def _by_point(d: pd.DataFrame) -> dict[str, pd.Series]:
@@ -114,18 +143,22 @@ def sweep_figure(data, out: Path) -> Figure:
                     ax.set(xticks=[], yticks=[])
                     continue
                 d = data.detection(m, value)
-                for (e, c), g in d.groupby(["explainer", "clusterer"], sort=False):
+                unit = d.unit.iloc[0] if len(d) else ""
+                bounds = value_range(value, unit, False, d.value)
+                span = (max(xs.values()) - min(xs.values())) or 1.0
+                groups = list(d.groupby(["explainer", "clusterer"], sort=False))
+                for j, ((e, c), g) in enumerate(groups):
                     label = f"{e} × {c}" + (" (baseline)" if e in kinds else " (reference)" if e in refs else "")
                     bp = _by_point(g)
                     ns += [len(s) for s in bp.values()]
-                    h = _draw(ax, xs, bp, took, _method_line(e, c, kinds, refs), label)
+                    h = _draw(ax, xs, bp, took, _method_line(e, c, kinds, refs), label, bounds=bounds,
+                              offset=DODGE * span * (j + 1 - len(groups) / 2))
                     if h is not None:
                         handles.setdefault(label, h)
-                unit = d.unit.iloc[0] if len(d) else ""
                 ax.set_ylabel(value + (f" [{unit}]" if unit and unit != "bool" else "")
                               + (f" ({data.label})" if data.label and value == data.headline.get(m) else ""))
                 if value == data.headline.get(m):
-                    ax.axhline(axis.level, color="#000000", lw=0.9, ls=":")
+                    _level_line(ax, axis.level)
                 if len(d) and d.value.between(0, 1).all():  # a share: its interval drawn within what it can be
                     ax.set_ylim(-0.03, 1.03)
         for ax in axes.flat:
@@ -134,6 +167,7 @@ def sweep_figure(data, out: Path) -> Figure:
         for ax in axes[-1]:  # the bottom row names the x-axis, wrapped to the panel's width
             ax.set_xlabel(textwrap.fill(axis_label(axis.field), 30))
         if handles:
+            handles[f"breakdown level {axis.level:g}"] = _level_handle(axis.level)
             fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=3, frameon=False,
                        fontsize=6.5)
         fig.suptitle(axis.title)
@@ -147,7 +181,7 @@ def sweep_figure(data, out: Path) -> Figure:
                "label says)")
     caption = (f"{axis.title}: per model kind, {panel_a}, (b) {value}, the {data.label or 'detection'} headline, per "
                "detector (explainer × clusterer; colour: the explainer, marker: the clusterer; baselines dashed, the "
-               f"reference dotted), the dotted line at the breakdown level {axis.level:g}"
+               f"reference dotted), the grey dotted line at the breakdown level {axis.level:g}"
                + (f", (c) {SCORE_VALUE} the same way" if data.score else "")
                + f", against {axis_label(axis.field)}. Mean over n = {max(ns, default=0)} {seeds}; {spread_text(ns)}. "
                "Hollow marker: the poisoning did not take on at least one seed there (a reliance gate failed"
@@ -163,7 +197,8 @@ def _reliance_panel(ax, data, m: str, xs: dict[str, float], took: dict[str, bool
     if effect:
         f, v, unit = effect
         d = data.seeded[(data.seeded.model == m) & (data.seeded.family == f) & (data.seeded.metric == v)]
-        _draw(ax, xs, _by_point(d), took, {"color": GATE_COLORS[0], "marker": "o", "ls": "-"}, v)
+        _draw(ax, xs, _by_point(d), took, {"color": GATE_COLORS[0], "marker": "o", "ls": "-"}, v,
+              bounds=value_range(v, unit, False, d.value))
         ax.axhline(0.0, color="#888888", lw=0.8, ls="--")
         if unit == "%" and len(d) and d.value.between(0, 100).all():
             ax.set_ylim(-3, 103)

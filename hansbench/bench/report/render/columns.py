@@ -10,7 +10,7 @@ import pandas as pd
 from hansbench.bench.report.leaderboard import format_value
 
 KEY_COLUMNS = ("explainer", "model", "method", "split", "status", "detector", "scenario")
-LATEX_BUDGET = 120  # characters per row of a part at \footnotesize (stacked headers; adjustbox shrinks a part that is still wider than \linewidth)
+LATEX_BUDGET = 120  # characters per row of a part at \footnotesize (stacked headers; a part still wider than \linewidth is scaled to it, the scale stated)
 HTML_BUDGET = 185  # the same at 13 px in a 1280 px window (checked in Chromium)
 
 

@@ -11,8 +11,11 @@ import numpy as np
 
 from hansbench.bench.report import document as node
 from hansbench.bench.report.escape import html_text
+from hansbench.bench.report.figures.strip import cell_strip_svg
 from hansbench.bench.report.leaderboard import Table, format_value
 from hansbench.bench.report.render.columns import HTML_BUDGET, split_columns
+from hansbench.bench.report.results import Grid
+from hansbench.bench.report.tables import head
 
 SORT_JS = """<script>
 document.querySelectorAll('table.sortable th').forEach(function (th) {
@@ -44,22 +47,36 @@ CSS = ("body{font-family:system-ui,sans-serif;margin:1.2em;color:#222}"
        "td:first-child,th:first-child{text-align:left;white-space:normal}"
        "table.prose td{white-space:normal;text-align:left;min-width:6em}"
        "th[aria-sort=ascending]::after{content:' \\25B2'}th[aria-sort=descending]::after{content:' \\25BC'}"
-       ".note,.part{color:#555;font-size:12px;max-width:1100px}.part{margin:.8em 0 0}"
+       ".note,.part,.csv{color:#555;font-size:12px;max-width:1100px}.part{margin:.8em 0 0}"
        "figure{display:inline-block;margin:.5em;vertical-align:top}"
        "figure img{max-width:600px;border:1px solid #ddd}figcaption{font-size:12px;color:#444;max-width:600px}"
        ".lightbox{display:none}.lightbox:target{display:flex;position:fixed;inset:0;background:rgba(0,0,0,.85);"
        "align-items:center;justify-content:center;z-index:9}.lightbox img{max-width:96vw;max-height:92vh;"
        "background:#fff}.lightbox .close{position:absolute;top:8px;right:16px;color:#fff;font-size:28px;"
-       "text-decoration:none}nav a{margin-right:1em}")
+       "text-decoration:none}nav a{margin-right:1em}svg.strip{vertical-align:middle;margin-left:.3em}")
+
+
+def _strip(t: Table, i: int, c) -> str:
+    """The strip of dots of the table's cell at row ``i``, column header ``c`` when its seeds split (a bimodal
+    cell shows its values, not an interval: issue 29); "" for every other cell and for tables without typed
+    results. The frame's rows are the grid's rows in order, its headers the columns' :func:`head`."""
+    grid = t.result
+    if not isinstance(grid, Grid) or i >= len(grid.rows):
+        return ""
+    col = next((x for x in grid.columns if head(x) == c), None)
+    cell = grid.cells.get((*grid.rows[i], col.name)) if col is not None else None
+    return cell_strip_svg(cell, unit=col.unit) if cell is not None else ""
 
 
 def _cell(t: Table, part, i: int, c) -> str:
-    """One body cell: numeric cells carry ``data-sort`` (the number behind the text), others sort as text."""
+    """One body cell: numeric cells carry ``data-sort`` (the number behind the text), others sort as text; a cell
+    whose seeds split carries its strip of dots (already escaped markup) beside the text."""
     num = t.sort.iloc[i][c] if t.sort is not None and c in t.sort and i < len(t.sort) else None
     attr = " class='t'"
     if isinstance(num, (float, int, np.floating, np.integer)) and not isinstance(num, bool) and np.isfinite(num):
         attr = f" data-sort='{float(num):.10g}'"
-    return f"<td{attr}>{html_text(format_value(part.iloc[i][c]))}</td>"
+    strip = _strip(t, i, c)
+    return f"<td{attr}>{html_text(format_value(part.iloc[i][c]))}{' ' + strip if strip else ''}</td>"
 
 
 def html_table(t: Table, anchor: str, prose: bool = False) -> str:
@@ -106,7 +123,8 @@ class _Writer:
         elif isinstance(b, node.TableBlock):
             t = b.table
             self.chunks += ([f"<h4>{html_text(t.title)}</h4>"] if b.heading else []) + [
-                html_table(t, b.anchor, b.prose)] + ([f"<p class='note'>{html_text(t.note)}</p>"] if t.note else [])
+                html_table(t, b.anchor, b.prose)] + ([f"<p class='note'>{html_text(t.note)}</p>"] if t.note else []) + (
+                [f"<p class='csv'>Numbers: <a href='{html_text(b.csv)}'>{html_text(b.csv)}</a></p>"] if b.csv else [])
         elif isinstance(b, node.FigureBlock):
             self.figures += 1
             self.chunks.append(html_figure(b, self.figures))

@@ -26,7 +26,8 @@ def _block(b: node.Block) -> list[str]:
     if isinstance(b, node.TableBlock):
         t = b.table
         return (([f"#### {markdown(t.title)}", ""] if b.heading else []) + [to_markdown(t.frame), ""]
-                + ([f"*{markdown(t.note)}*", ""] if t.note else []))
+                + ([f"*{markdown(t.note)}*", ""] if t.note else [])
+                + ([f"Numbers: [{markdown(b.csv)}](<{markdown_target(b.csv)}>)", ""] if b.csv else []))
     if isinstance(b, node.FigureBlock):
         return [f"![{markdown(b.caption)}](<{markdown_target(b.file)}>)", "", f"*{markdown(b.caption)}*", ""]
     if isinstance(b, node.BulletList):

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def _method(r: pd.Series, stage_is_column: bool, ctx: Context) -> str:
-    parts = [ctx.label(r["explainer"], r["model"]) if r["explainer"] else "", r["clusterer"]]
+    parts = [ctx.label(r["explainer"], r["model"]) if r["explainer"] else "", r["clusterer"], r.get("rule", "")]
     name = " + ".join(x for x in parts if x)
     if name:
         return name

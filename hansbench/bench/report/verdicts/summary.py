@@ -1,4 +1,6 @@
-"""The detection verdict that opens the page, per scenario and model kind, by the first label-free value present:
+"""The detection verdict that opens the page, per scenario and model kind: *does the detector separate the
+poison?* by a label-free value no flagging rule decides (:func:`separability_groups`: the ARI of a partition, the
+AUROC of a score or set detector's own score; a plugin's first label-free value where neither is there), with
 the best explanation detector and the best baseline, the paired tests of the best against every other
 explanation detector and against the baseline (Holm-corrected together), the detectors not told apart from the
 best, the margin over the reference with the same clusterer, the cells on the label-flip and clean controls.
@@ -15,6 +17,7 @@ from hansbench.bench.report.leaderboard import Presentation
 from hansbench.bench.report.results import Cell, Comparison, compare, correct, oriented, seed_cell, value_range
 from hansbench.bench.report.verdicts.common import input_kinds
 from hansbench.bench.report.verdicts.detection import detector_rows
+from hansbench.bench.report.verdicts.protocol import SEPARABILITY, detects_by
 
 Detector = tuple[str, str]  # (explainer or input kind, clusterer)
 
@@ -72,13 +75,38 @@ def _paired_cell(a: pd.Series, b: pd.Series, bounds, higher: bool) -> Cell:
     return seed_cell(a.loc[idx] - b.loc[idx], bounds, higher)
 
 
+def separability_groups(seeded: pd.DataFrame, scenario: str, model: str, families: list[str],
+                        label_free: tuple[str, ...]) -> list[tuple[str, frozenset[Detector]]]:
+    """(value, the detectors it ranks) for the first question: each detector by the first value of
+    :data:`~.protocol.SEPARABILITY` for its ``detects_by`` that it has (ARI for a partition, AUROC for a score or
+    set detector), else by the first declared label-free value it has; values in the order first used. Only the
+    split's rows (rule ""): which half a rule flags never enters."""
+    pool = [v for v in dict.fromkeys([*SEPARABILITY["clusters"], *SEPARABILITY["scores"], *label_free])]
+    have: dict[str, set[Detector]] = {}
+    for v in pool:
+        d = detector_rows(seeded, scenario, model, families, v)
+        have[v] = set(zip(d[d.value.notna()].explainer, d[d.value.notna()].clusterer))
+    groups: dict[str, set[Detector]] = {}
+    for k in dict.fromkeys(x for v in pool for x in sorted(have[v])):
+        prefs = [*SEPARABILITY.get(detects_by(k[1]), ()), *label_free]
+        v = next((v for v in prefs if k in have.get(v, ())), None)
+        if v is not None:
+            groups.setdefault(v, set()).add(k)
+    order = [v for v in pool if v in groups]
+    return [(v, frozenset(groups[v])) for v in order]
+
+
 def detection_verdict(seeded: pd.DataFrame, scenario: str, model: str, ps: list[Presentation], value: str,
-                      controls: dict[str, str], control_value: str) -> DetectionVerdict:
-    """The verdict of one model kind (see :class:`DetectionVerdict`)."""
+                      controls: dict[str, str], control_value: str,
+                      only: frozenset[Detector] | None = None) -> DetectionVerdict:
+    """The verdict of one model kind (see :class:`DetectionVerdict`); ``only``: the detectors it compares (all
+    that have ``value`` where None)."""
     kinds, _ = input_kinds()
     refs = {p.reference_explainer for p in ps if p.reference_explainer}
     fams = [p.family for p in ps]
     d = detector_rows(seeded, scenario, model, fams, value) if value else seeded.iloc[:0]
+    if only is not None:
+        d = d[pd.Series([k in only for k in zip(d.explainer, d.clusterer)], index=d.index, dtype=bool)]
     by = _by_seed(d[d.value.notna()])
     if not by:
         return DetectionVerdict(value, 0)
