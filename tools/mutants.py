@@ -524,6 +524,17 @@ MUTANTS = [
            "    if oracle_acc < RESTORE_FLOOR and oracle_acc < poisoned_acc - RESTORE_MARGIN:",
            ("tests/metrics/test_metric_data_cleaning.py::test_whether_the_perfect_filter_restores_the_model",),
            "a perfect filter that costs 6 points of clean stop accuracy still counts as restoring the model"),
+    # issue 28: the engine's flagging nodes
+    Mutant("perfect-filter-failure-unsaid", "hansbench/bench/report/verdicts/stages.py",
+           "    if failed.empty:\n        return []", "    if True:\n        return []",
+           ("tests/bench/report/test_restore_note.py",), "the cleaning table keeps quiet where the perfect filter fails"),
+    Mutant("rows-lose-their-rule", "hansbench/bench/engine/nodes/metric.py",
+           'ids = {**at.model.ids, "explainer": e, "clusterer": c, "rule": r, "family": mname}',
+           'ids = {**at.model.ids, "explainer": e, "clusterer": c, "rule": "", "family": mname}',
+           ("tests/bench/engine/test_flagging_node.py",), "a flag-detection row does not say which rule flagged"),
+    Mutant("budget-at-an-assumed-rate", "hansbench/bench/engine/nodes/flagging.py",
+           "true_rate=float(poisoned.mean()) if poisoned.size else 0.0,", "true_rate=0.1,",
+           ("tests/bench/engine/test_flagging_node.py",), "the true-rate budget flags an assumed 10 % again"),
     # issue 29: bimodal cells as strips of dots, sweep intervals inside the value's range, readable figures
     Mutant("html-split-cell-without-strip", "hansbench/bench/report/render/html.py",
            '    return cell_strip_svg(cell, unit=col.unit) if cell is not None else ""', '    return ""',

@@ -153,16 +153,24 @@ def selection_note(rows: pd.DataFrame, config: Any) -> str:
 
 
 def _summary(sections: list, suite: str, selection: str = "") -> list[Block]:
-    """Which detector finds the poisoned samples, per scenario and model (its cells are sentences)."""
-    from hansbench.bench.report.summary import SUMMARY_NOTE
+    """Which detector finds the poisoned samples, as the two questions of issue 28, one table each: per scenario
+    and model, does the best detector separate the poison (its cells are sentences); then per scenario, model and
+    flagging rule, can it flag the poison unaided (one short row per rule, so no cell runs on for a page)."""
+    from hansbench.bench.report.summary import FLAG_COLUMN, FLAGS_KEY, FLAGS_NOTE, SUMMARY_NOTE
 
     summary = [{"scenario": s.scenario, **r} for s in sections for r in s.summary]
     if not summary:
         return []
-    table = Table("Summary", pd.DataFrame(summary).fillna(""), " ".join(x for x in (SUMMARY_NOTE, selection) if x))
-    block = TableBlock(table, "summary-table", f"{suite}: summary, detection first (label-free)", heading=False,
-                       prose=True)
-    return [Section(SUMMARY_TITLE, 2, [block], anchor="summary")]
+    flags = [{"scenario": r["scenario"], "model": r["model"], **f} for r in summary for f in r.get(FLAGS_KEY) or []]
+    first = pd.DataFrame([{k: v for k, v in r.items() if k not in (FLAGS_KEY, FLAG_COLUMN)} for r in summary])
+    table = Table("Summary", first.fillna(""), " ".join(x for x in (SUMMARY_NOTE, selection) if x))
+    blocks: list[Block] = [TableBlock(table, "summary-table", f"{suite}: does the detector separate the poison?",
+                                      heading=False, prose=True)]
+    if flags:
+        second = Table("Can it flag the poison unaided?", pd.DataFrame(flags).fillna(""), FLAGS_NOTE)
+        blocks.append(TableBlock(second, "summary-flags", f"{suite}: can the detector flag the poison unaided? "
+                                 "(per flagging rule)", heading=True, prose=True))
+    return [Section(SUMMARY_TITLE, 2, blocks, anchor="summary")]
 
 
 def _rankings(rows: pd.DataFrame, sections: list, out: Path) -> list[Block]:

@@ -42,6 +42,7 @@ MAX_TIE_NAMES = 5
 ANALYST_COLUMN = ANALYST_NAME  # the label-matched F1 beside the separability headline
 BY_COLUMN = "separates the poison? (by)"
 FLAG_COLUMN = "flags it unaided? (per rule)"
+FLAGS_KEY = "_flags"  # a summary row's flagging answers, one dict per rule: the page's second summary table
 
 
 # -- the summary ----------------------------------------------------------------------------------------------------
@@ -103,6 +104,16 @@ def _flag_text(f: FlagVerdict) -> str:
           else f"no {FALSE_ALARM} rows on the clean control {f.clean_scenario}" if f.clean_scenario
           else "no clean control in this run")
     return f"{f.rule}: {f.best[0]} × {f.best[1]} {FLAG_F1} {_cell(f.f1)}, {ab}; {fa}"
+
+
+def flag_row(f: FlagVerdict) -> dict[str, str]:
+    """One rule's answer as a row of the second summary table: the rule, its best detector, the flag F1, how often
+    it abstained, its false alarms on the clean control."""
+    return {"rule": f.rule, "best detector": f"{f.best[0]} × {f.best[1]}", FLAG_F1: _cell(f.f1),
+            "abstained": (f"on {f.abstained} of {f.n_abstain} seed{'s' if f.n_abstain != 1 else ''}"
+                          if f.abstained is not None else "not recorded"),
+            "false alarms on the clean control": (f"{_cell(f.clean)} ({f.clean_scenario})" if f.clean
+                                                  else "not run there" if f.clean_scenario else "no clean control")}
 
 
 def _joined(parts: list[tuple[str, str]], several: bool) -> str:
@@ -167,6 +178,7 @@ def detection_summary(seeded: pd.DataFrame, scenario: str, models: list[str], ga
             continue
         row.update(sep or {BY_COLUMN: "–", "verdict": "no separability rows"})
         row[FLAG_COLUMN] = "; ".join(_flag_text(f) for f in flags) if flags else "no flagging rule's rows"
+        row[FLAGS_KEY] = [flag_row(f) for f in flags]
         if old:
             row["protocol"] = OLD_NOTE
         out.append(row)
@@ -186,8 +198,9 @@ SUMMARY_NOTE = ("Detection first, as two questions. Does the detector separate t
                 "baseline; 'not told apart' names the detectors the tests cannot separate from the best, with the "
                 "paired difference best - it and its interval (not told apart is not equal); where n seeds cannot "
                 "reach alpha at all (the smallest p with n pairs is 2/2^n, times the tests for Holm) no verdict is "
-                f"given. Can it flag the poison unaided? '{FLAG_COLUMN}': per flagging rule the detector whose "
-                "flagged set has the best F1 (an abstaining rule flags nothing: F1 0), on how many seeds the rule "
-                "abstained for it, and the same detector and rule's false-alarm rate (the share it flags) on the "
-                "clean control. Intervals stay inside the value's range; bimodal seeds read 'k of n seeds' with "
-                "the values.")
+                "given. The second question, whether it can flag the poison unaided, is the next table. Intervals "
+                "stay inside the value's range; bimodal seeds read 'k of n seeds' with the values.")
+FLAGS_NOTE = ("Can the detector flag the poison unaided? Per flagging rule (docs/detectors.md, 'Flagging rules'): the "
+              f"detector whose flagged set has the best {FLAG_F1} here (an abstaining rule flags nothing: F1 0), on "
+              "how many seeds the rule abstained for it, and the same detector and rule's false-alarm rate (the "
+              "share of the class it flags) on the clean control, lower is better.")

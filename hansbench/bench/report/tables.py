@@ -36,7 +36,7 @@ from hansbench.bench.report.verdicts.common import (  # noqa: F401  (re-exported
     headline,
     input_kinds,
 )
-from hansbench.bench.report.verdicts.stages import model_grid, stages_grid
+from hansbench.bench.report.verdicts.stages import model_grid, restore_notes, stages_grid
 
 
 @dataclass
@@ -154,7 +154,8 @@ def stages_tables(d: pd.DataFrame, ps: list[Presentation], model: str, gates: di
     written = frames(grid, lambda row: dict(zip(index, row)),
                      lambda row, col, x: cells.text(x, n_max) + (suffix if cells.shown(x) else "") + fallback_suffix(x),
                      lambda row, col: dict(model=model, **dict(zip(index, row)), metric=col.metric, column=col.name))
-    extra = [meanings(ps)] + gate_extra(model, gates) + fallback_note(bool(g.fallback.any())) + ctx.mark_notes(model, set(g.explainer))
+    extra = ([meanings(ps)] + restore_notes(d) + gate_extra(model, gates) + fallback_note(bool(g.fallback.any()))
+             + ctx.mark_notes(model, set(g.explainer)))
     return [make_table(f"{title_of(table_id)}: {model}", written, grid, ctx, {}, extra, table_id, "stages", model,
                        SECTIONS["stages"])]
 

@@ -132,7 +132,7 @@ def wide_rows():
     for seed in (0, 1, 2):
         for i in range(12):
             for j in range(14):
-                recs.append(dict(scenario="CH-50", model="classifier", clusterer="", stage="", unit="%",
+                recs.append(dict(scenario="CH-50", model="classifier", clusterer="", rule="", stage="", unit="%",
                                  higher_is_better=True, explainer=f"explainer-with-a-long-name-{i}",
                                  family="wide-plugin", metric=f"relevance-mass-acc-variant-{j}",
                                  split="artifact_test", value=0.1 * i + 0.01 * j + 0.003 * seed, seed=seed,

@@ -58,6 +58,23 @@ def stages_grid(d: pd.DataFrame, ps: list[Presentation], ctx: Context) -> tuple[
     return Grid(rows, columns_of(g, columns), cells_by(g, index + ["column"]), seeds_of(g)), index, g
 
 
+def restore_notes(d: pd.DataFrame) -> list[str]:
+    """In words, where the perfect filter does not restore the model (``oracle-restores`` 0 on some seed): no filter
+    can be judged there, so the table says so beside its rows (issue 28), with the first such seed's clean
+    affected-class accuracy after the perfect filter against the poisoned model's."""
+    r = d[d.metric == "oracle-restores"]
+    failed = r[r.value.astype(float) == 0.0]
+    if failed.empty:
+        return []
+    seed = int(failed.seed.min())
+    acc = d[(d.metric == "class-acc") & (d.split == "clean_test") & (d.seed == seed)].groupby("stage").value.mean()
+    said = (f": the perfect filter leaves {acc['oracle']:.1f} % clean accuracy on the affected class, the poisoned "
+            f"model {acc['none']:.1f} %" if {"oracle", "none"} <= set(acc.index) else "")
+    n, k = int(r.seed.nunique()), int(failed.seed.nunique())
+    return [f"The perfect filter does not restore the model on {k} of {n} seeds (seed {seed}{said}); no filter's "
+            "cleaning can be judged against it there."]
+
+
 def model_grid(d: pd.DataFrame, ps: list[Presentation]) -> Grid | None:
     """One row per model kind, the families' headline values as columns."""
     parts = [headline(d[d.family == p.family], p) for p in ps]
