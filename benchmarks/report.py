@@ -11,7 +11,9 @@ by default (they take longer than the report's 10 minutes): the clusterer refere
 (``bench_references.py`` -> ``reference_results.json``), the clusterer scaling
 (``bench_clusterers.py --scaling`` -> ``scaling_results.json``) and the quick suite cold/warm
 (measured by the lead -> ``quick_suite_timing.json``); each is copied with its date, machine and
-command, or a placeholder where the file is missing.
+command, or a placeholder where the file is missing. Training precision and layout (issue 31) is
+recorded too (``bench_training.py --save`` -> ``training_results.json``) and rendered inside
+``training_precision.md``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import bench_prp  # noqa: E402
 import bench_references  # noqa: E402
 import bench_relevance_ordering  # noqa: E402
 import bench_spray  # noqa: E402
+import bench_training  # noqa: E402
 import bench_units  # noqa: E402
 import bench_wrappers  # noqa: E402
 import per_seed_cost  # noqa: E402
@@ -238,6 +241,9 @@ interleaved); `tox -e perf` runs this report.
     notes = HERE / "per_seed_cost.md"
     if book and notes.exists():  # the table of every labelled measurement, then the analysis written beside it
         text += "\n" + notes.read_text().replace("{table}", per_seed_cost.table(book))
+    training, training_notes = _recorded(bench_training.RESULTS), HERE / "training_precision.md"
+    if training and training_notes.exists():  # issue 31: the recorded runs' table inside its hand-written analysis
+        text += "\n" + training_notes.read_text().replace("{table}", bench_training.table(training))
     causes = HERE / "causes.md"
     if causes.exists():
         text += "\n" + causes.read_text()

@@ -20,6 +20,7 @@ from torch import nn
 from hansbench.datasets.base import Split
 from hansbench.models.backbones import build_backbone
 from hansbench.models.classifier import Classifier
+from hansbench.models.precision import resolve_precision
 from hansbench.models.protopnet import ProtoPNet
 from hansbench.models.protopnet_training import train_protopnet
 from hansbench.models.recipes import ClassifierRecipe, ProtoPNetRecipe, split_config
@@ -167,15 +168,19 @@ def train_model(kind: str, train: Split, *, num_classes: int, mean, std, config:
     """Build (seeded) and train a model of ``kind`` on ``train``; returns it in eval mode on ``device``.
 
     ``config`` holds ``backbone``, ``backbone_options``, the model options and the recipe
-    fields together (see :func:`hansbench.models.recipes.split_config`).
+    fields together (see :func:`hansbench.models.recipes.split_config`). ``precision = "bf16"``
+    trains under bf16 autocast where ``device`` has it (:mod:`hansbench.models.precision`); the
+    parameters stay float32 either way, and ``model.training_precision`` says which was used.
     """
     device = torch.device(device)
     model_kwargs, recipe = split_config(kind, config)
+    recipe.precision = resolve_precision(recipe.precision, device)  # bf16 without native support: float32
     with _forked_rng(device):
         torch.manual_seed(seed)
         model = build_model(kind, num_classes=num_classes, mean=mean, std=std, **model_kwargs)
     model.to(device)
     model_kinds.get(kind)().train(model, train, recipe, seed=seed, device=device, progress=progress)
+    model.training_precision = recipe.precision  # what was used (the model's key says the same)
     return model.eval()
 
 

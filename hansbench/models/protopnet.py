@@ -20,11 +20,17 @@ from hansbench.models.classifier import ImageModel
 
 
 def squared_distances(z: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
-    """||z(h,w) - p_j||^2 as ||z||^2 - 2 z.p + ||p||^2, clamped at 0: ``[B, P, h, w]``."""
-    z2 = (z * z).sum(dim=1, keepdim=True)
-    zp = F.conv2d(z, prototypes)
-    p2 = (prototypes * prototypes).sum(dim=(1, 2, 3)).view(1, -1, 1, 1)
-    return F.relu(z2 - 2 * zp + p2)
+    """||z(h,w) - p_j||^2 as ||z||^2 - 2 z.p + ||p||^2, clamped at 0: ``[B, P, h, w]``.
+
+    Always in float32, also under bf16 autocast (training): the expansion cancels, and bf16's 8-bit
+    mantissa would leave the small distances that ``log_similarity`` magnifies (epsilon 1e-4) as noise.
+    """
+    with torch.autocast(device_type=z.device.type, enabled=False):
+        z = z.float()
+        z2 = (z * z).sum(dim=1, keepdim=True)
+        zp = F.conv2d(z, prototypes)
+        p2 = (prototypes * prototypes).sum(dim=(1, 2, 3)).view(1, -1, 1, 1)
+        return F.relu(z2 - 2 * zp + p2)
 
 
 def log_similarity(d: torch.Tensor, epsilon: float) -> torch.Tensor:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from hansbench.datasets.base import Split
 from hansbench.models.modes import eval_mode
+from hansbench.models.precision import autocast
 from hansbench.models.protopnet import ProtoPNet
 from hansbench.models.recipes import ProtoPNetRecipe
 from hansbench.models.trainers import augment_batch, batches, generators, progress_bar, set_requires_grad
@@ -75,9 +76,10 @@ def train_protopnet(model: ProtoPNet, train: Split, recipe: ProtoPNetRecipe, *, 
             y = train.labels[idx].to(device, non_blocking=True)
             if recipe.augment:
                 x = augment_batch(x, aug, shift=recipe.augment_shift, flip=recipe.flip)
-            logits, min_d = model.forward_with_min_distances(model.normalize(x))
-            ce, clst, sep = protopnet_losses(model, logits, min_d, y)
-            loss = ce + recipe.clst * clst + recipe.sep * sep
+            with autocast(recipe.precision, device):  # warm-up and joint only (distances in float32)
+                logits, min_d = model.forward_with_min_distances(model.normalize(x))
+                ce, clst, sep = protopnet_losses(model, logits, min_d, y)
+                loss = ce + recipe.clst * clst + recipe.sep * sep
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

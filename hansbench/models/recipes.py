@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hansbench.models.precision import check_precision
 from hansbench.registry import model_kinds
 
 __all__ = ["ClassifierRecipe", "ProtoPNetRecipe", "MODEL_KEYS", "recipe_from_config", "split_config"]
@@ -32,8 +33,10 @@ class ClassifierRecipe:
     augment: bool = True
     augment_shift: float = 0.0625  # random crop after zero padding by this fraction of the image side
     flip: bool = False  # horizontal flips (off: signs carry text and the artifact has a fixed side)
+    precision: str = "float32"  # "float32" | "bf16" (autocast, float32 weights; hansbench.models.precision)
 
     def __post_init__(self) -> None:
+        check_precision(self.precision)
         _check_positive(self, ("batch_size", "lr"))
         _check_non_negative(self, ("epochs", "weight_decay", "augment_shift"))
         if self.lr_schedule not in ("cosine", "constant"):
@@ -72,8 +75,10 @@ class ProtoPNetRecipe:
     augment_shift: float = 0.0625
     flip: bool = False
     push_batch_size: int = 128
+    precision: str = "float32"  # warm-up and joint epochs; push and the last layer always float32
 
     def __post_init__(self) -> None:
+        check_precision(self.precision)
         _check_positive(self, ("batch_size", "warm_lr", "joint_backbone_lr", "joint_add_on_lr", "joint_prototype_lr",
                                "last_layer_lr", "last_layer_batch_size", "push_batch_size", "push_every",
                                "joint_lr_step"))

@@ -15,6 +15,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from hansbench.datasets.base import Split
+from hansbench.models.precision import autocast
 from hansbench.models.recipes import ClassifierRecipe
 
 __all__ = ["augment_batch", "batches", "generators", "progress_bar", "set_requires_grad", "train_classifier"]
@@ -67,7 +68,11 @@ def set_requires_grad(module: nn.Module, flag: bool) -> None:
 
 def train_classifier(model: nn.Module, train: Split, recipe: ClassifierRecipe, *, seed: int,
                      device: torch.device, progress: bool = True) -> None:
-    """Adam + cross-entropy, in place; the model ends in eval mode."""
+    """Adam + cross-entropy, in place; the model ends in eval mode.
+
+    ``recipe.precision`` must already be resolved for ``device`` (:func:`hansbench.models.kinds.train_model`
+    does): ``"bf16"`` runs forward and loss under bf16 autocast, the weights and Adam's state stay float32.
+    """
     shuffle, aug = generators(seed)
     set_requires_grad(model, True)
     opt = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
@@ -82,7 +87,8 @@ def train_classifier(model: nn.Module, train: Split, recipe: ClassifierRecipe, *
             y = train.labels[idx].to(device, non_blocking=True)
             if recipe.augment:
                 x = augment_batch(x, aug, shift=recipe.augment_shift, flip=recipe.flip)
-            loss = F.cross_entropy(model(model.normalize(x)), y)
+            with autocast(recipe.precision, device):
+                loss = F.cross_entropy(model(model.normalize(x)), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -298,9 +298,9 @@ def test_lisa_mapping_is_table_v():
 
 
 def test_unknown_dataset_lists_known_ones():
-    with pytest.raises(UnknownNameError, match=r"digits, folder, signs"):
+    with pytest.raises(UnknownNameError, match=r"cifar10, digits, fashion-mnist, folder, gtsrb, mnist, signs, svhn"):
         datasets.get("sings")
-    for name in ("signs", "digits", "folder"):
+    for name in ("signs", "digits", "folder", "fashion-mnist", "mnist", "cifar10", "svhn", "gtsrb"):
         assert datasets.describe(name)
 
 

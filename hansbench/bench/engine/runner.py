@@ -4,7 +4,9 @@ A row node (metric, timing) whose key is ``done`` in the store is skipped; a res
 (data, model, maps, clustering) whose output is in the cache is loaded when needed, never
 recomputed. So a second run recomputes nothing, an interrupted run resumes where it
 stopped, and a changed setting reruns exactly the nodes whose keys it changes. Only the
-driver writes the store: each node's status, time and rows in one transaction.
+driver writes the store: each node's status, time and rows in one transaction (the process pool writes the
+results that arrived together in one transaction, before it waits for more: nothing finished waits on work
+still running).
 
 Every node computes with the suite's fixed thread count (``[suite] threads``, default 1); the cores are used by
 running ``jobs`` nodes side by side (default: the cores divided by the threads). A store whose finished jobs ran
@@ -207,19 +209,22 @@ class Runner:
         run_id = self.store.start_run(self.suite.name, to_record(self.suite), str(self.device), threads=self.threads,
                                       jobs=self.jobs if self.executor == "local" else None, executor=self.executor)
         summary.run_id = run_id
-        for om in plan.omitted:
-            self.store.record_not_applicable(omitted_key(om.ids), run_id, {"node_type": "metric", **om.ids}, om.reason)
+        with self.store.batch():  # the planner's facts, written together (one commit, not one per combination)
+            for om in plan.omitted:
+                self.store.record_not_applicable(omitted_key(om.ids), run_id, {"node_type": "metric", **om.ids},
+                                                 om.reason)
         status = "interrupted"
         bar = tqdm(total=len(todo), desc="nodes", disable=not self.progress, unit="node")
 
         def on_result(node: Node, result) -> None:
             ids = {"node_type": node.type, **node.ids}
-            if result.records:
-                self.store.record_nodes(run_id, result.records)
-                for r in result.records:
-                    summary.resources[r["type"]] = summary.resources.get(r["type"], 0) + 1
-            self.store.record_job(node.key, run_id, ids, result.rows, seconds=result.seconds,
-                                  error=(result.traceback or result.error) or None, status=result.status)
+            with self.store.batch():  # the node and the sub-nodes it computed: one commit
+                if result.records:
+                    self.store.record_nodes(run_id, result.records)
+                    for r in result.records:
+                        summary.resources[r["type"]] = summary.resources.get(r["type"], 0) + 1
+                self.store.record_job(node.key, run_id, ids, result.rows, seconds=result.seconds,
+                                      error=(result.traceback or result.error) or None, status=result.status)
             if result.status == "done":
                 if node.produces_rows:
                     summary.done += 1
@@ -237,7 +242,7 @@ class Runner:
             if todo:
                 run_nodes(self.executor, todo, self.env_spec(), on_result, log=self.log, address=self.address,
                           node_timeout_s=self.node_timeout_s, env=self.env if self.executor == "local" else None,
-                          jobs=self.jobs)
+                          jobs=self.jobs, batch=self.store.batch)
             status = "done" if not (summary.failed or summary.dependency_skipped) else "failed"
         except KeyboardInterrupt:
             summary.interrupted = True

@@ -3,7 +3,8 @@
 Tables: ``runs`` (suite, config, commit, versions, device, CPU model, threads, jobs, times), ``jobs`` (one per graph
 node: key, ``node_type``, ids, status, error with traceback, the planner's reason for a
 ``not-applicable`` job, seconds) and ``rows`` (flat metric records). A job's rows and its status are written in one transaction: a crash loses
-at most the job in flight.
+at most the job in flight. :meth:`ResultsStore.batch` writes several whole jobs in one transaction (one commit,
+one sync, instead of one per job: the driver's batch of the results that arrived together).
 
 One word, one meaning, in both tables: ``family`` is the registered metric that ran (a
 job's, and the one that emitted a row); ``metric`` is a value's name (one family emits
@@ -20,7 +21,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -225,6 +227,7 @@ class ResultsStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(self.path)
+        self._batching = False
         try:
             self.migrated_from = migrate(self.conn, self.path)
         except sqlite3.DatabaseError as exc:
@@ -235,6 +238,26 @@ class ResultsStore:
     def close(self) -> None:
         """Close the database connection."""
         self.conn.close()
+
+    @contextmanager
+    def batch(self) -> Iterator[ResultsStore]:
+        """Every write inside is one transaction (committed at the end, rolled back whole if the block raises):
+        whole jobs, each with its rows and status, so a crash still never leaves a job half written. A commit
+        costs a sync of the file (milliseconds), more than a cheap node's rows: the driver batches the results
+        that arrived together. Nested batches join the outer one."""
+        if self._batching:
+            yield self
+            return
+        self._batching = True
+        try:
+            with self.conn:
+                yield self
+        finally:
+            self._batching = False
+
+    def _transaction(self):
+        """One job's transaction: its own, or the enclosing :meth:`batch`'s."""
+        return nullcontext() if self._batching else self.conn
 
     def start_run(self, suite: str, config: dict, device: str, *, threads: int | None = None, jobs: int | None = None,
                   executor: str = "") -> int:
@@ -312,7 +335,7 @@ class ResultsStore:
             raise ValueError("record_job: a not-applicable job has a reason, not an error; "
                              "use record_not_applicable(key, run_id, ids, reason)")
         family = family_of(ids)
-        with self.conn:
+        with self._transaction():
             self.conn.execute("DELETE FROM rows WHERE job_key=?", (key,))
             self.conn.execute(self._UPSERT_JOB, self._job_row(key, run_id, ids.get("node_type", ""), ids, status, error,
                                                               seconds))
@@ -323,14 +346,14 @@ class ResultsStore:
 
     def record_not_applicable(self, key: str, run_id: int, ids: dict, reason: str) -> None:
         """A combination the planner left out: status ``not-applicable``, its ``reason``, no rows."""
-        with self.conn:
+        with self._transaction():
             self.conn.execute("DELETE FROM rows WHERE job_key=?", (key,))
             self.conn.execute(self._UPSERT_JOB, self._job_row(key, run_id, ids.get("node_type", "metric"), ids,
                                                               NOT_APPLICABLE, None, 0.0, reason))
 
     def record_nodes(self, run_id: int, records: Iterable[dict]) -> None:
         """Resource nodes computed on demand (maps, explainer set-up, retrained models): key, type, ids, seconds."""
-        with self.conn:
+        with self._transaction():
             self.conn.executemany(self._UPSERT_JOB, [self._job_row(r["key"], run_id, r["type"], r["ids"], "done", None,
                                                                    r["seconds"]) for r in records])
 

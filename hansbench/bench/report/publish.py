@@ -9,7 +9,10 @@ what the written outputs depend on, so a warm rerun whose rows and output code d
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +29,45 @@ def output_code(root: Path = source_imports.ROOT) -> str:
     ``root``: the ``hansbench`` folder to read (this one by default). Modules enter by name and content, so a
     copy of the package in another place has the same digest.
     """
+    return _code_and_files(root)[0]
+
+
+def _code_and_files(root: Path = source_imports.ROOT) -> tuple[str, list[Path]]:
     files = source_imports.import_closure(source_imports.package_files(OUTPUT_PACKAGE, root), root)
-    return keys.digest([(source_imports.module_name(f, root), keys.path_digest(f)) for f in files], 16)
+    return keys.digest([(source_imports.module_name(f, root), keys.path_digest(f)) for f in files], 16), files
 
 
-def outputs_digest(store, suite_name: str, job_keys: Collection[str] | None, figures: bool) -> str:
-    """What the written outputs depend on: the finished row nodes (of the plan, or all), the output code, the title
-    and the run's resolved configuration (its tuning seeds, controls and sweep axes shape the page)."""
+def _stat(path: Path | str) -> list[int]:
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns]
+
+
+def recorded_output_code(out: Path) -> tuple[str, dict[str, list[int]]]:
+    """:func:`output_code` and the files it read with their size and modification time, taken from the last
+    manifest in ``out`` when none of those files changed and the report package has no new module (reading the
+    closure's sources with ``ast`` takes most of a second, on every warm rerun), else computed again."""
+    try:
+        previous = json.loads((out / MANIFEST).read_text())
+        code, files = previous["code"], previous["code_files"]
+        package = {str(f) for f in source_imports.package_files(OUTPUT_PACKAGE, source_imports.ROOT)}
+        if isinstance(code, str) and package <= set(files) and all(_stat(f) == s for f, s in files.items()):
+            return code, files
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    code, paths = _code_and_files()
+    return code, {str(f): _stat(f) for f in paths}
+
+
+def outputs_digest(store, suite_name: str, job_keys: Collection[str] | None, figures: bool,
+                   code: str | None = None) -> str:
+    """What the written outputs depend on: the finished row nodes (of the plan, or all), the output code (``code``,
+    else :func:`output_code`), the title and the run's resolved configuration (its tuning seeds, controls and sweep
+    axes shape the page)."""
     done = store.done_keys()
     rows = sorted(done if job_keys is None else (k for k in job_keys if k in done))
     run = store.latest_run()
     return keys.digest({"rows": rows, "scope": "plan" if job_keys is not None else "store", "figures": figures,
-                        "code": output_code(), "suite": suite_name, "config": run.config if run is not None else {}})
+                        "code": code or output_code(), "suite": suite_name, "config": run.config if run is not None else {}})
 
 
 def _unchanged(out: Path, digest: str) -> dict[str, Path] | None:
@@ -51,6 +81,23 @@ def _unchanged(out: Path, digest: str) -> dict[str, Path] | None:
     if not all((out / f).is_file() for f in previous.get("files", [])):
         return None
     return {k: out / v for k, v in previous.get("paths", {}).items()}
+
+
+def aside(draw: Callable[..., list], *args) -> Callable[[], list]:
+    """Start ``draw(*args)`` in a forked process (matplotlib figures are independent of the tables, and a figure's
+    layout and rendering take seconds) and return what collects its figure records; in this process where fork is
+    unavailable. An error in the child is raised by the collector, as it would be here."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return lambda: draw(*args)
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+    future = pool.submit(draw, *args)
+
+    def collect() -> list:
+        try:
+            return future.result()
+        finally:
+            pool.shutdown()
+    return collect
 
 
 def paths_names(paths: dict[str, Path], out: Path) -> list[str]:
@@ -77,7 +124,8 @@ def publish(out: str | Path, *, store, suite_name: str, job_keys: Collection[str
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    digest = outputs_digest(store, suite_name, job_keys, bool(curves or figures))
+    code, code_files = recorded_output_code(out)
+    digest = outputs_digest(store, suite_name, job_keys, bool(curves or figures), code)
     if skip_unchanged and not partial:
         kept = _unchanged(out, digest)
         if kept is not None:
@@ -85,18 +133,23 @@ def publish(out: str | Path, *, store, suite_name: str, job_keys: Collection[str
                 log("outputs unchanged since they were last written: kept")
             return kept
     rows = store.rows(job_keys)
+    drawn = aside(ordering_curves, rows, out) if curves else list  # drawn while the tables are built
     rows.to_csv(out / "metrics.csv", index=False)
     omitted = omitted_from_jobs(store.jobs(), omitted_keys)
-    figs = list(ordering_curves(rows, out)) if curves else []
-    figs += list(figures() if callable(figures) else figures)
-    names = [name for f in figs for name in ((f, "") if isinstance(f, str) else (f.file, getattr(f, "vector", "")))
-             if name]
+    figs: list = []
+
+    def all_figures() -> list:
+        figs.extend([*drawn(), *(figures() if callable(figures) else figures)])
+        return figs
+
     from hansbench.bench.report.archive import ARCHIVE, pack
 
     run = store.latest_run()
     runs = store.runs()
-    paths = write_leaderboard(rows, out, suite=suite_name, figures=figs, omitted=omitted, partial=partial,
+    paths = write_leaderboard(rows, out, suite=suite_name, figures=all_figures, omitted=omitted, partial=partial,
                               config=run.config if run is not None else {}, runs=runs)
+    names = [name for f in figs for name in ((f, "") if isinstance(f, str) else (f.file, getattr(f, "vector", "")))
+             if name]
     paths[ARCHIVE] = pack(out, runs, [*paths_names(paths, out), *names])
     manifest = out / MANIFEST
     if partial:
@@ -104,5 +157,5 @@ def publish(out: str | Path, *, store, suite_name: str, job_keys: Collection[str
     else:
         rel = {k: str(Path(v).relative_to(out)) for k, v in paths.items()}
         manifest.write_text(json.dumps({"digest": digest, "files": sorted(set(rel.values()) | set(names)),
-                                        "paths": rel}))
+                                        "paths": rel, "code": code, "code_files": code_files}))
     return paths

@@ -48,13 +48,14 @@ def _latest_run(out: Path):
         return None
 
 
-def write_leaderboard(rows: pd.DataFrame, out: Path, *, suite: str, figures: list | None = None,
+def write_leaderboard(rows: pd.DataFrame, out: Path, *, suite: str, figures: list | Callable[[], list] | None = None,
                       omitted: pd.DataFrame | None = None, partial: str = "",
                       config: dict | None = None, runs: list | None = None) -> dict[str, Path]:
     """Write leaderboard.md/.tex/.html, ``<scenario>.<table>.csv``, the CD diagrams and the sweeps; paths by file name.
 
     ``figures``: file names in ``out`` (shown at the end) or objects with ``scenario``, ``file``, ``caption``
-    and optionally ``vector`` (shown in their scenario's section). ``omitted``: combinations the planner left
+    and optionally ``vector`` (shown in their scenario's section), or a callable returning them, called once the
+    tables are built (so figures drawn in another process overlap with the tables). ``omitted``: combinations the planner left
     out (:func:`hansbench.bench.report.leaderboard.omitted_from_jobs`). ``partial``: why the run is incomplete; said at
     the top of every format. ``config``: the run's suite configuration (seeds, scenarios' poisonings for the
     controls, the sweeps: :mod:`hansbench.bench.report.sweep_report`); None = the latest run's in ``out/results.sqlite``.
@@ -64,6 +65,7 @@ def write_leaderboard(rows: pd.DataFrame, out: Path, *, suite: str, figures: lis
     config = stored_config(out) if config is None else config
     runs = [r for r in [_latest_run(out)] if r is not None] if runs is None else runs
     sections = build_sections(rows, omitted, config)
+    figures = figures() if callable(figures) else figures  # (drawn meanwhile in another process: publish.py)
     page = build_page(rows, sections, out, suite=suite, figures=figures, partial=partial, config=config, runs=runs)
     paths = {name: out / name for name in page.attachments()}
     paths.update(write_tidy(sections, out))

@@ -10,6 +10,7 @@ workers write the shared cache, only the driver writes the results store. Both c
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 
 from hansbench.bench.engine.execute import EnvSpec, NodeResult
 from hansbench.bench.engine.nodes import Node, node_types
@@ -28,13 +29,16 @@ def failed_input(node: Node, failed: dict[str, str]) -> NodeResult | None:
 
 
 def run_nodes(executor: str, nodes: list[Node], spec: EnvSpec, on_result: OnResult, *, log=print,
-              address: str | None = None, node_timeout_s: float | None = None, env=None, jobs: int = 1) -> None:
+              address: str | None = None, node_timeout_s: float | None = None, env=None, jobs: int = 1,
+              batch: Callable[[], AbstractContextManager] = nullcontext) -> None:
     """Run ``nodes`` with the named executor (``local`` or ``ray``), calling ``on_result`` per node; ``jobs``:
-    the local executor's worker processes (1: in this process, sharing its memo and map banks)."""
+    the local executor's worker processes (1: in this process, sharing its memo and map banks). ``batch``: a
+    context the process pool wraps around the ``on_result`` calls of the results that arrived together (the
+    store's one transaction for them), left before it waits for more."""
     if executor == "local" and jobs > 1:  # lazy: the executors import this module (OnResult, failed_input)
         from hansbench.bench.engine.executors.pool import run_pool
 
-        run_pool(nodes, spec, on_result, jobs=jobs, log=log, node_timeout_s=node_timeout_s, env=env)
+        run_pool(nodes, spec, on_result, jobs=jobs, log=log, node_timeout_s=node_timeout_s, env=env, batch=batch)
     elif executor == "local":
         from hansbench.bench.engine.executors.local import run_local
 

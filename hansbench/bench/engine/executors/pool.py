@@ -16,10 +16,13 @@ and plugins must register on import (built-ins, or a plugin's entry point).
 
 from __future__ import annotations
 
+import heapq
 import multiprocessing
 import sys
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import AbstractContextManager, nullcontext
 
 from hansbench.bench.engine.execute import EnvSpec, NodeEnv, NodeResult
 from hansbench.bench.engine.executors import OnResult, failed_input
@@ -57,14 +60,53 @@ def _context(threads: int | None):
     return ctx
 
 
+def _result(future: Future, node: Node) -> NodeResult:
+    """A finished future's result, or a failed one when the worker died or the result could not travel back."""
+    try:
+        return future.result()
+    except BrokenProcessPool as exc:  # a worker died (out of memory, killed): the pool is gone
+        return NodeResult(node.key, "failed", error=f"worker process died: {exc}")
+    except Exception as exc:  # the result could not travel back (unpicklable)
+        return NodeResult(node.key, "failed", error=f"worker error: {type(exc).__name__}: {exc}")
+
+
+class _Ready:
+    """Which pending nodes have every input finished, kept as counts (a finished node readies its dependants) rather
+    than found by scanning every pending node after each result: a quick plan has thousands of nodes. Ready nodes
+    come out in plan order."""
+
+    def __init__(self, nodes: list[Node]):
+        self.nodes = {n.key: n for n in nodes}
+        self.index = {n.key: i for i, n in enumerate(nodes)}
+        self.waiting: dict[str, int] = {}
+        self.dependants: dict[str, list[str]] = {}
+        for n in nodes:
+            deps = {a.key for a in n.ancestors() if a.key in self.nodes}
+            self.waiting[n.key] = len(deps)
+            for d in deps:
+                self.dependants.setdefault(d, []).append(n.key)
+        self.heap = [(self.index[k], k) for k, w in self.waiting.items() if w == 0]
+        heapq.heapify(self.heap)
+
+    def finished(self, key: str) -> None:
+        for k in self.dependants.pop(key, ()):
+            self.waiting[k] -= 1
+            if self.waiting[k] == 0:
+                heapq.heappush(self.heap, (self.index[k], k))
+
+    def pop(self) -> Node | None:
+        return self.nodes.pop(heapq.heappop(self.heap)[1]) if self.heap else None
+
+
 def run_pool(nodes: list[Node], spec: EnvSpec, on_result: OnResult, *, jobs: int, log=print,
-             node_timeout_s: float | None = None, env: NodeEnv | None = None) -> None:
+             node_timeout_s: float | None = None, env: NodeEnv | None = None,
+             batch: Callable[[], AbstractContextManager] = nullcontext) -> None:
     """Run ``nodes`` in ``jobs`` worker processes in dependency order; only the driver calls ``on_result``.
-    ``env``: the driver's node environment, for the types that run on the driver (built when needed)."""
-    pending = {n.key: n for n in nodes}
-    deps = {n.key: {a.key for a in n.ancestors() if a.key in pending} for n in nodes}
+    ``env``: the driver's node environment, for the types that run on the driver (built when needed). ``batch``:
+    entered around the results that arrived together (no node computes inside it) and left before the driver
+    submits or waits again, so nothing finished waits on work still running."""
+    ready = _Ready(nodes)
     failed: dict[str, str] = {}
-    finished: set[str] = set()
     running: dict[Future, Node] = {}
     driver = [env] if env is not None else []
 
@@ -75,29 +117,24 @@ def run_pool(nodes: list[Node], spec: EnvSpec, on_result: OnResult, *, jobs: int
             failed[node.key] = result.error
             if driver:
                 driver[0].failed[node.key] = result.error
-        finished.add(node.key)
+        ready.finished(node.key)
         on_result(node, result)
 
     def submit_ready(pool: ProcessPoolExecutor) -> None:
-        """Submit every ready node in plan order; those finished here (skipped, run on the driver) may ready
-        others, so it loops until nothing more is ready."""
-        progressed = True
-        while progressed:
-            progressed = False
-            for key in [k for k in pending if not deps[k] - finished]:
-                node = pending.pop(key)
-                skipped = failed_input(node, failed)
-                if skipped is not None or node_types.get(node.type).runs_on_driver:
-                    if skipped is None and not driver:
-                        driver.append(NodeEnv(spec, log=log))
-                    finish(node, skipped or run_limited(driver[0], node, node_timeout_s))
-                    progressed = True
-                    continue
-                try:
-                    running[pool.submit(_run_in_worker, node, node_timeout_s)] = node
-                except BrokenProcessPool as exc:  # a worker died earlier: nothing more runs in this pool
-                    finish(node, NodeResult(node.key, "failed", error=f"worker process died: {exc}"))
-                    progressed = True
+        """Submit ready nodes in plan order until ``8 * jobs`` are in flight (enough that no worker idles while the
+        driver writes; fewer futures to wait on, and a node readied later may go first if the plan says so); those
+        finished here (skipped, run on the driver) ready others."""
+        while len(running) < 8 * jobs and (node := ready.pop()) is not None:
+            skipped = failed_input(node, failed)
+            if skipped is not None or node_types.get(node.type).runs_on_driver:
+                if skipped is None and not driver:
+                    driver.append(NodeEnv(spec, log=log))
+                finish(node, skipped or run_limited(driver[0], node, node_timeout_s))
+                continue
+            try:
+                running[pool.submit(_run_in_worker, node, node_timeout_s)] = node
+            except BrokenProcessPool as exc:  # a worker died earlier: nothing more runs in this pool
+                finish(node, NodeResult(node.key, "failed", error=f"worker process died: {exc}"))
 
     with ProcessPoolExecutor(max_workers=jobs, mp_context=_context(spec.threads), initializer=_init_worker,
                              initargs=(spec,)) as pool:
@@ -105,16 +142,11 @@ def run_pool(nodes: list[Node], spec: EnvSpec, on_result: OnResult, *, jobs: int
             submit_ready(pool)
             while running:
                 done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for future in done:
-                    node = running.pop(future)
-                    try:
-                        result = future.result()
-                    except BrokenProcessPool as exc:  # a worker died (out of memory, killed): the pool is gone
-                        result = NodeResult(node.key, "failed", error=f"worker process died: {exc}")
-                    except Exception as exc:  # the result could not travel back (unpicklable)
-                        result = NodeResult(node.key, "failed", error=f"worker error: {type(exc).__name__}: {exc}")
-                    finish(node, result)
-                submit_ready(pool)
+                with batch():  # one transaction for the results that arrived together: nothing computes inside
+                    for future in done:
+                        node = running.pop(future)
+                        finish(node, _result(future, node))
+                submit_ready(pool)  # (a node the driver runs is written on its own, before the next wait)
         except BaseException:  # Ctrl-C: no new node starts; the workers' own SIGINT stops the ones in flight
             pool.shutdown(wait=False, cancel_futures=True)
             raise

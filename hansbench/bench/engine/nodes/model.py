@@ -16,6 +16,7 @@ from hansbench.bench.engine.nodes.base import Node, NodeType, node_types
 from hansbench.bench.engine.seeding import seed_everything
 from hansbench.datasets.base import ScenarioData, Split
 from hansbench.models.kinds import DEFAULT_BACKBONE, build_model, train_model
+from hansbench.models.precision import effective_config
 from hansbench.models.recipes import split_config
 from hansbench.registry import backbones, model_kinds
 
@@ -54,8 +55,7 @@ class ModelNode(NodeType):
     @classmethod
     def plan(cls, planner: Planner, data: Node, kind: str) -> Node:
         def make() -> Node:
-            cfg = {k: v for k, v in planner.suite.models[kind].items()  # the default layout, spelled out, is no change
-                   if not (k == "memory_format" and v == "contiguous")}
+            cfg = effective_config(planner.suite.models[kind], planner.device_type)  # precision used; defaults dropped
             code = cls.code_version(keys.package_version("hansbench.models"), keys.code_version(model_kinds.get(kind)),
                                     keys.code_version(backbones.get(cfg.get("backbone", DEFAULT_BACKBONE))))
             return cls.node({"model_kind": kind, "config": keys.with_file_digests(cfg), "raw": cfg,
