@@ -244,6 +244,9 @@ interleaved); `tox -e perf` runs this report.
     training, training_notes = _recorded(bench_training.RESULTS), HERE / "training_precision.md"
     if training and training_notes.exists():  # issue 31: the recorded runs' table inside its hand-written analysis
         text += "\n" + training_notes.read_text().replace("{table}", bench_training.table(training))
+    fixed = HERE / "fixed_costs.md"
+    if fixed.exists():  # issue 31 items 3 and 4: measured by bench_fixed_costs.py, written up by hand
+        text += "\n" + fixed.read_text()
     causes = HERE / "causes.md"
     if causes.exists():
         text += "\n" + causes.read_text()
