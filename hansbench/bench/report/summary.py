@@ -119,7 +119,7 @@ def flag_row(f: FlagVerdict) -> dict[str, str]:
 def _joined(parts: list[tuple[str, str]], several: bool) -> str:
     """One cell of per-value texts: the text alone where one value ranks, "by value: text" joined by " | "
     where several do."""
-    parts = [(v, t) for v, t in parts if t]
+    parts = [(v, t) for v, t in parts if t and (t != "–" or not several)]  # "by auroc: –" says nothing
     if not several:
         return parts[0][1] if parts else "–"
     return " | ".join(f"by {v}: {t}" for v, t in parts) or "–"
