@@ -12,8 +12,9 @@ import torch
 
 from hansbench.bench.engine.nodes import maps as maps_node
 from hansbench.bench.report.escape import slug
-from hansbench.bench.report.figures.maps import class_name, clear_axes, outline, show_map
-from hansbench.bench.report.figures.styles import page_style, plt, save
+from hansbench.bench.report.figures.image_maps import draw_image_maps
+from hansbench.bench.report.figures.maps import class_name
+from hansbench.bench.report.figures.styles import page_style, save
 
 
 class ExplainError(RuntimeError):
@@ -70,7 +71,6 @@ def explain_image(image: str, *, results: str | None = None, scenario: str | Non
     from hansbench.bench.engine.execute import EnvSpec, NodeEnv
     from hansbench.bench.engine.store import read_latest_run
     from hansbench.bench.suite.config import SuiteError
-    from hansbench.datasets.base import Split
 
     results_dir = Path(results or "hansbench-out/quick")
     db = results_dir / "results.sqlite"
@@ -108,33 +108,31 @@ def explain_image(image: str, *, results: str | None = None, scenario: str | Non
             raise ExplainError(f"index {i} is outside {scenario}'s {split} (0..{len(s) - 1})")
         x, mask = s.images[i:i + 1], s.masks[i]
         label = f"{scenario} {split}[{i}]"
-    maps, titles = {}, []
-    for n in nodes:
-        m = env.output(n.inputs["model"])
-        if mask is not None:
-            t = maps_node.targets(data, split, torch.tensor([int(image)]))
-        else:
-            with torch.no_grad():
-                t = m(m.normalize(x.to(env.device))).argmax(1).cpu()
-        one = Split(x, t, t, torch.zeros(1, dtype=torch.bool), torch.zeros(1, *x.shape[-2:], dtype=torch.bool))
-        maps[f"{n.ids['model']}: {n.ids['explainer']}"] = maps_node.compute_maps(env, n, one, torch.arange(1), t)
-        titles.append(class_name(data, int(t[0])))
+    maps, explained, predicted = _maps_by_model(env, nodes, data, split, image, x, mask is not None)
     target_out = Path(out or f"explain-{slug(Path(image).stem if Path(image).is_file() else image)}.png")
     target_out.parent.mkdir(parents=True, exist_ok=True)
-    explained = ", ".join(dict.fromkeys(titles))
-    n = len(maps)
     with page_style():
-        fig, axes = plt.subplots(1, n + 1, figsize=(min(7.0, 1.6 * (n + 1)), 2.2), squeeze=False,
-                                 layout="constrained")
-        axes[0][0].imshow(x[0].permute(1, 2, 0).clamp(0, 1).numpy())
-        outline(axes[0][0], mask)
-        axes[0][0].set_title(label, fontsize=8)
-        for ax, (name, m) in zip(axes[0][1:], maps.items()):
-            show_map(ax, m[0].sum(0))
-            outline(ax, mask)
-            ax.set_title(name.replace(": ", ":\n"), fontsize=8)
-        clear_axes(axes)
-        fig.suptitle(f"explained class: {explained} (red: positive relevance, blue: negative; "
-                     "each map scaled to its own largest |relevance|)")
+        fig = draw_image_maps(x[0], maps, explained_class=explained, predicted=predicted, mask=mask,
+                              title=f"{label} (seed {seed}): maps by model kind and explainer")
         save(fig, target_out.parent, target_out.name)
     return target_out
+
+
+def _maps_by_model(env, nodes, data, split: str, image: str, x: torch.Tensor, indexed: bool):
+    """Per model kind: each explainer's map of ``x``, the class explained (the split's target for an indexed
+    image, a backdoor's target included; else the model's prediction) and the model's prediction."""
+    from hansbench.datasets.base import Split
+
+    maps: dict[str, dict[str, torch.Tensor | None]] = {}
+    explained: dict[str, str] = {}
+    predicted: dict[str, str] = {}
+    for n in nodes:
+        kind = n.ids["model"]
+        m = env.output(n.inputs["model"])
+        with torch.no_grad():
+            pred = m(m.normalize(x.to(env.device))).argmax(1).cpu()
+        t = maps_node.targets(data, split, torch.tensor([int(image)])) if indexed else pred
+        one = Split(x, t, t, torch.zeros(1, dtype=torch.bool), torch.zeros(1, *x.shape[-2:], dtype=torch.bool))
+        maps.setdefault(kind, {})[n.ids["explainer"]] = maps_node.compute_maps(env, n, one, torch.arange(1), t)[0]
+        explained[kind], predicted[kind] = class_name(data, int(t[0])), class_name(data, int(pred[0]))
+    return maps, explained, predicted

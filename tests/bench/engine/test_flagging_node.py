@@ -63,3 +63,34 @@ def test_rules_are_planned_per_detector_kind_and_rows_name_their_rule(tmp_path):
     jobs = ResultsStore(out / "results.sqlite").jobs()
     assert set(jobs[jobs.node_type == "flagging"].rule) >= {"smaller-cluster", "true-rate-budget"}
     assert isinstance(rows, pd.DataFrame)
+
+
+def test_a_plugin_rule_runs_from_a_suite_and_names_its_rows(tmp_path):
+    """An outside rule, registered like a plugin's, is chosen in [flagging] and flags through the engine."""
+    import numpy as np
+
+    from hansbench.methods.flagging.base import Flagging, FlaggingRule
+    from hansbench.registry import flagging_rules
+
+    with flagging_rules.scratch():
+        @flagging_rules.register("largest-cluster")
+        class Largest(FlaggingRule):
+            """Flags the largest cluster (a deliberately odd rule: a plugin's)."""
+
+            applies_to = frozenset({"clusters"})
+
+            def flag(self, split):
+                ids, counts = np.unique(split.labels, return_counts=True)
+                c = int(ids[np.argmax(counts)])
+                return Flagging.of(split.labels == c, f"cluster {c} is the largest: flagged")
+
+        path = tmp_path / "s.toml"
+        path.write_text(SUITE.replace("[metrics]", "[flagging]\nlargest-cluster = {}\n\n[metrics]"))
+        out = tmp_path / "out"
+        assert main(["run", "--suite", str(path), "--out", str(out), "--no-progress", "--no-figures"]) == 0
+        rows = ResultsStore(out / "results.sqlite").rows()
+    flag = rows[rows.family == "flag-detection"]
+    assert set(flag.rule) == {"largest-cluster"}
+    frac = flag[flag.metric == "flagged-fraction"].value
+    assert (frac >= 0.5).all()  # the largest cluster holds at least half of a 2-cluster split
+    assert "cluster" in json.loads(flag.detail.iloc[0])["reason"]
