@@ -679,6 +679,10 @@ MUTANTS = [
            "            which = torch.randint(len(CORNERS), (n,), generator=generator, device=generator.device).tolist()",
            "            which = [0] * n",
            ("tests/datasets/test_decoy.py", "-k random_corners"), "the Decoy patch is always in one corner"),
+    Mutant("image-maps-names-unwrapped", "hansbench/bench/report/figures/image_maps.py",
+           "NAME_WIDTH = 14  #", "NAME_WIDTH = 400  #",
+           ("tests/bench/report/test_image_maps.py", "-k overflows"),
+           "long explainer names run into their neighbours' column titles (the old \"classifierclassifier\" line)"),
 ]
 
 

@@ -50,7 +50,7 @@ def draw_image_maps(image: torch.Tensor, maps_by_model: dict[str, dict[str, torc
         raise ValueError("draw_image_maps needs maps of at least one model kind; pass {kind: {explainer: map}}")
     explainers = list(dict.fromkeys(e for per in maps_by_model.values() for e in per))
     rows, cols = len(maps_by_model), len(explainers) + 1
-    fig, axes = plt.subplots(rows, cols, figsize=(CELL * cols + 0.5, CELL * rows + 1.0), squeeze=False,
+    fig, axes = plt.subplots(rows, cols, figsize=(CELL * cols + 0.5, CELL * rows + 1.5), squeeze=False,
                              layout="constrained")
     rgb = image.detach().cpu().permute(1, 2, 0).clamp(0, 1).numpy()
     for r, (kind, per) in enumerate(maps_by_model.items()):
@@ -61,7 +61,7 @@ def draw_image_maps(image: torch.Tensor, maps_by_model: dict[str, dict[str, torc
         said = [f"explained: {explained_class.get(kind, '?')}"]
         if predicted is not None and kind in predicted:
             said.insert(0, f"predicted: {predicted[kind]}")
-        ax.set_xlabel("\n".join(_wrap(s, NAME_WIDTH + 4) for s in said), fontsize=NOTE_FONT)
+        ax.set_xlabel("\n".join(_wrap(s, NAME_WIDTH + 10) for s in said), fontsize=NOTE_FONT)
         for c, name in enumerate(explainers, start=1):
             ax = axes[r][c]
             m = per.get(name)
