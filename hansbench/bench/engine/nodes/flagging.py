@@ -85,9 +85,8 @@ class FlaggingNode(NodeType):
     def compute(cls, node: Node, env: NodeEnv) -> tuple[Flagging, dict]:
         clu_node = node.inputs["clustering"]
         clustering = env.output(clu_node)
-        model_node = clu_node.inputs.get("model") or _model_of(clu_node)
-        data_node = model_node.inputs["data"] if model_node is not None else clu_node.inputs["data"]
-        data = env.output(data_node)
+        model_node = _model_of(clu_node)
+        data = env.output(next(n for n in clu_node.ancestors() if n.type == "data"))
         index = cluster_index(data)
         poisoned = data.train.poisoned[index].cpu().numpy().astype(bool)
         rule = flagging_rules.get(node.params["rule"])(**node.params["options"])
@@ -111,7 +110,8 @@ class FlaggingNode(NodeType):
 
 
 def _model_of(clustering: Node) -> Node | None:
-    """The model node behind a clustering of maps (clustering -> maps -> explainer -> model), else None."""
+    """The model node behind a clustering (its own input, or through maps -> explainer -> model); None for an
+    input kind that reads only the data."""
     for n in clustering.ancestors():
         if n.type == "model":
             return n
