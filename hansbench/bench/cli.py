@@ -44,10 +44,16 @@ def write_outputs(runner, summary, *, figures: bool = True) -> dict:
     draw = figures and not summary.interrupted
     partial = (f"the run was interrupted: {summary.done + summary.skipped} of {len(summary.job_keys)} nodes are "
                "done; run the same command again to finish") if summary.interrupted else ""
-    return publish(runner.out, store=runner.store, suite_name=runner.suite.name, job_keys=summary.job_keys,
-                   omitted_keys={omitted_key(om.ids) for om in plan.omitted} if plan is not None else None,
-                   curves=draw, figures=(lambda: session_figures(runner, runner.out, log=runner.log)) if draw else (),
-                   partial=partial, skip_unchanged=True)
+    paths = publish(runner.out, store=runner.store, suite_name=runner.suite.name, job_keys=summary.job_keys,
+                    omitted_keys={omitted_key(om.ids) for om in plan.omitted} if plan is not None else None,
+                    curves=draw, figures=(lambda: session_figures(runner, runner.out, log=runner.log)) if draw else (),
+                    partial=partial, skip_unchanged=True)
+    if plan is not None and not summary.interrupted:  # the cluster explorer beside the leaderboard (issue 32)
+        from hansbench.bench.report.explorer.write import seeds_setting, write_explorer
+
+        write_explorer(runner.out, plan, runner.env, title=runner.suite.name, seeds=seeds_setting(runner.suite),
+                       log=runner.log)
+    return paths
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -145,6 +151,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         name = args.name or suite_name(store) or Path(args.out).name
         paths = publish(Path(args.out), store=store, suite_name=name)
         print(store.time_report())
+        from hansbench.bench.report.explorer.write import write_explorer
+
+        write_explorer(Path(args.out), title=name, seeds=args.explorer_seeds)
     finally:
         store.close()
     print(paths["leaderboard.md"])
@@ -168,6 +177,23 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print(f"hansbench explain: {exc}", file=sys.stderr)
         return 2
     print(path)
+    return 0
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    """The cluster explorer of a finished run: (re)written where missing or asked for, opened where a display is."""
+    from hansbench.bench.report.explorer.write import open_explorer
+
+    if not (Path(args.results) / "results.sqlite").is_file():
+        print(f"hansbench explore: no results store in {args.results!r}; run `hansbench run --out {args.results}` "
+              "first (or give --results DIR of a finished run)", file=sys.stderr)
+        return 2
+    index = open_explorer(args.results, rewrite=args.rewrite, seeds=args.seeds)
+    if index is None:
+        print(f"hansbench explore: {args.results!r} records no readable run; rerun it with this hansbench",
+              file=sys.stderr)
+        return 2
+    print(index)
     return 0
 
 
@@ -203,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="rebuild metrics.csv and the leaderboard from a results directory")
     rep.add_argument("--out", required=True)
     rep.add_argument("--name", help="title of the leaderboard (default: the suite of the latest run in --out)")
+    rep.add_argument("--explorer-seeds", choices=["first", "all"], help="which seeds get cluster explorer pages: "
+                     "each scenario and model's first seed (light, for published results) or all (default: the "
+                     "suite's explorer_seeds, else all)")
     rep.set_defaults(fn=cmd_report)
     exp = sub.add_parser("explain", help="the maps of one image from every method, using a finished run's models")
     exp.add_argument("image", help="an image file, or an index into the scenario's test set (see --split)")
@@ -215,6 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="test set an index refers to (default: artifact_test)")
     exp.add_argument("--out", help="figure file (default: explain-<image>.png in the current directory)")
     exp.set_defaults(fn=cmd_explain)
+    xp = sub.add_parser("explore", help="open the cluster explorer of a finished run (what every detector grouped)")
+    xp.add_argument("--results", default="hansbench-out/quick", help="results directory (default: hansbench-out/quick)")
+    xp.add_argument("--rewrite", action="store_true", help="write the explorer again even where it exists")
+    xp.add_argument("--seeds", choices=["first", "all"], help="write it again with pages for each scenario and "
+                    "model's first seed only, or for all seeds (default: as written; the suite's explorer_seeds, "
+                    "else all)")
+    xp.set_defaults(fn=cmd_explore)
     return p
 
 

@@ -17,6 +17,7 @@ import math
 import pandas as pd
 
 from hansbench.bench.report import cells, tables
+from hansbench.bench.report.explorer.links import explorer_href
 from hansbench.bench.report.leaderboard import FALLBACK_MARK, SECTIONS, Presentation, Table
 from hansbench.bench.report.results import Cell, Column, Grid
 from hansbench.bench.report.tables import Context, fallback_note, gate_extra, gate_suffix, head, meanings
@@ -87,5 +88,9 @@ def detection_tables(d: pd.DataFrame, ps: list[Presentation], model: str, gates:
     extra += fallback_note(grid.extra["fallback"])
     extra += ctx.mark_notes(model, [e for e, _, _ in grid.rows])
     title = f"Detection matrix: {model}"
+    if len(d) and grid.seeds:  # every cell links to its detector's view in the explorer, on the first seed
+        grid.extra["links"] = {(i, header_of(col, grid.extra["matched"])): explorer_href(
+            str(d.scenario.iloc[0]), model, min(grid.seeds), e, c) for i, (e, c, r) in enumerate(grid.rows)
+            for col in grid.columns if (e, c, r, col.name) in grid.cells}
     return [tables.make_table(title, written, grid, ctx, NAMES, extra, table_id, "detection", model,
                               SECTIONS["detection"])]

@@ -152,22 +152,31 @@ def selection_note(rows: pd.DataFrame, config: Any) -> str:
     return text
 
 
+def _links(rows: list[dict]) -> dict:
+    """The rows' cell links (:data:`~hansbench.bench.report.summary.LINKS_KEY`) by (row, column): the HTML page's."""
+    from hansbench.bench.report.summary import LINKS_KEY
+
+    return {"links": {(i, k): h for i, r in enumerate(rows) for k, h in (r.get(LINKS_KEY) or {}).items()}}
+
+
 def _summary(sections: list, suite: str, selection: str = "") -> list[Block]:
     """Which detector finds the poisoned samples, as the two questions of issue 28, one table each: per scenario
     and model, does the best detector separate the poison (its cells are sentences); then per scenario, model and
     flagging rule, can it flag the poison unaided (one short row per rule, so no cell runs on for a page)."""
-    from hansbench.bench.report.summary import FLAG_COLUMN, FLAGS_KEY, FLAGS_NOTE, SUMMARY_NOTE
+    from hansbench.bench.report.summary import FLAG_COLUMN, FLAGS_KEY, FLAGS_NOTE, LINKS_KEY, SUMMARY_NOTE
 
     summary = [{"scenario": s.scenario, **r} for s in sections for r in s.summary]
     if not summary:
         return []
     flags = [{"scenario": r["scenario"], "model": r["model"], **f} for r in summary for f in r.get(FLAGS_KEY) or []]
-    first = pd.DataFrame([{k: v for k, v in r.items() if k not in (FLAGS_KEY, FLAG_COLUMN)} for r in summary])
-    table = Table("Summary", first.fillna(""), " ".join(x for x in (SUMMARY_NOTE, selection) if x))
+    first = pd.DataFrame([{k: v for k, v in r.items() if k not in (FLAGS_KEY, FLAG_COLUMN, LINKS_KEY)} for r in summary])
+    table = Table("Summary", first.fillna(""), " ".join(x for x in (SUMMARY_NOTE, selection) if x), result=_links(summary))
     blocks: list[Block] = [TableBlock(table, "summary-table", f"{suite}: does the detector separate the poison?",
                                       heading=False, prose=True)]
     if flags:
-        second = Table("Can it flag the poison unaided?", pd.DataFrame(flags).fillna(""), FLAGS_NOTE)
+        second = Table("Can it flag the poison unaided?", pd.DataFrame([{k: v for k, v in f.items() if k != LINKS_KEY}
+                                                                         for f in flags]).fillna(""), FLAGS_NOTE,
+                       result=_links(flags))
         blocks.append(TableBlock(second, "summary-flags", f"{suite}: can the detector flag the poison unaided? "
                                  "(per flagging rule)", heading=True, prose=True))
     return [Section(SUMMARY_TITLE, 2, blocks, anchor="summary")]

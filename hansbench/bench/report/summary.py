@@ -20,6 +20,7 @@ from __future__ import annotations
 import pandas as pd
 
 from hansbench.bench.report import cells as cell_text
+from hansbench.bench.report.explorer.links import explorer_href
 from hansbench.bench.report.leaderboard import Presentation, model_status, reliance_axis
 from hansbench.bench.report.rankings import Ranking, rankings  # noqa: F401  (re-exported: summary.rankings)
 from hansbench.bench.report.results import Cell
@@ -43,6 +44,7 @@ ANALYST_COLUMN = ANALYST_NAME  # the label-matched F1 beside the separability he
 BY_COLUMN = "separates the poison? (by)"
 FLAG_COLUMN = "flags it unaided? (per rule)"
 FLAGS_KEY = "_flags"  # a summary row's flagging answers, one dict per rule: the page's second summary table
+LINKS_KEY = "_links"  # a summary row's cell links (column -> href): the named detectors' views in the explorer
 
 
 # -- the summary ----------------------------------------------------------------------------------------------------
@@ -106,10 +108,11 @@ def _flag_text(f: FlagVerdict) -> str:
     return f"{f.rule}: {f.best[0]} × {f.best[1]} {FLAG_F1} {_cell(f.f1)}, {ab}; {fa}"
 
 
-def flag_row(f: FlagVerdict) -> dict[str, str]:
+def flag_row(f: FlagVerdict, scenario: str, model: str, seed: int) -> dict:
     """One rule's answer as a row of the second summary table: the rule, its best detector, the flag F1, how often
     it abstained, its false alarms on the clean control."""
     return {"rule": f.rule, "best detector": f"{f.best[0]} × {f.best[1]}", FLAG_F1: _cell(f.f1),
+            LINKS_KEY: {"best detector": explorer_href(scenario, model, seed, *f.best)},
             "abstained": (f"on {f.abstained} of {f.n_abstain} seed{'s' if f.n_abstain != 1 else ''}"
                           if f.abstained is not None else "not recorded"),
             "false alarms on the clean control": (f"{_cell(f.clean)} ({f.clean_scenario})" if f.clean
@@ -132,6 +135,8 @@ def _separability(seeded: pd.DataFrame, scenario: str, m: str, ps: list, values:
     F1 beside them (the analyst who picks the right cluster), the controls; whether any detector has rows."""
     fams = [p.family for p in ps]
     parts: dict[str, list[tuple[str, str]]] = {}
+    links: dict[str, str] = {}
+    first_seed = int(seeded[(seeded.scenario == scenario) & (seeded.model == m)].seed.min())
     for value, only in separability_groups(seeded, scenario, m, fams, values):
         v = detection_verdict(seeded, scenario, m, ps, value, controls, control_value, only)
         if not v.cells:
@@ -149,9 +154,12 @@ def _separability(seeded: pd.DataFrame, scenario: str, m: str, ps: list, values:
                  **_controls_text(v, controls, control_value)}
         for key, t in texts.items():
             parts.setdefault(key, []).append((value, t))
+        for column, k in (("best explanation detector", v.best), ("best baseline", v.baseline)):
+            if k:
+                links.setdefault(column, explorer_href(scenario, m, first_seed, *k))
     several = len(parts.get(BY_COLUMN, [])) > 1
     out = {k: (" | ".join(t for _, t in p) if k == BY_COLUMN else _joined(p, several)) for k, p in parts.items()}
-    return out, bool(parts)
+    return ({**out, LINKS_KEY: links} if out else {}), bool(parts)
 
 
 def detection_summary(seeded: pd.DataFrame, scenario: str, models: list[str], gates: dict[str, list[str]],
@@ -178,7 +186,8 @@ def detection_summary(seeded: pd.DataFrame, scenario: str, models: list[str], ga
             continue
         row.update(sep or {BY_COLUMN: "–", "verdict": "no separability rows"})
         row[FLAG_COLUMN] = "; ".join(_flag_text(f) for f in flags) if flags else "no flagging rule's rows"
-        row[FLAGS_KEY] = [flag_row(f) for f in flags]
+        first_seed = int(seeded[(seeded.scenario == scenario) & (seeded.model == m)].seed.min())
+        row[FLAGS_KEY] = [flag_row(f, scenario, m, first_seed) for f in flags]
         if old:
             row["protocol"] = OLD_NOTE
         out.append(row)

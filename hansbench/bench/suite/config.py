@@ -40,7 +40,7 @@ FILTER_KEYS = {"explainers": ("models",), "clusterers": ("models", "explainers")
 DEFAULT_RULES = ("smaller-cluster", "relative-size", "silhouette", "true-rate-budget", "upper-bound-budget", "own-flag")
 _FILTER_REGISTRY = {"rules": "flagging"}  # a filter key whose registry has another name
 SUITE_KEYS = {"name", "description", "seeds", "dev_seeds", "device", "extends", "replace", "node_timeout_s", "threads",
-              "jobs", "figures"}
+              "jobs", "figures", "explorer_seeds"}
 
 
 @dataclass(frozen=True)
@@ -227,6 +227,9 @@ def _run_settings(meta: dict) -> dict[str, Any]:
                          "(leave it out for the cores divided by threads)")
     if not isinstance(figures, bool):
         raise SuiteError(f"suite.figures: {figures!r}; expected true (draw the session figures) or false")
+    if meta.get("explorer_seeds", "all") not in ("first", "all"):  # read by the report (explorer.write)
+        raise SuiteError(f"suite.explorer_seeds: {meta['explorer_seeds']!r}; expected 'first' (explorer pages for "
+                         "each scenario and model's first seed only) or 'all' (default)")
     return {"seeds": tuple(check_seeds("suite.seeds", meta.get("seeds", [0]))),
             "dev_seeds": tuple(check_seeds("suite.dev_seeds", meta.get("dev_seeds", []), allow_empty=True)),
             "node_timeout_s": float(node_timeout), "device": device, "threads": threads, "jobs": jobs,

@@ -27,9 +27,33 @@ def outline(ax, mask: torch.Tensor | None) -> None:
         ax.contour(mask.float().numpy(), levels=[0.5], colors="lime", linewidths=0.9)
 
 
+MAP_COLORS = "bwr"  # the diverging map colours: blue negative, white zero, red positive
+
+
+def map_limit(m: torch.Tensor | np.ndarray) -> np.ndarray:
+    """The scale rule of every map drawing: each map (the last two dims) spans ``±`` its own largest |value| (1
+    for an all-zero map); ``[..., 1, 1]`` float64."""
+    a = m.detach().double().cpu().numpy() if isinstance(m, torch.Tensor) else np.asarray(m, dtype=np.float64)
+    lim = np.abs(a).max(axis=(-2, -1), keepdims=True) if a.size else np.ones(a.shape[:-2] + (1, 1))
+    return np.where(lim > 0, lim, 1.0)
+
+
+def map_rgb(m: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Map(s) ``[..., H, W]`` as ``[..., H, W, 3]`` uint8 RGB: the colours :func:`show_map` draws (the figures,
+    ``hansbench explain``) and the explorer's tiles are, by :func:`map_limit`'s scale in :data:`MAP_COLORS`."""
+    from matplotlib import colormaps
+
+    a = m.detach().double().cpu().numpy() if isinstance(m, torch.Tensor) else np.asarray(m, dtype=np.float64)
+    lim = map_limit(a)
+    return colormaps[MAP_COLORS]((a + lim) / (lim + lim), bytes=True)[..., :3]  # = Normalize(-lim, lim), as imshow
+
+
 def show_map(ax, m: torch.Tensor) -> None:
-    lim = float(m.abs().max()) or 1.0
-    ax.imshow(m.numpy(), cmap="bwr", vmin=-lim, vmax=lim)
+    """Map ``m`` (``[H, W]``) on ``ax`` in the colours of :func:`map_rgb` (a symmetric colour scale, so white is
+    zero)."""
+    a = m.detach().double().cpu().numpy() if isinstance(m, torch.Tensor) else np.asarray(m, dtype=np.float64)
+    lim = float(map_limit(a).item())
+    ax.imshow(a, cmap=MAP_COLORS, vmin=-lim, vmax=lim)
 
 
 def clear_axes(axes) -> None:

@@ -76,7 +76,17 @@ def _cell(t: Table, part, i: int, c) -> str:
     if isinstance(num, (float, int, np.floating, np.integer)) and not isinstance(num, bool) and np.isfinite(num):
         attr = f" data-sort='{float(num):.10g}'"
     strip = _strip(t, i, c)
-    return f"<td{attr}>{html_text(format_value(part.iloc[i][c]))}{' ' + strip if strip else ''}</td>"
+    text, href = html_text(format_value(part.iloc[i][c])), _links(t).get((i, c))
+    text = f"<a href='{html_text(href)}'>{text}</a>" if href and text else text
+    return f"<td{attr}>{text}{' ' + strip if strip else ''}</td>"
+
+
+def _links(t: Table) -> dict:
+    """A table's cell links by (row, header): its results' ``extra["links"]`` (e.g. the detection matrix's cells
+    into the cluster explorer, :mod:`hansbench.bench.report.explorer`)."""
+    r = t.result
+    links = r.extra.get("links") if isinstance(r, Grid) else r.get("links") if isinstance(r, dict) else None
+    return links or {}
 
 
 def html_table(t: Table, anchor: str, prose: bool = False) -> str:
