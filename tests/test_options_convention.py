@@ -118,7 +118,7 @@ def test_inherited_artifact_options_do_not_reach_another_artifact(plugins, tmp_p
                                         'artifact = "postit"\n' + SMALL))
     dot, postit = suite.scenarios
     assert "artifact_options" not in dot.written and dot.artifact_options == {} and postit["artifact_options"] == {"size": 0.3}
-    assert dot["dataset_options"] == postit["dataset_options"] == {"octagons": 0.6, "scale": [0.38, 0.46]}
+    assert dot["dataset_options"] == postit["dataset_options"] == {"octagons": 0.4, "scale": [0.38, 0.46]}
     data = _data(suite, tmp_path)
     assert data.artifact == "red-dot" and data.meta["artifact_options"] == {"radius": 0.08}
     assert data.train.masks[data.train.poisoned].any((1, 2)).all()
