@@ -19,6 +19,7 @@ from hansbench.bench.report.stats import (
     format_number,
     smallest_p,
 )
+from hansbench.bench.suite.seeds import seed_list
 from hansbench.metrics import detail as detail_keys
 from hansbench.metrics.detail import PER_IMAGE  # noqa: F401  (re-exported: cells.PER_IMAGE)
 
@@ -48,13 +49,19 @@ def shown(iv: Interval) -> bool:
     return iv.n > 0 and math.isfinite(iv.mean)
 
 
+LISTED_SEEDS = 10  # a bimodal cell lists its seeds' values up to this many (twenty would overrun a printed column)
+
+
 def split_text(iv: Interval) -> str:
     """A bimodal cell: "0.596; 3 of 5 seeds >= 0.5 [0.15, 0.95]: 0, 1, 0, 1, 0.98" (mean; k of n with its
-    Clopper-Pearson interval; the values by seed)."""
+    Clopper-Pearson interval; the values by seed, up to :data:`LISTED_SEEDS` of them: beyond, the values are in the
+    CSV's ``per_seed`` and the HTML's strip of dots)."""
     h, res = iv.hits, getattr(iv, "resolution", 0.0)
-    seeds = ", ".join(format_number(v, 2, res) for v in iv.values)
-    return (f"{format_number(iv.mean, resolution=res)}; {h.k} of {h.n} seeds {'≥' if h.higher else '≤'} "
-            f"{h.level:g} [{h.low:.2f}, {h.high:.2f}]: {seeds}")
+    head = (f"{format_number(iv.mean, resolution=res)}; {h.k} of {h.n} seeds {'≥' if h.higher else '≤'} "
+            f"{h.level:g} [{h.low:.2f}, {h.high:.2f}]")
+    if len(iv.values) > LISTED_SEEDS:
+        return head
+    return head + ": " + ", ".join(format_number(v, 2, res) for v in iv.values)
 
 
 def text(iv: Interval, n_max: int) -> str:
@@ -85,12 +92,12 @@ def interval_note(ns: list[int], seeds, dev_seeds=None, bootstrap: bool = False,
     ``dev_seeds``: the tuning seeds (:func:`hansbench.bench.report.run_facts.dev_seeds`), or the run
     configuration's ``[suite]`` table they are read from."""
     n_max = max(ns) if ns else 0
-    seed_text = ", ".join(str(s) for s in seeds)
+    seed_text = seed_list([int(s) for s in seeds])  # "3-22", not twenty numbers in every caption
     dev = run_facts.dev_seeds({"suite": dev_seeds}) if isinstance(dev_seeds, dict) else list(dev_seeds or [])
     if dev:
         overlap = sorted(set(dev) & {int(s) for s in seeds})
-        which = (f"evaluation seeds {seed_text} (settings tuned on {', '.join(map(str, dev))})" if not overlap else
-                 f"seeds {seed_text}, including the tuning seeds {', '.join(map(str, overlap))}")
+        which = (f"evaluation seeds {seed_text} (settings tuned on {seed_list(dev)})" if not overlap else
+                 f"seeds {seed_text}, including the tuning seeds {seed_list(overlap)}")
     else:
         which = f"seeds {seed_text}"
     if n_max >= 3:

@@ -42,6 +42,9 @@ def test_a_bimodal_cell_shows_its_seeds_not_a_symmetric_interval():
     text = cells.text(x, 5)
     assert x.split and x.method == "split" and "±" not in text and not x.has_interval  # not "0.60 ± 0.68"
     assert text == "0.596; 3 of 5 seeds ≥ 0.5 [0.15, 0.95]: 0, 1, 0, 1, 0.98"
+    twenty = cell(frame([0.0, 1.0] * 10))  # twenty seeds: the values stay in the CSV, not in the printed cell
+    assert cells.text(twenty, 20).startswith("0.500; 10 of 20 seeds ≥ 0.5") and ":" not in cells.text(twenty, 20)
+    assert cells.tidy(twenty, "", True, metric="cluster-f1")["per_seed"].count(";") == 19
     rec = cells.tidy(x, "", True, metric="cluster-f1")
     assert rec["per_seed"] == "0;1;0;1;0.98" and rec["k"] == 3 and rec["reach_level"] == 0.5
     assert math.isnan(rec["ci_low"]) and math.isnan(rec["ci_high"]) and rec["interval"] == "split"

@@ -522,7 +522,7 @@ def test_backdoor_detection_is_shown_beside_its_label_flip_and_clean_controls(de
     assert ctl.loc["a × k", "flagged on clean (clean control)"].startswith("0.10")
     s = sec.summary[0]
     assert s["label-flip control"].startswith("LF-30: a × k 0.15") and s["clean control"].startswith("clean flagged")
-    assert "evaluation seeds 0, 1, 2 (settings tuned on 7)" in table(sec.tables, "Detection matrix").caption
+    assert "evaluation seeds 0-2 (settings tuned on 7)" in table(sec.tables, "Detection matrix").caption
 
 
 def test_an_undefined_cell_is_decided_on_its_numbers_not_its_text():

@@ -90,7 +90,8 @@ def test_run_facts_read_the_run_configuration():
     assert run_facts.scenario_controls(None, ["CH-50"]) == {}
     assert run_facts.sweep_axes_of(cfg) == []
     note = cells.interval_note([3], [0, 1, 2], run_facts.dev_seeds(cfg))
-    assert "evaluation seeds 0, 1, 2 (settings tuned on 7, 8)" in note
+    assert "evaluation seeds 0-2 (settings tuned on 7, 8)" in note
+    assert "n = 20 evaluation seeds 3-22 (settings tuned on 0-2)" in cells.interval_note([20], range(3, 23), [0, 1, 2])
     assert cells.interval_note([3], [0, 1, 2], cfg["suite"]) == note  # the [suite] table, as sweep_report passes it
 
 
