@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from hansbench.bench.report.render.markdown import to_markdown
+
 ARI = "cluster-ari"
 # factor column -> (metric, level): "model" rows have no explainer, "explainer" rows belong to one
 FACTORS = {
@@ -73,13 +75,11 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def markdown(frame: pd.DataFrame, digits: int = 2) -> str:
-    """A plain Markdown table of ``frame`` (floats rounded; NaN shown as '-'); names are the run's own."""
-    def cell(v) -> str:
+    """``frame`` as the report's Markdown table (:func:`~hansbench.bench.report.render.markdown.to_markdown`, every
+    cell escaped), floats rounded to ``digits`` and NaN shown as '-'."""
+    def cell(v):
         if isinstance(v, (float, np.floating)):
             return "-" if not np.isfinite(v) else f"{v:.{digits}f}"
-        return str(v).replace("|", "\\|")
+        return v
 
-    cols = list(frame.columns)
-    lines = ["| " + " | ".join(cell(c) for c in cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(cell(v) for v in rec) + " |" for rec in frame.itertuples(index=False)]
-    return "\n".join(lines)
+    return to_markdown(frame.apply(lambda col: col.map(cell)))

@@ -104,8 +104,9 @@ DENSE_POINTS = 200  # a scatter with more points than this is drawn as an image 
 def rasterize_dense(fig) -> None:
     """Draw the scatters of every panel of more than :data:`DENSE_POINTS` points as an embedded image in vector output.
 
-    An embedding panel of 400 stop signs x 20 detectors written as SVG paths weighed 3.5 MB a figure; as one
-    image per panel (axes, ticks and text stay vector) it is a fraction of that and looks the same at print size.
+    One path per point made the embedding figures of a 2,000-image quick run weigh up to 3.5 MB; an image per
+    panel (axes, ticks and text stay vector) looks the same at print size and is lighter (quick's clean-control
+    embedding: 1.29 MB -> 1.00 MB, measured by redrawing it from the run's cache).
     """
     for ax in fig.axes:
         if sum(len(artist.get_offsets()) for artist in ax.collections) > DENSE_POINTS:
